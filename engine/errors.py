@@ -1,0 +1,40 @@
+"""Errors the engine raises for bad input: their message is shown to the user as is."""
+
+from __future__ import annotations
+
+
+class AnomalyDeskError(Exception):
+    """Base class: an expected problem whose message the CLI prints and the GUI shows in a dialog."""
+
+
+class DataError(AnomalyDeskError):
+    """A problem with an input file, located by file, row (1-based, as in a spreadsheet with the
+    header on row 1) and column where that applies."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
+                 column: str | None = None):
+        self.file, self.row, self.column, self.detail = file, row, column, message
+        where = []
+        if file is not None:
+            where.append(str(file))
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column '{column}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class SchemaMismatchError(AnomalyDeskError):
+    """Data to score does not fit the schema a model was trained on."""
+
+
+class ModelFileError(AnomalyDeskError):
+    """A model bundle or project file is missing, damaged, or refused as unsafe."""
+
+
+class NotFittedError(AnomalyDeskError, ValueError):
+    """A detector or preprocessor was used before ``fit``."""
+
+
+class Cancelled(AnomalyDeskError):  # noqa: N818 - reads as "raise Cancelled"
+    """A long job stopped because ``should_stop()`` returned true."""

@@ -1,0 +1,1 @@
+"""Qt (PySide6) user interface. Imports the engine; never imports torch at module level."""
