@@ -27,6 +27,7 @@ class ScoreResult:
     contributions: np.ndarray  # (n, n_columns) share of the score per original feature column, rows sum to 1
     columns: list[str]  # original feature columns, the order of ``contributions``
     expected: pd.DataFrame | None = None  # model's expected value per feature column, where it has one
+    member_scores: dict[str, np.ndarray] | None = None  # ensemble members' scores, for re-rankers
 
 
 class AnomalyModel:
@@ -37,7 +38,9 @@ class AnomalyModel:
         self.seed = seed
 
     def fit(self, frame: pd.DataFrame, schema: Schema, progress: ProgressCallback | None = None,
-            should_stop: StopCallback | None = None) -> AnomalyModel:
+            should_stop: StopCallback | None = None, sample_weight: np.ndarray | None = None) -> AnomalyModel:
+        """Fit preprocessing and detector. ``sample_weight`` (n,) >= 0: 0 drops a row from what the
+        model learns as normal (a confirmed anomaly), > 1 stresses it (a confirmed normal)."""
         from sklearn.ensemble import IsolationForest
 
         self.schema_ = schema
@@ -48,6 +51,10 @@ class AnomalyModel:
         if progress:
             progress(1.0, "fitted")
         return self
+
+    def transform(self, frame: pd.DataFrame):
+        """The encoded feature matrix the detector sees (for re-rankers and what-if views)."""
+        return self.preprocessor_.transform(frame)
 
     def score(self, frame: pd.DataFrame) -> ScoreResult:
         if not hasattr(self, "model_"):
