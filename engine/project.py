@@ -1,0 +1,248 @@
+"""The project file: everything needed to reopen a review the next day.
+
+A project is a small JSON document (no Qt, no pickle) naming the data file, the analyst's column-role
+overrides, the model bundle, the threshold and how it was chosen, and the verdict database. Paths are
+stored relative to the project file when they sit beside it (so a project folder can be moved) and
+absolute otherwise. Saving is atomic: temporary file in the same folder, fsync, rename. Loading
+validates every field's type and refuses anything else with :class:`ModelFileError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ModelFileError
+from engine.schema import Role, SchemaOverrides
+
+FORMAT = "anomaly-desk-project"
+VERSION = 1
+MAX_PROJECT_BYTES = 8 * 1024 * 1024  # a project is a few kB; anything huge is not one of ours
+THRESHOLD_METHODS = ("percentile", "contamination", "target_fpr", "automatic", "best_f1", "cost", "manual",
+                     "dynamic")
+
+
+@dataclass
+class ThresholdSetting:
+    value: float | None = None  # the score threshold; None = not chosen yet
+    method: str = "percentile"  # how it was chosen, one of THRESHOLD_METHODS
+    parameter: float | None = None  # e.g. the percentile, the contamination or the target FPR
+    window: int | None = None  # sliding-window length for the dynamic threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "method": self.method, "parameter": self.parameter, "window": self.window}
+
+
+@dataclass
+class Project:
+    data_file: str
+    overrides: SchemaOverrides = field(default_factory=SchemaOverrides)
+    reference_file: str | None = None
+    detector: str = "auto"
+    params: dict[str, Any] = field(default_factory=dict)
+    model_dir: str | None = None
+    threshold: ThresholdSetting = field(default_factory=ThresholdSetting)
+    verdict_db: str | None = None
+    user: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # GUI-independent options (financial figures...)
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self, base_dir: str | Path | None = None) -> dict[str, Any]:
+        rel = (lambda p: _relative(p, Path(base_dir))) if base_dir is not None else (lambda p: p)
+        return {
+            "format": FORMAT, "version": VERSION,
+            "data_file": rel(self.data_file),
+            "reference_file": rel(self.reference_file) if self.reference_file else None,
+            "overrides": self.overrides.to_dict(),
+            "detector": self.detector, "params": self.params,
+            "model_dir": rel(self.model_dir) if self.model_dir else None,
+            "threshold": self.threshold.to_dict(),
+            "verdict_db": rel(self.verdict_db) if self.verdict_db else None,
+            "user": self.user, "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, base_dir: str | Path | None = None, *, source: str = "project") -> Project:
+        v = _Validator(source)
+        v.check(isinstance(d, dict), "the file is not a JSON object")
+        v.check(d.get("format") == FORMAT, f"not an Anomaly Desk project (format is {d.get('format')!r})")
+        v.check(isinstance(d.get("version"), int) and not isinstance(d.get("version"), bool),
+                "field 'version' must be an integer")
+        v.check(d["version"] <= VERSION, f"written by a newer version (project format {d['version']})")
+        base = Path(base_dir) if base_dir is not None else None
+        data_file = v.path(d, "data_file", base, required=True)
+        reference_file = v.path(d, "reference_file", base)
+        model_dir = v.path(d, "model_dir", base)
+        verdict_db = v.path(d, "verdict_db", base)
+        detector = v.string(d, "detector", default="auto")
+        params = v.json_dict(d, "params")
+        extra = v.json_dict(d, "extra")
+        user = v.string(d, "user", default=None)
+        overrides = v.overrides(d.get("overrides", {}))
+        threshold = v.threshold(d.get("threshold", {}))
+        return cls(data_file=data_file, overrides=overrides, reference_file=reference_file, detector=detector,
+                   params=params, model_dir=model_dir, threshold=threshold, verdict_db=verdict_db, user=user,
+                   extra=extra)
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a kill during the save leaves the previous version intact."""
+        path = Path(path)
+        text = json.dumps(self.to_dict(base_dir=path.parent.resolve()), indent=2, allow_nan=False)
+        atomic_write_text(path, text)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Project:
+        path = Path(path)
+        src = str(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ModelFileError(f"{src}: cannot open the project ({exc.strerror or exc})") from None
+        if path.is_dir():
+            raise ModelFileError(f"{src}: is a folder, not a project file")
+        if size > MAX_PROJECT_BYTES:
+            raise ModelFileError(f"{src}: refused: {size} bytes is far too large for a project file")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ModelFileError(f"{src}: cannot read the project ({exc.strerror or exc})") from None
+        if raw[:1] == b"\x80" or raw[:2] == b"PK":
+            raise ModelFileError(f"{src}: refused: binary content (pickle or archive), a project is JSON text")
+        try:
+            text = raw.decode("utf-8")
+            data = json.loads(text, parse_constant=_reject_constant)
+        except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+            raise ModelFileError(f"{src}: not a valid project file ({exc})") from None
+        return cls.from_dict(data, base_dir=path.parent.resolve(), source=src)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Temporary file in the target's folder + fsync + rename (+ fsync of the folder)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed in a project file")
+
+
+def _relative(p: str | None, base: Path) -> str | None:
+    if p is None:
+        return None
+    try:
+        return Path(p).resolve().relative_to(base).as_posix()
+    except ValueError:
+        return str(Path(p).resolve())
+
+
+class _Validator:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, message: str):
+        raise ModelFileError(f"{self.source}: {message}")
+
+    def check(self, ok: bool, message: str) -> None:
+        if not ok:
+            self.fail(message)
+
+    def string(self, d: dict, key: str, default: Any = "", required: bool = False) -> Any:
+        if key not in d or d[key] is None:
+            if required:
+                self.fail(f"field '{key}' is missing")
+            return default
+        self.check(isinstance(d[key], str), f"field '{key}' must be text, not {type(d[key]).__name__}")
+        self.check("\x00" not in d[key] and len(d[key]) < 4096, f"field '{key}' is not a valid value")
+        return d[key]
+
+    def path(self, d: dict, key: str, base: Path | None, required: bool = False) -> str | None:
+        value = self.string(d, key, default=None, required=required)
+        if value is None:
+            return None
+        p = Path(value)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        return str(p)
+
+    def number(self, d: dict, key: str, allow_none: bool = True) -> float | None:
+        value = d.get(key)
+        if value is None and allow_none:
+            return None
+        self.check(isinstance(value, (int, float)) and not isinstance(value, bool),
+                   f"field '{key}' must be a number, not {type(value).__name__}")
+        self.check(math.isfinite(value), f"field '{key}' must be a finite number")
+        return float(value)
+
+    def json_dict(self, d: dict, key: str) -> dict:
+        value = d.get(key, {})
+        if value is None:
+            return {}
+        self.check(isinstance(value, dict), f"field '{key}' must be an object")
+        self._plain(value, key, depth=0)
+        return value
+
+    def _plain(self, value: Any, where: str, depth: int) -> None:
+        self.check(depth < 16, f"field '{where}' is nested too deeply")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self.check(isinstance(k, str), f"field '{where}' has a non-text key")
+                self._plain(v, f"{where}.{k}", depth + 1)
+        elif isinstance(value, list):
+            for v in value:
+                self._plain(v, where, depth + 1)
+        else:
+            self.check(value is None or isinstance(value, (str, int, float, bool)),
+                       f"field '{where}' holds an unsupported value")
+
+    def overrides(self, d: Any) -> SchemaOverrides:
+        self.check(isinstance(d, dict), "field 'overrides' must be an object")
+        roles = d.get("roles", {}) or {}
+        self.check(isinstance(roles, dict), "field 'overrides.roles' must be an object")
+        parsed = {}
+        valid = {r.value for r in Role}
+        for name, role in roles.items():
+            self.check(isinstance(name, str) and isinstance(role, str) and role in valid,
+                       f"field 'overrides.roles' has an invalid role for column {name!r}: {role!r}")
+            parsed[name] = Role(role)
+        label = self.string(d, "label_column", default=None)
+        normal = self.string(d, "normal_value", default=None)
+        return SchemaOverrides(roles=parsed, label_column=label, normal_value=normal)
+
+    def threshold(self, d: Any) -> ThresholdSetting:
+        self.check(isinstance(d, dict), "field 'threshold' must be an object")
+        method = self.string(d, "method", default="percentile")
+        self.check(method in THRESHOLD_METHODS, f"field 'threshold.method' is unknown: {method!r}")
+        window = d.get("window")
+        self.check(window is None or (isinstance(window, int) and not isinstance(window, bool) and window > 0),
+                   "field 'threshold.window' must be a positive integer")
+        return ThresholdSetting(value=self.number(d, "value"), method=method,
+                                parameter=self.number(d, "parameter"), window=window)
