@@ -1,0 +1,323 @@
+"""Autoencoder for mixed tables (torch).
+
+Inputs: the scaled numeric block and one code per categorical column. Codes enter through an
+embedding table summed into the first hidden layer (exactly a one-hot first layer, without the
+one-hot matrix). Outputs: the numeric block (MSE) and one softmax per categorical column
+(cross-entropy). The decoder mirrors the encoder.
+
+Score: the row's negative log-likelihood given its reconstruction, summed over columns: for a
+categorical column ``-log p(observed level)``, for a numeric feature ``0.5 * (error / typical
+error)^2``, the typical error being that feature's RMS reconstruction error on the training rows.
+Compared with the raw squared error on one-hot vectors this makes a rare level, or a value that is
+improbable in its context, count for as much as it is improbable, and puts every column on the same
+footing (``score="mse"`` gives the plain error instead). A column's contribution is its share.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.detectors.base import Detector, ProgressCallback, StopCallback
+from engine.training import (
+    LocalDropout,
+    TrainConfig,
+    TrainHistory,
+    activation,
+    choose_device,
+    fit_with_fallback,
+    init_module,
+    train,
+)
+
+_SCORE_BATCH = 65536
+
+
+def mlp(sizes: list[int], act: str, dropout: float, batch_norm: bool, last_plain: bool) -> nn.Sequential:
+    """Linear layers between consecutive ``sizes``; activation (+ batch norm, dropout) after each but
+    the last when ``last_plain``."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if last_plain and i == len(sizes) - 2:
+            break
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(sizes[i + 1]))
+        layers.append(activation(act))
+        if dropout > 0:
+            layers.append(LocalDropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class TabularInput(nn.Module):
+    """First layer over [numeric | categorical codes]: Linear on numerics + summed embeddings of codes."""
+
+    def __init__(self, n_numeric: int, cardinalities: list[int], width: int):
+        super().__init__()
+        self.n_numeric = n_numeric
+        self.numeric = nn.Linear(n_numeric, width) if n_numeric else None
+        total = int(sum(cardinalities))
+        self.embed = nn.Embedding(total, width) if total else None
+        offsets = np.concatenate([[0], np.cumsum(cardinalities)[:-1]]).astype(np.int64) if cardinalities else []
+        self.register_buffer("offsets", torch.as_tensor(np.asarray(offsets, dtype=np.int64)), persistent=False)
+        self.bias = nn.Parameter(torch.zeros(width)) if self.numeric is None else None
+
+    def forward(self, x_num: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``keep`` (B, n_numeric + n_cat) 0/1 masks inputs out (denoising training)."""
+        h = self.numeric(x_num * keep[:, : self.n_numeric] if keep is not None else x_num) \
+            if self.numeric is not None else self.bias
+        if self.embed is not None:
+            e = self.embed(codes + self.offsets)  # (B, n_cat, width)
+            if keep is not None:
+                e = e * keep[:, self.n_numeric:, None]
+            h = h + e.sum(dim=1)
+        return h
+
+
+class TabularOutput(nn.Module):
+    """Heads: numeric reconstruction and per-column categorical log-probabilities."""
+
+    def __init__(self, width: int, n_numeric: int, cardinalities: list[int]):
+        super().__init__()
+        self.n_numeric = n_numeric
+        self.cardinalities = list(cardinalities)
+        total = int(sum(cardinalities))
+        self.head = nn.Linear(width, n_numeric + total)
+        if cardinalities:
+            k = max(cardinalities)
+            offsets = np.concatenate([[0], np.cumsum(cardinalities)[:-1]])
+            index = np.zeros((len(cardinalities), k), dtype=np.int64)
+            pad = np.ones((len(cardinalities), k), dtype=bool)
+            for j, (o, c) in enumerate(zip(offsets, cardinalities, strict=True)):
+                index[j, :c] = n_numeric + o + np.arange(c)
+                pad[j, :c] = False
+        else:
+            index, pad = np.zeros((0, 1), dtype=np.int64), np.zeros((0, 1), dtype=bool)
+        self.register_buffer("index", torch.as_tensor(index), persistent=False)
+        self.register_buffer("pad", torch.as_tensor(pad), persistent=False)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.head(h)
+        x_num = out[:, : self.n_numeric]
+        logits = out[:, self.index].masked_fill(self.pad, float("-inf"))  # (B, n_cat, max_card)
+        return x_num, torch.log_softmax(logits, dim=-1)
+
+
+def column_terms(x_num_hat: torch.Tensor, log_probs: torch.Tensor, x_num: torch.Tensor, codes: torch.Tensor,
+                 numeric_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row terms: (B, n_numeric) squared errors (over ``numeric_scale``^2 when given, halved) and
+    (B, n_cat) categorical negative log-likelihoods."""
+    se = (x_num_hat - x_num) ** 2
+    if numeric_scale is not None:
+        se = 0.5 * se / numeric_scale ** 2
+    nll = -log_probs.gather(2, codes[:, :, None]).squeeze(2) if codes.shape[1] else codes.new_zeros(
+        (codes.shape[0], 0), dtype=se.dtype)
+    return se, nll
+
+
+class _AENet(nn.Module):
+    def __init__(self, n_numeric: int, cardinalities: list[int], hidden: list[int], latent: int, act: str,
+                 dropout: float, batch_norm: bool):
+        super().__init__()
+        hidden = [int(h) for h in hidden] or [max(8, 2 * latent)]
+        self.input = TabularInput(n_numeric, cardinalities, hidden[0])
+        self.input_act = nn.Sequential(*([nn.BatchNorm1d(hidden[0])] if batch_norm else []), activation(act),
+                                       *([LocalDropout(dropout)] if dropout > 0 else []))
+        self.encoder = mlp(hidden + [latent], act, dropout, batch_norm, last_plain=True)
+        self.decoder = mlp([latent] + hidden[::-1], act, dropout, batch_norm, last_plain=False)
+        self.output = TabularOutput(hidden[0], n_numeric, cardinalities)
+
+    def encode(self, x_num, codes, keep=None):
+        return self.encoder(self.input_act(self.input(x_num, codes, keep)))
+
+    def forward(self, x_num, codes, keep=None):
+        return self.output(self.decoder(self.encode(x_num, codes, keep)))
+
+
+class AutoencoderDetector(Detector):
+    name: ClassVar[str] = "autoencoder"
+    _fitted_attr: ClassVar[str] = "net_"
+
+    def __init__(self, hidden_layers: list[int] | tuple[int, ...] = (64, 32), latent_dim: int = 8,
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
+                 optimizer: str = "adam", learning_rate: float = 3e-3, lr_schedule: str = "cosine",
+                 momentum: float = 0.9, batch_size: int = 512, epochs: int = 30, l1: float = 0.0,
+                 l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
+                 score: str = "nll", input_noise: float = 0.0, device: str = "auto", seed: int = 0):
+        self._params = dict(hidden_layers=list(hidden_layers), latent_dim=latent_dim, activation=activation,
+                            dropout=dropout, batch_norm=batch_norm, optimizer=optimizer,
+                            learning_rate=learning_rate, lr_schedule=lr_schedule, momentum=momentum,
+                            batch_size=batch_size, epochs=epochs, l1=l1, l2=l2,
+                            validation_fraction=validation_fraction, early_stopping=early_stopping,
+                            score=score, input_noise=input_noise, device=device, seed=seed)
+        for k, v in self._params.items():
+            setattr(self, k, v)
+
+    # -- building ------------------------------------------------------------------------------------
+    def _build(self, n_numeric: int, cardinalities: list[int]) -> nn.Module:
+        return _AENet(n_numeric, cardinalities, self.hidden_layers, int(self.latent_dim), self.activation,
+                      float(self.dropout), bool(self.batch_norm))
+
+    def _config(self, batch_size: int) -> TrainConfig:
+        return TrainConfig(epochs=int(self.epochs), batch_size=int(batch_size),
+                           learning_rate=float(self.learning_rate), optimizer=self.optimizer,
+                           momentum=float(self.momentum), weight_decay=float(self.l2), l1=float(self.l1),
+                           lr_schedule=self.lr_schedule, validation_fraction=float(self.validation_fraction),
+                           early_stopping=int(self.early_stopping))
+
+    def _batch_loss(self, net: nn.Module, batch: dict[str, torch.Tensor], w: torch.Tensor | None) -> torch.Tensor:
+        keep = None
+        if net.training and self.input_noise > 0:
+            n_in = batch["x"].shape[1] + batch["c"].shape[1]
+            keep = (torch.rand((batch["x"].shape[0], n_in), generator=self._gen, device=batch["x"].device)
+                    >= self.input_noise).to(batch["x"].dtype)
+        x_hat, log_probs = net(batch["x"], batch["c"], keep)
+        se, nll = column_terms(x_hat, log_probs, batch["x"], batch["c"])
+        per_row = 0.5 * se.sum(dim=1) + nll.sum(dim=1)
+        if w is None:
+            return per_row.mean()
+        return (per_row * w).sum() / w.sum().clamp_min(1e-12)
+
+    # -- fitting ---------------------------------------------------------------------------------------
+    def fit(self, fm, *, sample_weight: np.ndarray | None = None, progress: ProgressCallback | None = None,
+            should_stop: StopCallback | None = None) -> AutoencoderDetector:
+        n_numeric, cards = fm.numeric.shape[1], fm.cardinalities
+        if n_numeric + len(cards) == 0:
+            raise ValueError("no feature columns to learn from")
+        weights_np = None
+        if sample_weight is not None:
+            weights_np = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
+            if weights_np.shape[0] != fm.n_rows or not np.all(np.isfinite(weights_np)) or (weights_np < 0).any():
+                raise ValueError("sample_weight must hold one finite, non-negative weight per row")
+
+        def fit_once(device: torch.device, batch_size: int):
+            init_gen = torch.Generator().manual_seed(int(self.seed))
+            net = self._build(n_numeric, cards)
+            init_module(net, init_gen)
+            net.to(device)
+            self._gen = torch.Generator(device=device).manual_seed(int(self.seed) + 1)
+            for m in net.modules():
+                if isinstance(m, LocalDropout):
+                    m.generator = self._gen
+            data = {"x": torch.as_tensor(fm.numeric, device=device), "c": torch.as_tensor(fm.codes, device=device)}
+            w = None if weights_np is None else torch.as_tensor(weights_np, device=device)
+            history = train(net, self._batch_loss, data, self._config(batch_size), weights=w, generator=init_gen,
+                            device=device, progress=progress, should_stop=should_stop)
+            return net, history, data, w
+
+        device = choose_device(self.device)
+        (net, history, data, w), device, used_batch = fit_with_fallback(fit_once, device, int(self.batch_size),
+                                                                        progress)
+        self.net_ = net
+        self.device_ = device
+        self.history_: TrainHistory = history
+        self.n_numeric_, self.cardinalities_ = int(n_numeric), [int(c) for c in cards]
+        self.n_features_in_ = int(n_numeric + sum(cards))
+        self._calibrate(fm, weights_np)
+        return self
+
+    def _calibrate(self, fm, weights: np.ndarray | None) -> None:
+        """Typical (RMS) reconstruction error per numeric feature on the rows learnt as normal."""
+        se, _ = self._terms(fm, scaled=False)
+        keep = slice(None) if weights is None else weights > 0
+        rms = np.sqrt(np.mean(se[keep], axis=0)) if se.shape[1] else np.zeros(0)
+        self.numeric_scale_ = np.maximum(rms, 1e-2).astype(np.float32)  # floor: never divide by ~0
+
+    # -- scoring ---------------------------------------------------------------------------------------
+    def _forward(self, x_num: torch.Tensor, codes: torch.Tensor):
+        return self.net_(x_num, codes)
+
+    @torch.no_grad()
+    def _run(self, fm, fn):
+        """Apply ``fn(x_num, codes, x_hat, log_probs)`` batch-wise; concatenates the numpy results."""
+        self._check_fitted()
+        self._check_input(fm)
+        self.net_.eval()
+        outs: list[tuple] = []
+        for s in range(0, fm.n_rows, _SCORE_BATCH):
+            x = torch.as_tensor(fm.numeric[s: s + _SCORE_BATCH], device=self.device_)
+            c = torch.as_tensor(fm.codes[s: s + _SCORE_BATCH], device=self.device_)
+            x_hat, log_probs = self._forward(x, c)
+            outs.append(tuple(t.detach().cpu().numpy() for t in fn(x, c, x_hat, log_probs)))
+        if not outs:
+            return None
+        return tuple(np.concatenate(parts) for parts in zip(*outs, strict=True))
+
+    def _terms(self, fm, scaled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        scale = torch.as_tensor(self.numeric_scale_, device=self.device_) if scaled else None
+        return self._run(fm, lambda x, c, x_hat, lp: column_terms(x_hat, lp, x, c, scale))
+
+    def _check_input(self, fm) -> None:
+        if fm.numeric.shape[1] != self.n_numeric_ or list(fm.cardinalities) != list(self.cardinalities_):
+            from engine.errors import SchemaMismatchError
+
+            raise SchemaMismatchError(
+                f"the encoded data ({fm.numeric.shape[1]} numeric features, levels {list(fm.cardinalities)}) "
+                f"does not match what the {self.name} was trained on ({self.n_numeric_} numeric features, "
+                f"levels {self.cardinalities_})")
+
+    def _column_scores(self, fm) -> np.ndarray:
+        """(n, n_source_columns) non-negative score terms per original column."""
+        if self.score == "mse":
+            se, _ = self._terms(fm, scaled=False)
+            x_hat_probs = self._run(fm, lambda x, c, x_hat, lp: (lp.exp(),))[0]
+            onehot_se = np.zeros((fm.n_rows, len(self.cardinalities_)), dtype=np.float64)
+            for j in range(len(self.cardinalities_)):
+                p = x_hat_probs[:, j, : self.cardinalities_[j]].astype(np.float64)
+                p_true = np.take_along_axis(p, fm.codes[:, j: j + 1], axis=1)[:, 0]
+                onehot_se[:, j] = (p ** 2).sum(axis=1) - 2 * p_true + 1.0  # ||p - onehot||^2
+            num_terms, cat_terms = se.astype(np.float64), onehot_se
+        else:
+            num_terms, cat_terms = (t.astype(np.float64) for t in self._terms(fm, scaled=True))
+        out = np.zeros((fm.n_rows, len(fm.source_columns)), dtype=np.float64)
+        if num_terms.shape[1]:
+            np.add.at(out.T, fm.numeric_source, num_terms.T)
+        if cat_terms.shape[1]:
+            out[:, fm.categorical_source] += cat_terms
+        return np.maximum(out, 0.0)
+
+    def score_samples(self, fm) -> np.ndarray:
+        return self._column_scores(fm).sum(axis=1)
+
+    def feature_contributions(self, fm) -> np.ndarray:
+        cols = self._column_scores(fm)
+        total = cols.sum(axis=1, keepdims=True)
+        uniform = np.full_like(cols, 1.0 / max(cols.shape[1], 1))
+        return np.where(total > 1e-12, cols / np.maximum(total, 1e-12), uniform)
+
+    def expected_values(self, fm) -> np.ndarray:
+        x_hat, probs = self._run(fm, lambda x, c, x_hat, lp: (x_hat, lp.exp()))
+        parts = [x_hat.astype(np.float32)]
+        parts += [probs[:, j, :k].astype(np.float32) for j, k in enumerate(self.cardinalities_)]
+        return np.concatenate(parts, axis=1)
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._check_fitted()
+        meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
+                "cardinalities": list(self.cardinalities_), "history": self.history_.to_dict()}
+        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> AutoencoderDetector:
+        det = cls(**meta["params"])
+        det.n_numeric_ = int(meta["n_numeric"])
+        det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
+        det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
+        net = det._build(det.n_numeric_, det.cardinalities_)
+        state = {k[len("net."):]: torch.as_tensor(np.array(v)) for k, v in arrays.items() if k.startswith("net.")}
+        net.load_state_dict(state, strict=True)
+        try:
+            det.device_ = choose_device(det.device)
+        except ValueError:  # a model trained on a GPU opened on a machine without one
+            det.device_ = torch.device("cpu")
+        det.net_ = net.to(det.device_).eval()
+        det.numeric_scale_ = np.asarray(arrays["numeric_scale"], dtype=np.float32)
+        h = meta.get("history") or {}
+        det.history_ = TrainHistory(**{k: v for k, v in h.items() if k in TrainHistory.__dataclass_fields__})
+        return det
