@@ -58,3 +58,29 @@ class Detector:
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attr):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+
+
+def column_shares(per_feature: np.ndarray, fm) -> np.ndarray:
+    """Sum non-negative per-encoded-feature amounts (n, n_features) into the original columns
+    (n, len(fm.source_columns)) and normalise each row to 1 (a row with nothing to share gets equal
+    shares). Every detector's ``feature_contributions`` ends with this."""
+    per_feature = np.nan_to_num(np.asarray(per_feature, dtype=np.float64), nan=0.0, posinf=1e30)
+    per_feature = np.clip(per_feature, 0.0, None)
+    n_cols = len(fm.source_columns)
+    out = np.zeros((per_feature.shape[0], n_cols), dtype=np.float64)
+    index = np.asarray(fm.source_index, dtype=np.int64)
+    for j in range(n_cols):
+        cols = np.flatnonzero(index == j)
+        if cols.size:
+            out[:, j] = per_feature[:, cols].sum(axis=1)
+    total = out.sum(axis=1, keepdims=True)
+    empty = total[:, 0] <= 0
+    out = np.divide(out, total, out=np.zeros_like(out), where=total > 0)
+    if n_cols:
+        out[empty] = 1.0 / n_cols
+    return out
+
+
+def encoded_values(fm) -> np.ndarray:
+    """The encoded matrix as float64 with non-finite values replaced (detectors must never see NaN)."""
+    return np.nan_to_num(np.asarray(fm.values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)

@@ -1,0 +1,222 @@
+"""``auto``: the default detector, a calibrated ensemble a non-expert can trust on any table.
+
+Members: isolation forest, ECOD, one-class SVM and, when torch is installed, the autoencoder
+(the one member that models combinations of categorical values). Each member's score is made
+comparable by robust standardisation against its own training scores, ``(s - median) / IQR``, so a
+score of 3 means "3 interquartile ranges above a typical training row" for every member.
+
+The members are combined by a weighted mean. Weights come from agreement, measured without labels
+on the training data: a member whose ranking of the training rows agrees with the consensus of
+the others (Spearman correlation of its scores with the mean of the others') gets a weight
+proportional to that agreement; a member that ranks rows at random relative to the others (as
+the isolation forest does on categorical ledgers) gets little weight. So one member being wrong
+where the others agree cannot drag the ensemble down to its level.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engine.detectors.base import Detector, encoded_values
+from engine.errors import AnomalyDeskError, Cancelled
+
+DEFAULT_MEMBERS = ("iforest", "ecod", "ocsvm", "autoencoder")
+
+
+def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a), rankdata(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / den) if den > 0 else 0.0
+
+
+def torch_available() -> bool:
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class AutoDetector(Detector):
+    """Robust-standardised, agreement-weighted mean of several detectors (see module docstring).
+
+    Parameters: ``members`` (names; default: iforest, ecod, ocsvm, and autoencoder when torch is
+    present), ``member_params`` ({name: params}), ``weighting`` ("agreement" or "equal"),
+    ``agreement_rows`` (training rows used to measure agreement), ``seed``, ``device``,
+    ``epochs`` (passed to deep members).
+    """
+
+    name: ClassVar[str] = "auto"
+    _fitted_attr: ClassVar[str] = "members_"
+
+    def __init__(self, members: list[str] | None = None, member_params: dict[str, dict] | None = None,
+                 weighting: str = "agreement", agreement_rows: int = 20000, seed: int = 0,
+                 device: str = "auto", epochs: int | None = None):
+        self._params = dict(members=list(members) if members is not None else None,
+                            member_params=dict(member_params or {}), weighting=weighting,
+                            agreement_rows=agreement_rows, seed=seed, device=device, epochs=epochs)
+        self.members, self.member_params, self.weighting = members, dict(member_params or {}), weighting
+        self.agreement_rows, self.seed, self.device, self.epochs = agreement_rows, seed, device, epochs
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def _member_names(self) -> list[str]:
+        from engine.detectors import detector_class
+
+        if self.members is not None:
+            names = list(self.members)
+        else:
+            names = []
+            for name in DEFAULT_MEMBERS:
+                if name == "autoencoder" and not torch_available():
+                    continue
+                try:
+                    detector_class(name)
+                except AnomalyDeskError:
+                    continue  # not in this build (yet)
+                names.append(name)
+        if "auto" in names or not names:
+            raise AnomalyDeskError("auto: members must be a non-empty list of other detectors")
+        return names
+
+    def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
+        from engine.detectors import make_detector
+
+        names = self._member_names()
+        self.members_: list[Detector] = []
+        n = len(names)
+        for i, name in enumerate(names):
+            params = dict(self.member_params.get(name, {}))
+            params.setdefault("seed", self.seed)
+            params.setdefault("device", self.device)
+            if self.epochs is not None and name in ("autoencoder", "vae"):
+                params.setdefault("epochs", self.epochs)
+            det = make_detector(name, **params)
+
+            def member_progress(fraction, message="", _i=i, _name=name, **metrics):
+                if progress:
+                    progress((_i + float(fraction)) / n, f"{_name}: {message}", **metrics)
+
+            if should_stop is not None and should_stop():
+                raise Cancelled("training cancelled")
+            det.fit(fm, sample_weight=sample_weight, progress=member_progress, should_stop=should_stop)
+            self.members_.append(det)
+        self.member_names_ = names
+        train = [det.score_samples(fm) for det in self.members_]
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.center_ = np.empty(n)
+        self.scale_ = np.empty(n)
+        for i, s in enumerate(train):
+            ref = s if w is None else s[w > 0]
+            q25, med, q75 = np.percentile(ref, [25, 50, 75])
+            scale = q75 - q25
+            if not scale > 0:
+                scale = float(np.std(ref)) or 1.0
+            self.center_[i], self.scale_[i] = med, scale
+        z = np.column_stack([(s - c) / k for s, c, k in zip(train, self.center_, self.scale_, strict=True)])
+        self.weights_ = self._agreement_weights(z) if self.weighting == "agreement" else np.full(n, 1.0 / n)
+        self.n_features_in_ = encoded_values(fm).shape[1] if hasattr(fm, "values") else None
+        self.history_ = [h for det in self.members_ for h in getattr(det, "history_", []) or []]
+        if progress:
+            progress(1.0, "ensemble fitted", weights=dict(zip(names, self.weights_.round(3).tolist(), strict=True)))
+        return self
+
+    def _agreement_weights(self, z: np.ndarray) -> np.ndarray:
+        n_rows, n = z.shape
+        if n == 1:
+            return np.ones(1)
+        rng = np.random.default_rng(self.seed)
+        rows = rng.choice(n_rows, size=min(n_rows, self.agreement_rows), replace=False)
+        zs = z[rows]
+        agree = np.empty(n)
+        for i in range(n):
+            others = np.delete(zs, i, axis=1).mean(axis=1)
+            agree[i] = max(_rank_correlation(zs[:, i], others), 0.0)
+        if agree.sum() <= 0:
+            return np.full(n, 1.0 / n)
+        return agree / agree.sum()
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def member_scores(self, fm) -> dict[str, np.ndarray]:
+        """Raw scores per member, keyed by member name."""
+        self._check_fitted()
+        return {name: det.score_samples(fm) for name, det in zip(self.member_names_, self.members_, strict=True)}
+
+    def standardized(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        return np.column_stack([(raw[name] - c) / k for name, c, k in
+                                zip(self.member_names_, self.center_, self.scale_, strict=True)])
+
+    def combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        return self.standardized(raw) @ self.weights_
+
+    def score_samples(self, fm) -> np.ndarray:
+        return self.combine(self.member_scores(fm))
+
+    def feature_contributions(self, fm) -> np.ndarray:
+        """Members' column shares, averaged with weight = member weight x how far above typical the
+        member scores the row (members that flag a row explain it)."""
+        z = self.standardized(self.member_scores(fm))
+        mix = np.clip(z, 0.0, None) * self.weights_[None, :]
+        none = mix.sum(axis=1) <= 0
+        mix[none] = self.weights_
+        total = None
+        for i, det in enumerate(self.members_):
+            if not self.weights_[i] > 0:
+                continue
+            part = det.feature_contributions(fm) * mix[:, [i]]
+            total = part if total is None else total + part
+        sums = total.sum(axis=1, keepdims=True)
+        return np.divide(total, sums, out=np.full_like(total, 1.0 / max(total.shape[1], 1)), where=sums > 0)
+
+    def expected_values(self, fm):
+        best = None
+        for w, det in sorted(zip(self.weights_, self.members_, strict=True), key=lambda t: -t[0]):
+            if best is None:
+                exp = det.expected_values(fm)
+                if exp is not None and w > 0:
+                    best = exp
+        return best
+
+    # -- persistence -----------------------------------------------------------------------------
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._check_fitted()
+        members_meta, arrays = [], {}
+        for i, (name, det) in enumerate(zip(self.member_names_, self.members_, strict=True)):
+            meta, arr = det.get_state()
+            members_meta.append({"name": name, "meta": meta})
+            for key, value in arr.items():
+                arrays[f"m{i}.{key}"] = value
+        arrays["center"], arrays["scale"], arrays["weights"] = self.center_, self.scale_, self.weights_
+        return {"params": self.get_params(), "members": members_meta, "n_features_in_": self.n_features_in_}, arrays
+
+    @classmethod
+    def from_state(cls, meta, arrays):
+        from engine.detectors import detector_class
+
+        det = cls(**meta["params"])
+        members_meta = meta["members"]
+        if not isinstance(members_meta, list) or not members_meta:
+            raise AnomalyDeskError("auto: the model lists no members")
+        det.member_names_, det.members_ = [], []
+        for i, m in enumerate(members_meta):
+            name = str(m["name"])
+            if name == "auto":
+                raise AnomalyDeskError("auto: a member cannot be another ensemble")
+            prefix = f"m{i}."
+            sub = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            det.members_.append(detector_class(name).from_state(m["meta"], sub))
+            det.member_names_.append(name)
+        n = len(det.members_)
+        det.center_ = np.asarray(arrays["center"], dtype=np.float64)
+        det.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
+        det.weights_ = np.asarray(arrays["weights"], dtype=np.float64)
+        if det.center_.shape != (n,) or det.scale_.shape != (n,) or det.weights_.shape != (n,):
+            raise AnomalyDeskError("auto: calibration arrays do not match the number of members")
+        det.n_features_in_ = meta.get("n_features_in_")
+        det.history_ = []
+        return det
