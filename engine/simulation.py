@@ -32,14 +32,17 @@ def _top_unreviewed(scores: np.ndarray, reviewed: np.ndarray, k: int) -> np.ndar
 def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: str = "auto", budget: int = 100,
                     batch: int = 10, seed: int = 0, progress: Callable[..., None] | None = None,
                     should_stop: Callable[[], bool] | None = None, model=None,
-                    params: Mapping[str, Any] | None = None) -> dict:
+                    params: Mapping[str, Any] | None = None, label_values=None) -> dict:
     """Review ``budget`` records in batches of ``batch``, with and without feedback.
 
     ``labels``: boolean (n,) ground truth (True = anomaly). Returns a dict with
     ``found_static`` / ``found_feedback`` (cumulative anomalies found after each batch: the static
     ranking, and the ranking retrained on all verdicts so far), ``retrain_seconds`` (one per retrain),
     ``retrain_seconds_mean``/``_max``, ``fit_seconds``, ``detector``, ``rows``, ``anomalies``,
-    ``budget``, ``batch``, ``seed``. ``model``: an AnomalyModel to use instead of a new one."""
+    ``budget``, ``batch``, ``seed``. ``model``: an AnomalyModel to use instead of a new one.
+    ``label_values``: the raw label per row (such as ``global``/``local``); when given, the result
+    also holds ``by_value``: for each anomalous value its ``count`` and cumulative ``found_static`` /
+    ``found_feedback`` lists."""
     from engine.pipeline import AnomalyModel
 
     y = np.asarray(labels).astype(bool).ravel()
@@ -74,6 +77,7 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
     retrain_seconds: list[float] = []
     found_feedback: list[int] = []
     reviewed = np.zeros(n, dtype=bool)
+    feedback_order: list[int] = []
     with tempfile.TemporaryDirectory(prefix="anomaly-desk-sim-") as tmp:
         store = VerdictStore(Path(tmp) / "verdicts.sqlite", user="simulated-analyst")
         try:
@@ -85,6 +89,7 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
                 for i in take:
                     store.set_verdict(keys[i], "anomaly" if y[i] else "normal", reason="simulated")
                 reviewed[take] = True
+                feedback_order.extend(int(i) for i in take)
                 found += int(y[take].sum())
                 found_feedback.append(found)
                 if progress:
@@ -99,7 +104,7 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
                 retrain_seconds.append(result.seconds)
         finally:
             store.close()
-    return {
+    out = {
         "found_static": found_static,
         "found_feedback": found_feedback,
         "reviewed": [int(e) for e in ends],
@@ -114,3 +119,16 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
         "batch": int(batch),
         "seed": int(seed),
     }
+    if label_values is not None:
+        values = np.asarray(label_values).astype(str)
+        fb_order = np.asarray(feedback_order, dtype=np.int64)
+        by_value = {}
+        for v in sorted(set(values[y])):
+            is_v = values == v
+            s_hits = np.cumsum(is_v[static_order])
+            f_hits = np.cumsum(is_v[fb_order]) if len(fb_order) else np.zeros(0, dtype=int)
+            by_value[v] = {"count": int(is_v.sum()),
+                           "found_static": [int(s_hits[e - 1]) for e in ends],
+                           "found_feedback": [int(f_hits[e - 1]) for e in ends if e <= len(f_hits)]}
+        out["by_value"] = by_value
+    return out
