@@ -127,12 +127,22 @@ def save_bundle(directory: str | Path, meta: dict[str, Any], arrays: dict[str, n
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        _set_permissions(tmp)
         _fsync_dir(tmp)
         _swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _set_permissions(directory: Path) -> None:
+    """mkdtemp makes a private directory; give the bundle the usual permissions (umask applies)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(directory, 0o777 & ~umask)
+    for entry in directory.iterdir():
+        os.chmod(entry, 0o666 & ~umask)
 
 
 def _previous(target: Path) -> Path:

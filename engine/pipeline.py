@@ -1,20 +1,27 @@
 """AnomalyModel: fitted preprocessing + a detector, the unit the GUI, CLI and feedback loop use.
 
-WALKING SKELETON: minimal first version (isolation forest only, no bundle format yet); the
-detectors work (issue 3) replaces the internals, keeping this interface.
+``fit`` learns the preprocessing and the detector; ``score`` returns scores, severity 0-100 (the
+percentile of each score among the training scores), per-column contributions and, where the
+detector has them, expected values in the analyst's units. ``save``/``load`` use engine.bundle
+(safetensors + JSON, never pickle). Importing this module does not import torch: deep detectors
+are imported only when asked for.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from engine.errors import NotFittedError
+from engine.errors import AnomalyDeskError, ModelFileError, NotFittedError, SchemaMismatchError
 from engine.features import Preprocessor
-from engine.schema import Schema
+from engine.schema import Role, Schema
+from engine.scoring import severity as severity_of
 
 ProgressCallback = Callable[..., None]  # progress(fraction, message, **metrics)
 StopCallback = Callable[[], bool]
@@ -31,40 +38,215 @@ class ScoreResult:
 
 
 class AnomalyModel:
+    """Preprocessing + detector. Fit metrics kept for the model card: ``fit_seconds_``, ``rows_``,
+    ``device_``, ``history_`` (loss curves where the detector has them), ``versions_`` (after load)."""
+
     def __init__(self, detector: str = "auto", params: dict | None = None, device: str = "auto", seed: int = 0):
         self.detector = detector
         self.params = dict(params or {})
         self.device = device
         self.seed = seed
 
+    # -- fitting -----------------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame, schema: Schema, progress: ProgressCallback | None = None,
             should_stop: StopCallback | None = None, sample_weight: np.ndarray | None = None) -> AnomalyModel:
         """Fit preprocessing and detector. ``sample_weight`` (n,) >= 0: 0 drops a row from what the
         model learns as normal (a confirmed anomaly), > 1 stresses it (a confirmed normal)."""
-        from sklearn.ensemble import IsolationForest
+        from engine.detectors import make_detector
 
-        self.schema_ = schema
-        self.preprocessor_ = Preprocessor().fit(frame, schema)
-        fm = self.preprocessor_.transform(frame)
-        self.model_ = IsolationForest(random_state=self.seed).fit(fm.values)
-        self.train_scores_ = np.sort(-self.model_.score_samples(fm.values))
+        if not schema.feature_columns:
+            raise AnomalyDeskError("no feature columns to learn from: every column is an identifier, "
+                                   "label, text or ignored")
+        missing = [c for c in schema.feature_columns if c not in frame.columns]
+        if missing:
+            raise SchemaMismatchError(f"columns named in the schema are missing from the data: {', '.join(missing)}")
+        if len(frame) < 2:
+            raise AnomalyDeskError(f"need at least 2 rows to learn what normal looks like, found {len(frame)}")
+        weight = None
+        if sample_weight is not None:
+            weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+            if weight.shape[0] != len(frame):
+                raise AnomalyDeskError(f"sample_weight has {weight.shape[0]} values for {len(frame)} rows")
+        start = time.perf_counter()
         if progress:
-            progress(1.0, "fitted")
+            progress(0.0, "preprocessing")
+        preprocessor = Preprocessor().fit(frame, schema)
+        fm = preprocessor.transform(frame)
+        detector = make_detector(self.detector, seed=self.seed, device=self.device, **self.params)
+
+        def fit_progress(fraction, message="", **metrics):
+            if progress:
+                progress(0.02 + 0.93 * float(fraction), message, **metrics)
+
+        detector.fit(fm, sample_weight=weight, progress=fit_progress, should_stop=should_stop)
+        if progress:
+            progress(0.96, "scoring the training rows")
+        train_scores = np.asarray(detector.score_samples(fm), dtype=np.float64)
+        ref = train_scores if weight is None else train_scores[weight > 0]
+        self.schema_ = schema
+        self.preprocessor_ = preprocessor
+        self.detector_ = detector
+        self.train_scores_ = np.sort(ref[np.isfinite(ref)])
+        self.fit_seconds_ = time.perf_counter() - start
+        self.rows_ = int(len(frame))
+        self.device_ = str(getattr(detector, "device_", "cpu"))
+        self.history_ = _history_of(detector)
+        self.versions_: dict[str, Any] = {}
+        if progress:
+            progress(1.0, f"fitted {self.detector} on {len(frame)} rows in {self.fit_seconds_:.1f} s")
         return self
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "detector_"):
+            raise NotFittedError("AnomalyModel is not fitted: call fit() first")
+
+    @property
+    def feature_columns(self) -> list[str]:
+        self._check_fitted()
+        return list(self.preprocessor_.feature_columns) if hasattr(self.preprocessor_, "feature_columns") \
+            else list(self.schema_.feature_columns)
+
+    def check_frame(self, frame: pd.DataFrame) -> None:
+        """Refuse data whose columns do not fit the model's schema, naming the columns."""
+        self._check_fitted()
+        columns = self.schema_.feature_columns
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise SchemaMismatchError(
+                f"the data does not fit this model: missing column(s) {', '.join(missing)} "
+                f"(the model was trained on {', '.join(columns)})")
+        wrong = []
+        for c in columns:
+            if self.schema_.column(c).role is not Role.NUMERIC:
+                continue
+            s = frame[c]
+            if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+                continue
+            present = s.dropna()
+            if len(present) and pd.to_numeric(present, errors="coerce").isna().mean() > 0.5:
+                wrong.append(c)
+        if wrong:
+            raise SchemaMismatchError(
+                f"the data does not fit this model: column(s) {', '.join(wrong)} hold text where the model "
+                "expects numbers")
+
+    # -- scoring -----------------------------------------------------------------------------------
     def transform(self, frame: pd.DataFrame):
         """The encoded feature matrix the detector sees (for re-rankers and what-if views)."""
+        self._check_fitted()
+        self.check_frame(frame)
         return self.preprocessor_.transform(frame)
 
     def score(self, frame: pd.DataFrame) -> ScoreResult:
-        if not hasattr(self, "model_"):
-            raise NotFittedError("AnomalyModel is not fitted: call fit() first")
-        fm = self.preprocessor_.transform(frame)
-        scores = -self.model_.score_samples(fm.values).astype(np.float64)
-        severity = 100.0 * np.searchsorted(self.train_scores_, scores, side="right") / len(self.train_scores_)
-        # Approximation: a feature's share is its absolute deviation from the median.
-        dev = np.abs(fm.values)
-        per_col = np.zeros((len(frame), len(fm.source_columns)))
-        np.add.at(per_col.T, fm.source_index, dev.T)
-        per_col /= np.maximum(per_col.sum(axis=1, keepdims=True), 1e-12)
-        return ScoreResult(scores, severity, per_col, list(fm.source_columns))
+        self._check_fitted()
+        fm = self.transform(frame)
+        det = self.detector_
+        if hasattr(det, "member_scores"):
+            members = det.member_scores(fm)
+            scores = np.asarray(det.combine(members), dtype=np.float64)
+        else:
+            scores = np.asarray(det.score_samples(fm), dtype=np.float64)
+            members = {self.detector: scores}
+        contributions = np.asarray(det.feature_contributions(fm), dtype=np.float64)
+        return ScoreResult(scores=scores, severity=severity_of(scores, self.train_scores_),
+                           contributions=contributions, columns=list(fm.source_columns),
+                           expected=self._expected(fm), member_scores=members)
+
+    def _expected(self, fm) -> pd.DataFrame | None:
+        encoded = self.detector_.expected_values(fm)
+        if encoded is None:
+            return None
+        invert = getattr(self.preprocessor_, "inverse_transform_expected", None)
+        if invert is None:
+            return None
+        try:
+            return invert(np.asarray(encoded), fm)
+        except (ValueError, IndexError, KeyError):
+            return None  # an expectation the preprocessing cannot map back: leave it out
+
+    def model_card(self) -> dict[str, Any]:
+        """What the model is and how it was trained, for reports and the GUI."""
+        self._check_fitted()
+        return {"detector": self.detector, "params": self.params, "seed": self.seed,
+                "fit_seconds": self.fit_seconds_, "rows": self.rows_, "device": self.device_,
+                "history": self.history_, "feature_columns": self.feature_columns,
+                "versions": dict(getattr(self, "versions_", {}) or {})}
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the model as a bundle directory (engine.bundle: safetensors + JSON, atomic)."""
+        from engine.bundle import save_bundle
+
+        self._check_fitted()
+        meta, arrays = self.detector_.get_state()
+        out = {f"detector.{k}": v for k, v in arrays.items()}
+        out["train_scores"] = self.train_scores_
+        doc = {"detector": self.detector, "params": self.params, "seed": int(self.seed), "device": self.device,
+               "detector_state": meta, "schema": self.schema_.to_dict(),
+               "preprocessing": self.preprocessor_.to_dict(),
+               "training": {"fit_seconds": float(self.fit_seconds_), "rows": int(self.rows_),
+                            "device": self.device_, "history": self.history_}}
+        return save_bundle(directory, _jsonable(doc), out)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> AnomalyModel:
+        """Open a bundle; refuses unsafe or damaged ones with ModelFileError (never unpickles)."""
+        from engine.bundle import load_bundle, require_field
+        from engine.detectors import DETECTOR_NAMES, detector_class
+
+        doc, arrays = load_bundle(directory)
+        name = require_field(doc, "detector", str)
+        if name not in DETECTOR_NAMES:
+            raise ModelFileError(f"{directory}: unknown detector {name!r} in model.json")
+        params = require_field(doc, "params", dict)
+        seed = require_field(doc, "seed", int)
+        device = require_field(doc, "device", str)
+        state = require_field(doc, "detector_state", dict)
+        schema_doc = require_field(doc, "schema", dict)
+        prep_doc = require_field(doc, "preprocessing", dict)
+        training = require_field(doc, "training", dict)
+        if "train_scores" not in arrays or arrays["train_scores"].ndim != 1:
+            raise ModelFileError(f"{directory}: the training scores are missing")
+        model = cls(detector=name, params=params, device=device, seed=seed)
+        try:
+            model.schema_ = Schema.from_dict(schema_doc)
+            model.preprocessor_ = Preprocessor.from_dict(prep_doc)
+            det_arrays = {k[len("detector."):]: v for k, v in arrays.items() if k.startswith("detector.")}
+            model.detector_ = detector_class(name).from_state(state, det_arrays)
+        except ModelFileError:
+            raise
+        except (AnomalyDeskError, KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise ModelFileError(f"{directory}: model.json or the weights are inconsistent "
+                                 f"({type(exc).__name__}: {exc})") from None
+        model.train_scores_ = np.sort(np.asarray(arrays["train_scores"], dtype=np.float64))
+        model.fit_seconds_ = float(training.get("fit_seconds", 0.0) or 0.0)
+        model.rows_ = int(training.get("rows", 0) or 0)
+        model.device_ = str(training.get("device", "cpu"))
+        model.history_ = training.get("history")
+        model.versions_ = dict(doc.get("versions") or {})
+        return model
+
+
+def _history_of(detector) -> Any:
+    h = getattr(detector, "history_", None)
+    if h is None:
+        return None
+    return _jsonable(h.to_dict() if hasattr(h, "to_dict") else h)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types (numpy scalars/arrays, tuples and NaN made JSON-safe)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return f if np.isfinite(f) else None
+    return value

@@ -34,6 +34,16 @@ def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / den) if den > 0 else 0.0
 
 
+def _member_histories(names, members) -> dict[str, Any]:
+    """Training histories (loss curves) of the members that have one, as plain dicts."""
+    out = {}
+    for name, det in zip(names, members, strict=True):
+        h = getattr(det, "history_", None)
+        if h is not None:
+            out[name] = h.to_dict() if hasattr(h, "to_dict") else h
+    return out
+
+
 def torch_available() -> bool:
     try:
         import importlib.util
@@ -121,7 +131,7 @@ class AutoDetector(Detector):
         z = np.column_stack([(s - c) / k for s, c, k in zip(train, self.center_, self.scale_, strict=True)])
         self.weights_ = self._agreement_weights(z) if self.weighting == "agreement" else np.full(n, 1.0 / n)
         self.n_features_in_ = encoded_values(fm).shape[1] if hasattr(fm, "values") else None
-        self.history_ = [h for det in self.members_ for h in getattr(det, "history_", []) or []]
+        self.history_ = _member_histories(names, self.members_)
         if progress:
             progress(1.0, "ensemble fitted", weights=dict(zip(names, self.weights_.round(3).tolist(), strict=True)))
         return self
@@ -218,5 +228,5 @@ class AutoDetector(Detector):
         if det.center_.shape != (n,) or det.scale_.shape != (n,) or det.weights_.shape != (n,):
             raise AnomalyDeskError("auto: calibration arrays do not match the number of members")
         det.n_features_in_ = meta.get("n_features_in_")
-        det.history_ = []
+        det.history_ = _member_histories(det.member_names_, det.members_)
         return det
