@@ -32,7 +32,8 @@ class ColumnInfo:
     n_distinct: int = 0
     min: Any = None
     max: Any = None
-    top_values: list[Any] = field(default_factory=list)
+    top_values: list[Any] = field(default_factory=list)  # most frequent values, most frequent first
+    top_counts: list[int] = field(default_factory=list)  # how often each of top_values occurs
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
