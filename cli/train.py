@@ -1,15 +1,83 @@
-"""``train``: not built yet (see the open issues)."""
+"""``train CSV --out MODEL_DIR``: fit a detector on a CSV and save it as a model bundle."""
 
 from __future__ import annotations
 
+import sys
+import time
+
+from engine.detectors import DETECTOR_NAMES
 from engine.errors import AnomalyDeskError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="(train: coming in a later release)")
-    p.add_argument("rest", nargs="*")
+    p = sub.add_parser("train", help="learn what normal looks like from a CSV and save the model")
+    p.add_argument("csv", help="CSV file of (mostly) normal records")
+    p.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
+    p.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="detector (default: auto)")
+    p.add_argument("--label-column", help="label column: never used as a feature")
+    p.add_argument("--normal-value", help="label value meaning normal (default: the most frequent)")
+    p.add_argument("--epochs", type=int, help="training epochs for the deep detectors")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     p.set_defaults(func=run)
 
 
+class StderrProgress:
+    """Progress lines on stderr, at most one every ``every`` seconds (and always the last)."""
+
+    def __init__(self, every: float = 1.0):
+        self.every, self.last = every, 0.0
+
+    def __call__(self, fraction, message="", **metrics) -> None:
+        now = time.monotonic()
+        if fraction < 1.0 and now - self.last < self.every:
+            return
+        self.last = now
+        extra = " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items() if isinstance(v, int | float | str))
+        print(f"[{100 * float(fraction):5.1f}%] {message} {extra}".rstrip(), file=sys.stderr, flush=True)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise AnomalyDeskError("--device cuda: no CUDA GPU is available on this machine (use auto or cpu)")
+
+
+def detector_params(detector: str, epochs: int | None) -> dict:
+    from engine.detectors import accepted_params, detector_class
+
+    if epochs is None:
+        return {}
+    if epochs < 1:
+        raise AnomalyDeskError("--epochs must be at least 1")
+    return accepted_params(detector_class(detector), {"epochs": int(epochs)})
+
+
 def run(args) -> int:
-    raise AnomalyDeskError("'train' is not available yet in this build")
+    from engine.data import load
+    from engine.pipeline import AnomalyModel
+    from engine.schema import SchemaOverrides
+
+    check_device(args.device)
+    loaded, schema = load(args.csv)
+    if args.label_column is not None:
+        if args.label_column not in loaded.frame.columns:
+            from engine.errors import DataError
+
+            raise DataError(f"no label column '{args.label_column}' in the data", file=loaded.path,
+                            column=args.label_column)
+        schema = SchemaOverrides(label_column=args.label_column, normal_value=args.normal_value).apply(schema)
+    print(f"training {args.detector} on {len(loaded.frame)} rows of {loaded.path} "
+          f"({len(schema.feature_columns)} feature columns)", file=sys.stderr, flush=True)
+    model = AnomalyModel(detector=args.detector, params=detector_params(args.detector, args.epochs),
+                         device=args.device, seed=args.seed)
+    model.fit(loaded.frame, schema, progress=StderrProgress())
+    out = model.save(args.out)
+    print(f"saved {args.detector} model to {out} ({model.rows_} rows, {model.fit_seconds_:.1f} s on {model.device_})")
+    return 0
