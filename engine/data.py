@@ -265,7 +265,8 @@ def _sniff_delimiter(sample: str, complete: bool) -> str:
 def _header(data: bytes, delimiter: str, name: str) -> tuple[list[str], int, list[str]]:
     """Column names, the byte offset where the data rows start, and notes about the header."""
     head = _head(data, min_lines=2)
-    reader = csv.reader(io.StringIO(head.decode("utf-8", errors="replace"), newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(head.decode("utf-8", errors="replace"), newline=""), delimiter=delimiter,
+                        skipinitialspace=True)  # ' "id" ' is the name id
     try:
         raw_names = next(reader)
     except (StopIteration, csv.Error) as exc:
