@@ -26,13 +26,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from engine.errors import AnomalyDeskError, Cancelled, DataError
 from engine.schema import Role, Schema
+
+if TYPE_CHECKING:  # pandas is imported where used: a process that only stores verdicts starts fast
+    import pandas as pd
 
 VERDICTS = ("anomaly", "normal", "unsure")
 DEFAULT_REASONS = (
@@ -57,6 +59,8 @@ StopCallback = Callable[[], bool]
 def _normalised_column(s: pd.Series) -> pd.Series:
     """A column in a form that survives a re-export: numbers rounded to 9 significant digits
     (so 1, 1.0 and 1.0000000001 agree), text stripped, missing as ''."""
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(s):
         s = s.astype("float64")
     if pd.api.types.is_numeric_dtype(s):
@@ -67,12 +71,14 @@ def _normalised_column(s: pd.Series) -> pd.Series:
         mag[finite] = np.floor(np.log10(np.abs(x[finite])))
         scale = np.power(10.0, 8 - mag)
         out[finite] = np.round(x[finite] * scale[finite]) / scale[finite]
-        text = pd.Series(out).map(lambda v: "" if v != v else repr(float(v)))
-        return text.reset_index(drop=True)
+        out[out == 0] = 0.0  # -0.0 and 0.0 hash alike
+        return pd.Series(out)
     return s.astype("string").fillna("").str.strip().astype(object).reset_index(drop=True)
 
 
 def _identifier_text(s: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     if pd.api.types.is_float_dtype(s):
         x = s.to_numpy(dtype=np.float64, na_value=np.nan)
         return np.array(["" if v != v else (str(int(v)) if float(v).is_integer() else repr(v)) for v in x],
@@ -84,6 +90,8 @@ def content_hashes(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
     """16-hex-digit hash of each row's content over the schema's data columns (not the label,
     not ignored columns), in column-name order, so a re-exported copy with reordered rows or
     columns hashes the same."""
+    import pandas as pd
+
     cols = sorted(c.name for c in schema.columns
                   if c.role not in (Role.LABEL, Role.IGNORED) and c.name != schema.label_column
                   and c.name in frame.columns)
@@ -102,6 +110,8 @@ def record_keys(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
     identifier's value as text (``"INV-0042"``, ``"17"``). Otherwise it is ``"#<position>:<hash>"``:
     the 0-based row position plus a hash of the row's content; ``VerdictStore.attach`` re-attaches
     such keys by content when the rows were reordered (a re-exported copy)."""
+    import pandas as pd
+
     ident = schema.identifier_column
     if ident is not None and ident in frame.columns:
         values = _identifier_text(frame[ident])
@@ -481,6 +491,8 @@ class FeedbackResult:
 
 
 def _fingerprint(frame: pd.DataFrame) -> str:
+    import pandas as pd
+
     head = pd.util.hash_pandas_object(frame.iloc[:: max(1, len(frame) // 64)], index=False).to_numpy()
     return f"{len(frame)}:{'|'.join(map(str, frame.columns))}:{int(head.sum()) & 0xFFFFFFFFFFFF:x}"
 
