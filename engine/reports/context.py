@@ -48,39 +48,53 @@ class ModelCard:
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> ModelCard:
-        """From a model bundle's model.json (engine.bundle), tolerating missing fields."""
-        metrics = dict(meta.get("training", meta.get("metrics", meta.get("training_metrics", {}))) or {})
-        history = metrics.pop("loss_history", meta.get("loss_history", []))
-        validation = metrics.pop("validation_loss", metrics.pop("val_loss_history", []))
-        if isinstance(history, Mapping):  # {"train": [...], "validation": [...]}
-            validation = history.get("validation", history.get("val", validation))
-            history = history.get("train", history.get("training", []))
-        fit_seconds = metrics.pop("fit_seconds", metrics.pop("fit_time", meta.get("fit_seconds")))
-        device = metrics.pop("device", meta.get("device", ""))
-        rows = metrics.pop("training_rows", metrics.pop("rows", meta.get("training_rows")))
+        """From a bundle's model.json or AnomalyModel.model_card() (engine.pipeline), tolerating
+        missing fields: detector, params, training {fit_seconds, rows, device, history}."""
+        training = meta.get("training", meta.get("metrics", {}))
+        metrics = dict(training) if isinstance(training, Mapping) else {}
+        for key in ("fit_seconds", "rows", "device", "history"):
+            if key in meta and key not in metrics:
+                metrics[key] = meta[key]
+        history = metrics.pop("history", None) or metrics.pop("loss_history", None) or {}
+        train_loss: Any = history
+        validation: Any = []
+        extra: dict[str, Any] = {}
+        if isinstance(history, Mapping):  # engine.training.TrainHistory.to_dict()
+            train_loss = history.get("train_loss", history.get("train", []))
+            validation = history.get("val_loss", history.get("validation", []))
+            for key in ("epochs_run", "best_epoch", "stopped_early", "batch_size", "rows_per_s"):
+                if key in history:
+                    extra[key] = history[key]
+            notes = history.get("notes")
+            if notes:
+                extra["training notes"] = "; ".join(str(n) for n in notes)
+        fit_seconds = metrics.pop("fit_seconds", None)
+        device = metrics.pop("device", None) or meta.get("device", "")
+        rows = metrics.pop("rows", metrics.pop("training_rows", None))
+        extra.update({k: v for k, v in metrics.items() if _is_simple(v)})
+        if meta.get("seed") is not None:
+            extra.setdefault("seed", meta["seed"])
         return cls(detector=str(meta.get("detector", "")), params=dict(meta.get("params", {}) or {}),
                    device=str(device or ""), fit_seconds=_float_or_none(fit_seconds),
-                   training_rows=int(rows) if rows is not None else None,
-                   loss_history=[float(x) for x in history or []],
-                   validation_loss=[float(x) for x in validation or []],
-                   extra={k: v for k, v in metrics.items() if _is_simple(v)})
+                   training_rows=int(rows) if isinstance(rows, (int, float)) else None,
+                   loss_history=[float(x) for x in train_loss or [] if _float_or_none(x) is not None],
+                   validation_loss=[float(x) for x in validation or [] if _float_or_none(x) is not None],
+                   extra=extra)
 
     @classmethod
     def from_model(cls, model: Any) -> ModelCard:
-        meta = None
-        for attr in ("metadata_", "metadata", "to_metadata", "card"):
-            value = getattr(model, attr, None)
-            value = value() if callable(value) else value
-            if isinstance(value, Mapping):
-                meta = value
-                break
-        if meta is None:
-            meta = {"detector": getattr(model, "detector", ""), "params": getattr(model, "params", {}),
-                    "device": getattr(model, "device_", getattr(model, "device", "")),
-                    "training": dict(getattr(model, "training_metrics_", {}) or {})}
-            if getattr(model, "loss_history_", None) is not None:
-                meta["training"]["loss_history"] = list(model.loss_history_)
-        return cls.from_metadata(meta)
+        card = getattr(model, "model_card", None)
+        if callable(card):
+            try:
+                return cls.from_metadata(card())
+            except Exception:  # noqa: BLE001 - an unfitted or partial model: fall back to its attributes
+                pass
+        return cls.from_metadata({"detector": getattr(model, "detector", ""),
+                                  "params": getattr(model, "params", {}),
+                                  "device": getattr(model, "device_", getattr(model, "device", "")),
+                                  "fit_seconds": getattr(model, "fit_seconds_", None),
+                                  "rows": getattr(model, "rows_", None),
+                                  "history": getattr(model, "history_", None)})
 
 
 @dataclass

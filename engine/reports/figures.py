@@ -33,7 +33,7 @@ def score_histogram(scores: np.ndarray, threshold: float | None, flagged_label: 
                    label=f"{flagged_label} {threshold:.4g}")
         if len(scores):
             ax.axvspan(threshold, max(float(scores.max()), threshold), color=ALERT, alpha=0.08)
-        ax.legend(loc="upper right", frameon=False)
+        ax.legend(loc="upper left", frameon=False)
     ax.set_yscale("log")
     ax.set_xlabel("anomaly score (higher = more anomalous)")
     ax.set_ylabel("records (log scale)")

@@ -183,7 +183,7 @@ def render_pdf(path: Path, context: ReportContext, parts: ReportParts) -> None:
 
     _heading(pdf, "Threshold and scores")
     _kv(pdf, parts.threshold_rows, width=full)
-    _image(pdf, parts.histogram_png, width=125)
+    _image(pdf, parts.histogram_png, width=112)
 
     _heading(pdf, "Counts")
     _kv(pdf, counts_rows(parts.counts), width=100)
