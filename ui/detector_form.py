@@ -1,0 +1,250 @@
+"""The detector settings form: only the chosen detector's parameters.
+
+The fields come from the detector class's ``__init__`` signature, read from its source with ``ast``
+(importing an autoencoder module would import torch into the GUI thread). Layer lists are edited as
+text such as ``64-32-8``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QDoubleValidator, QRegularExpressionValidator
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
+
+HIDDEN = {"self", "seed", "device", "random_state", "verbose"}
+CHOICES = {
+    "activation": ["relu", "leaky_relu", "tanh", "elu", "gelu", "sigmoid"],
+    "optimizer": ["adam", "adamw", "sgd", "rmsprop"],
+    "gamma": ["scale", "auto"],
+    "max_samples": ["auto"],
+    "loss": ["mse", "mae", "huber"],
+    "combine": ["mean", "max", "rank"],
+}
+HELP = {
+    "hidden_layers": "sizes of the encoder's layers, e.g. 64-32-8 (the decoder mirrors them)",
+    "layers": "layer sizes, e.g. 64-32-8",
+    "latent": "size of the bottleneck", "latent_size": "size of the bottleneck", "latent_dim": "size of the bottleneck",
+    "learning_rate": "optimizer step size", "lr": "optimizer step size",
+    "epochs": "passes over the training rows", "batch_size": "rows per gradient step",
+    "dropout": "share of units dropped while training (regularisation)",
+    "weight_decay": "L2 penalty on the weights (regularisation)", "l1": "L1 penalty (regularisation)",
+    "n_estimators": "number of trees", "nu": "expected share of outliers in the training rows",
+    "variance": "share of variance the components keep",
+}
+FALLBACK_SPECS: dict[str, list[tuple[str, Any]]] = {
+    # used while a detector's module is not in this build yet
+    "autoencoder": [("hidden_layers", [64, 32]), ("latent_size", 8), ("activation", "relu"),
+                    ("optimizer", "adam"), ("learning_rate", 1e-3), ("batch_size", 256), ("epochs", 20),
+                    ("dropout", 0.0), ("weight_decay", 0.0)],
+    "vae": [("hidden_layers", [64, 32]), ("latent_size", 8), ("learning_rate", 1e-3), ("batch_size", 256),
+            ("epochs", 20)],
+    "iforest": [("n_estimators", 100)],
+    "ocsvm": [("nu", 0.5), ("gamma", "scale")],
+    "pca": [("variance", 0.9)],
+    "ecod": [],
+    "auto": [],
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+
+
+def _registry() -> dict[str, tuple[str, str]]:
+    try:
+        from engine.detectors import _REGISTRY  # the registry maps names to (module, class)
+        return dict(_REGISTRY)
+    except ImportError:
+        return {}
+
+
+def detector_names() -> list[str]:
+    try:
+        from engine.detectors import DETECTOR_NAMES
+        names = list(DETECTOR_NAMES)
+    except ImportError:
+        names = list(FALLBACK_SPECS)
+    return names
+
+
+def param_specs(detector: str) -> list[ParamSpec]:
+    """The detector's constructor parameters and defaults, without importing its module."""
+    entry = _registry().get(detector)
+    if entry is not None:
+        specs = _specs_from_source(*entry)
+        if specs is not None:
+            return [s for s in specs if s.name not in HIDDEN]
+    return [ParamSpec(n, d) for n, d in FALLBACK_SPECS.get(detector, [])]
+
+
+def _specs_from_source(module: str, class_name: str) -> list[ParamSpec] | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    try:
+        with open(spec.origin, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    return _signature_specs(item.args)
+            return []
+    return None
+
+
+def _signature_specs(args: ast.arguments) -> list[ParamSpec]:
+    specs = []
+    positional = args.args[1:]
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    pairs = list(zip(positional, defaults, strict=False)) + list(zip(args.kwonlyargs, args.kw_defaults, strict=False))
+    for arg, default in pairs:
+        try:
+            value = ast.literal_eval(default) if default is not None else None
+        except ValueError:
+            value = None
+        specs.append(ParamSpec(arg.arg, value))
+    return specs
+
+
+def format_layers(value) -> str:
+    return "-".join(str(int(v)) for v in value)
+
+
+def parse_layers(text: str) -> list[int]:
+    parts = [p for p in text.replace(",", "-").replace(" ", "-").split("-") if p]
+    return [int(p) for p in parts]
+
+
+class DetectorForm(QWidget):
+    """A QFormLayout of the chosen detector's settings; ``values()`` returns the params dict with only
+    the values the analyst changed from the defaults."""
+
+    changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.layout_ = QFormLayout(self)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        self.detector = ""
+        self.specs: list[ParamSpec] = []
+        self.editors: dict[str, QWidget] = {}
+
+    def set_detector(self, detector: str, values: dict[str, Any] | None = None) -> None:
+        while self.layout_.rowCount():
+            self.layout_.removeRow(0)
+        self.editors = {}
+        self.detector = detector
+        self.specs = param_specs(detector)
+        values = values or {}
+        if not self.specs:
+            note = ("chooses a detector and its settings from the data" if detector == "auto"
+                    else "this detector has no settings")
+            self.layout_.addRow(QLabel(note))
+        for spec in self.specs:
+            editor = self._editor(spec, values.get(spec.name, spec.default))
+            editor.setObjectName(f"param_{spec.name}")
+            editor.setToolTip(HELP.get(spec.name, ""))
+            self.editors[spec.name] = editor
+            self.layout_.addRow(spec.name.replace("_", " "), editor)
+
+    def _editor(self, spec: ParamSpec, value: Any) -> QWidget:
+        d = spec.default
+        if isinstance(d, bool):
+            w = QCheckBox()
+            w.setChecked(bool(value))
+            w.toggled.connect(self.changed)
+            return w
+        if spec.name in CHOICES or (isinstance(d, str) and spec.name in CHOICES):
+            w = QComboBox()
+            items = list(CHOICES[spec.name])
+            if value is not None and str(value) not in items:
+                items.insert(0, str(value))
+            w.addItems(items)
+            w.setEditable(spec.name in ("max_samples", "gamma"))
+            w.setCurrentText(str(value))
+            w.currentTextChanged.connect(self.changed)
+            return w
+        if isinstance(d, (list, tuple)):
+            w = QLineEdit(format_layers(value or []))
+            w.setValidator(QRegularExpressionValidator(r"^\s*\d+(\s*[-, ]\s*\d+)*\s*$"))
+            w.setPlaceholderText("e.g. 64-32-8")
+            w.textChanged.connect(self.changed)
+            return w
+        if isinstance(d, int):
+            w = QSpinBox()
+            w.setRange(0, 1_000_000_000)
+            w.setValue(int(value) if isinstance(value, (int, float)) else d)
+            w.valueChanged.connect(self.changed)
+            return w
+        if isinstance(d, float):
+            w = QLineEdit(repr(float(value)) if isinstance(value, (int, float)) else repr(d))
+            v = QDoubleValidator()
+            v.setNotation(QDoubleValidator.Notation.ScientificNotation)
+            w.setValidator(v)
+            w.textChanged.connect(self.changed)
+            return w
+        w = QLineEdit("" if value is None else str(value))
+        w.setPlaceholderText("default" if d is None else "")
+        w.textChanged.connect(self.changed)
+        return w
+
+    def _value(self, spec: ParamSpec, editor: QWidget) -> Any:
+        d = spec.default
+        if isinstance(editor, QCheckBox):
+            return editor.isChecked()
+        if isinstance(editor, QComboBox):
+            return _number_or_text(editor.currentText())
+        if isinstance(editor, QSpinBox):
+            return editor.value()
+        text = editor.text().strip()
+        if isinstance(d, (list, tuple)):
+            return parse_layers(text)
+        if isinstance(d, float):
+            return float(text) if text else d
+        if text == "":
+            return None
+        return _number_or_text(text)
+
+    def values(self, only_changed: bool = True) -> dict[str, Any]:
+        out = {}
+        for spec in self.specs:
+            v = self._value(spec, self.editors[spec.name])
+            default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+            if not only_changed or v != default:
+                out[spec.name] = v
+        return out
+
+    def set_value(self, name: str, value: Any) -> None:
+        editor = self.editors[name]
+        if isinstance(editor, QCheckBox):
+            editor.setChecked(bool(value))
+        elif isinstance(editor, QComboBox):
+            editor.setCurrentText(str(value))
+        elif isinstance(editor, QSpinBox):
+            editor.setValue(int(value))
+        elif isinstance(value, (list, tuple)):
+            editor.setText(format_layers(value))
+        else:
+            editor.setText(str(value))
+
+
+def _number_or_text(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text

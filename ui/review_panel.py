@@ -1,0 +1,333 @@
+"""The Queue/Review screen: the scored records, filters, keyboard verdicts, notes, the counter and
+"Retrain with verdicts"."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.queue_model import FIXED_HEADERS, QueueFilter, QueueModel
+
+CHEAT_SHEET = ("<b>Keys</b>: <b>A</b> anomaly · <b>N</b> normal · <b>U</b> unsure · <b>Z</b> undo · "
+               "<b>↑/↓</b> or <b>J/K</b> move · <b>Enter</b> note · <b>Esc</b> back to the queue")
+ANY_VERDICT = "any verdict"
+
+
+class QueueView(QTableView):
+    """Fixed row heights (never ResizeToContents: 28 s at 100k rows)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("queueView")
+        vh = self.verticalHeader()
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(22)
+        vh.setVisible(False)
+        hh = self.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setDefaultSectionSize(95)
+        hh.setHighlightSections(False)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setAlternatingRowColors(False)
+        self.setWordWrap(False)
+        self.setTabKeyNavigation(False)
+
+
+class ReviewPanel(QWidget):
+    verdict_requested = Signal(str)  # "anomaly" | "normal" | "unsure"
+    undo_requested = Signal()
+    note_entered = Signal(str)
+    retrain_requested = Signal()
+    cancel_retrain_requested = Signal()
+    current_record_changed = Signal(int)  # record index, -1 when none
+
+    def __init__(self, model: QueueModel, parent=None):
+        super().__init__(parent)
+        self.model = model
+        self.view = QueueView()
+        self.view.setModel(model)
+        self.view.setSortingEnabled(False)
+        self.view.horizontalHeader().setSortIndicatorShown(True)
+        self.view.horizontalHeader().setSectionsClickable(True)
+        self.view.horizontalHeader().sortIndicatorChanged.connect(self._sort_clicked)
+        self.view.selectionModel().currentRowChanged.connect(self._current_changed)
+        self.view.installEventFilter(self)
+        model.modelReset.connect(self._after_reset)
+        model.layoutChanged.connect(self._update_counter)
+        model.dataChanged.connect(self._update_counter)
+
+        # filters
+        self.flagged_check = QCheckBox("Flagged only")
+        self.flagged_check.setObjectName("flaggedOnly")
+        self.unreviewed_check = QCheckBox("Not reviewed")
+        self.unreviewed_check.setObjectName("notReviewed")
+        self.verdict_combo = QComboBox()
+        self.verdict_combo.setObjectName("verdictFilter")
+        self.verdict_combo.addItems([ANY_VERDICT, "anomaly", "normal", "unsure"])
+        self.column_combo = QComboBox()
+        self.column_combo.setObjectName("columnFilter")
+        self.column_combo.setMinimumWidth(110)
+        self.value_edit = QLineEdit()
+        self.value_edit.setObjectName("valueFilter")
+        self.value_edit.setPlaceholderText("value, or >100 / <=5")
+        self.search_edit = QLineEdit()
+        self.search_edit.setObjectName("textFilter")
+        self.search_edit.setPlaceholderText("search text…")
+        self.search_edit.setClearButtonEnabled(True)
+        clear = QPushButton("Clear filters")
+        clear.clicked.connect(self.clear_filters)
+        for w in (self.flagged_check, self.unreviewed_check):
+            w.toggled.connect(self.apply_filters)
+        self.verdict_combo.currentIndexChanged.connect(self.apply_filters)
+        self.column_combo.currentIndexChanged.connect(self._column_filter_changed)
+        # text filters run after a pause in typing, not per key press (1M-row searches)
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(250)
+        self._filter_timer.timeout.connect(self.apply_filters)
+        self.value_edit.textChanged.connect(self._filter_timer.start)
+        self.search_edit.textChanged.connect(self._filter_timer.start)
+        self.value_edit.returnPressed.connect(self.apply_filters)
+        self.search_edit.returnPressed.connect(self.apply_filters)
+        filters = QHBoxLayout()
+        filters.addWidget(self.flagged_check)
+        filters.addWidget(self.unreviewed_check)
+        filters.addWidget(self.verdict_combo)
+        filters.addWidget(QLabel("where"))
+        filters.addWidget(self.column_combo)
+        filters.addWidget(self.value_edit)
+        filters.addWidget(self.search_edit, 1)
+        filters.addWidget(clear)
+
+        # note, counter, cheat sheet, retrain
+        self.note_edit = QLineEdit()
+        self.note_edit.setObjectName("noteEdit")
+        self.note_edit.setPlaceholderText("note on the selected record: Enter saves, Esc goes back")
+        self.note_edit.returnPressed.connect(self._note_done)
+        self.note_edit.installEventFilter(self)
+        self.reason_combo = QComboBox()
+        self.reason_combo.setObjectName("reasonCombo")
+        self.reason_combo.setToolTip("reason code saved with the next verdict")
+        self.reason_combo.addItem("")
+        note_row = QHBoxLayout()
+        note_row.addWidget(QLabel("Note:"))
+        note_row.addWidget(self.note_edit, 1)
+        note_row.addWidget(QLabel("Reason:"))
+        note_row.addWidget(self.reason_combo)
+
+        self.counter = QLabel()
+        self.counter.setObjectName("reviewCounter")
+        self.cheat_sheet = QLabel(CHEAT_SHEET)
+        self.cheat_sheet.setObjectName("cheatSheet")
+        self.cheat_sheet.setStyleSheet("background:#f4f4e8; padding:4px; border:1px solid #ddd;")
+        self.retrain_button = QPushButton("Retrain with verdicts")
+        self.retrain_button.setObjectName("retrainButton")
+        self.retrain_button.setEnabled(False)
+        self.retrain_button.clicked.connect(self.retrain_requested)
+        self.retrain_cancel = QPushButton("Cancel")
+        self.retrain_cancel.setObjectName("cancelRetrainButton")
+        self.retrain_cancel.setEnabled(False)
+        self.retrain_cancel.clicked.connect(self.cancel_retrain_requested)
+        self.retrain_progress = QProgressBar()
+        self.retrain_progress.setObjectName("retrainProgress")
+        self.retrain_progress.setRange(0, 1000)
+        self.retrain_progress.setMaximumWidth(160)
+        self.retrain_status = QLabel("")
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.counter, 1)
+        bottom.addWidget(self.retrain_status)
+        bottom.addWidget(self.retrain_progress)
+        bottom.addWidget(self.retrain_button)
+        bottom.addWidget(self.retrain_cancel)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(filters)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(note_row)
+        layout.addWidget(self.cheat_sheet)
+        layout.addLayout(bottom)
+        self._update_counter()
+
+    # -- filters ---------------------------------------------------------------------------------
+    def current_filter(self) -> QueueFilter:
+        verdict = self.verdict_combo.currentText()
+        column = self.column_combo.currentText() if self.column_combo.currentIndex() > 0 else None
+        return QueueFilter(flagged_only=self.flagged_check.isChecked(),
+                           not_reviewed=self.unreviewed_check.isChecked(),
+                           verdict=None if verdict == ANY_VERDICT else verdict,
+                           column=column, column_value=self.value_edit.text().strip(),
+                           text=self.search_edit.text().strip())
+
+    def apply_filters(self) -> None:
+        self._filter_timer.stop()
+        record = self.current_record()
+        self.model.apply_filter(self.current_filter())
+        self._restore(record)
+
+    def _column_filter_changed(self) -> None:
+        if self.value_edit.text().strip():
+            self.apply_filters()
+
+    def clear_filters(self) -> None:
+        for w in (self.flagged_check, self.unreviewed_check, self.verdict_combo, self.column_combo,
+                  self.value_edit, self.search_edit):
+            w.blockSignals(True)
+        self.flagged_check.setChecked(False)
+        self.unreviewed_check.setChecked(False)
+        self.verdict_combo.setCurrentIndex(0)
+        self.column_combo.setCurrentIndex(0)
+        self.value_edit.clear()
+        self.search_edit.clear()
+        for w in (self.flagged_check, self.unreviewed_check, self.verdict_combo, self.column_combo,
+                  self.value_edit, self.search_edit):
+            w.blockSignals(False)
+        self.apply_filters()
+
+    def _after_reset(self) -> None:
+        self.column_combo.blockSignals(True)
+        self.column_combo.clear()
+        self.column_combo.addItem("(column)")
+        self.column_combo.addItems(self.model.columns)
+        self.column_combo.blockSignals(False)
+        header = self.view.horizontalHeader()
+        header.resizeSection(0, 70)
+        header.resizeSection(1, 80)
+        header.resizeSection(2, 75)
+        header.resizeSection(3, 140)
+        self._update_counter()
+
+    # -- sorting ---------------------------------------------------------------------------------
+    def _sort_clicked(self, column: int, order) -> None:
+        self.sort(column, order)
+
+    def sort(self, column: int, order=Qt.SortOrder.DescendingOrder) -> None:
+        record = self.current_record()
+        self.model.sort(column, order)
+        header = self.view.horizontalHeader()
+        header.blockSignals(True)
+        header.setSortIndicator(column, order)
+        header.blockSignals(False)
+        self._restore(record)
+
+    # -- the current record ----------------------------------------------------------------------
+    def current_record(self) -> int:
+        idx = self.view.currentIndex()
+        if not idx.isValid() or idx.row() >= self.model.rowCount():
+            return -1
+        return self.model.record_at(idx.row())
+
+    def select_record(self, record: int) -> bool:
+        row = self.model.row_of(record)
+        if row is None:
+            return False
+        self.select_row(row)
+        return True
+
+    def select_row(self, row: int) -> None:
+        if self.model.rowCount() == 0:
+            return
+        row = max(0, min(row, self.model.rowCount() - 1))
+        col = max(0, self.view.currentIndex().column())
+        idx = self.model.index(row, col)
+        self.view.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.view.scrollTo(idx)
+
+    def _restore(self, record: int) -> None:
+        if record >= 0 and not self.select_record(record):
+            self.select_row(0)
+        elif self.view.currentIndex().isValid():
+            self.view.scrollTo(self.view.currentIndex())
+        self._update_counter()
+
+    def _current_changed(self, current, _previous) -> None:
+        record = self.model.record_at(current.row()) if current.isValid() else -1
+        self.note_edit.setText(self.model.notes.get(record, "") if record >= 0 else "")
+        self.current_record_changed.emit(record)
+
+    def move(self, step: int) -> None:
+        idx = self.view.currentIndex()
+        self.select_row((idx.row() if idx.isValid() else -1) + step)
+
+    # -- keyboard --------------------------------------------------------------------------------
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() != QEvent.Type.KeyPress:
+            return False
+        key, mods = event.key(), event.modifiers()
+        if obj is self.note_edit:
+            if key == Qt.Key.Key_Escape:
+                self.note_edit.setText(self.model.notes.get(self.current_record(), ""))
+                self.view.setFocus()
+                return True
+            return False
+        if mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier |
+                   Qt.KeyboardModifier.MetaModifier):
+            return False
+        if key == Qt.Key.Key_A:
+            self.verdict_requested.emit("anomaly")
+        elif key == Qt.Key.Key_N:
+            self.verdict_requested.emit("normal")
+        elif key == Qt.Key.Key_U:
+            self.verdict_requested.emit("unsure")
+        elif key == Qt.Key.Key_Z:
+            self.undo_requested.emit()
+        elif key == Qt.Key.Key_J:
+            self.move(1)
+        elif key == Qt.Key.Key_K:
+            self.move(-1)
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if self.current_record() >= 0:
+                self.note_edit.setFocus()
+                self.note_edit.selectAll()
+        else:
+            return False
+        return True
+
+    def _note_done(self) -> None:
+        self.note_entered.emit(self.note_edit.text())
+        self.view.setFocus()
+
+    def set_reasons(self, reasons: list[str]) -> None:
+        self.reason_combo.clear()
+        self.reason_combo.addItem("")
+        self.reason_combo.addItems(reasons)
+
+    def reason(self) -> str:
+        return self.reason_combo.currentText()
+
+    # -- counter and retraining ------------------------------------------------------------------
+    def _update_counter(self, *args) -> None:
+        c = self.model.counts()
+        if c["rows"] == 0:
+            self.counter.setText("No records.")
+            return
+        self.counter.setText(
+            f"<b>{c['reviewed']:,}</b> reviewed · <b>{c['flagged']:,}</b> flagged · "
+            f"<b>{c['confirmed']:,}</b> confirmed anomalies · {c['normal']:,} normal · {c['unsure']:,} unsure"
+            f" · showing {c['shown']:,} of {c['rows']:,}")
+
+    def set_retraining(self, running: bool) -> None:
+        self.retrain_button.setEnabled(not running)
+        self.retrain_cancel.setEnabled(running)
+        if running:
+            self.retrain_progress.setValue(0)
+
+    @staticmethod
+    def fixed_headers() -> tuple[str, ...]:
+        return FIXED_HEADERS

@@ -1,0 +1,361 @@
+"""The Threshold screen: histogram with a draggable line, ways to set it, live quality figures when
+labels or verdicts exist, a sliding-window option and the money view."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine import thresholds
+from engine.errors import AnomalyDeskError
+from ui.plots import CurvePlot, ThresholdHistogram
+
+METHODS = [("percentile", "top share of records (percentile / expected contamination)"),
+           ("target_fpr", "target false-positive rate on normal records"),
+           ("automatic", "automatic (no guess needed)"),
+           ("best_f1", "best F1 on labels/verdicts"),
+           ("cost", "least cost (uses the money figures below)")]
+LIVE_METRICS_MAX_ROWS = 300_000  # above this, figures update when the drag ends, not during it
+
+
+class ThresholdPanel(QWidget):
+    threshold_changed = Signal(float, str, object)  # value, how it was chosen, dynamic array or None
+    error = Signal(object)  # an engine error while setting the threshold: the window shows it
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.scores = np.zeros(0)
+        self.reference_scores: np.ndarray | None = None
+        self.labels: np.ndarray | None = None  # bool per labelled record (True = anomaly)
+        self.label_index: np.ndarray | None = None  # which records carry labels (verdicts: a subset)
+        self.label_source = ""
+        self.value: float = np.inf
+        self.method = "percentile"
+        self.dynamic: np.ndarray | None = None
+        self.metrics: dict | None = None
+
+        self.histogram = ThresholdHistogram()
+        self.histogram.setObjectName("thresholdHistogram")
+        self.histogram.threshold_dragged.connect(self._dragging)
+        self.histogram.threshold_moved.connect(self._drag_finished)
+
+        self.method_combo = QComboBox()
+        self.method_combo.setObjectName("thresholdMethod")
+        for key, text in METHODS:
+            self.method_combo.addItem(text, key)
+        self.method_combo.currentIndexChanged.connect(self._method_changed)
+        self.param_spin = QDoubleSpinBox()
+        self.param_spin.setObjectName("thresholdParameter")
+        self.param_spin.setDecimals(3)
+        self.param_spin.setRange(0.001, 50.0)
+        self.param_spin.setValue(1.0)
+        self.param_spin.setSuffix(" %")
+        self.apply_button = QPushButton("Set threshold")
+        self.apply_button.setObjectName("applyThreshold")
+        self.apply_button.clicked.connect(self._apply_clicked)
+        self.explanation = QLabel("Train a model to see its scores.")
+        self.explanation.setObjectName("thresholdExplanation")
+        self.explanation.setWordWrap(True)
+
+        self.dynamic_check = QCheckBox("Sliding-window threshold (time-ordered file)")
+        self.dynamic_check.setObjectName("dynamicThreshold")
+        self.window_spin = QSpinBox()
+        self.window_spin.setObjectName("dynamicWindow")
+        self.window_spin.setRange(10, 10_000_000)
+        self.window_spin.setValue(1000)
+        self.window_spin.setSuffix(" records")
+        self.dyn_pct = QDoubleSpinBox()
+        self.dyn_pct.setRange(50.0, 99.999)
+        self.dyn_pct.setDecimals(2)
+        self.dyn_pct.setValue(99.0)
+        self.dyn_pct.setSuffix(" th percentile")
+        self.dynamic_check.toggled.connect(self._dynamic_changed)
+        self.window_spin.editingFinished.connect(self._dynamic_changed)
+        self.dyn_pct.editingFinished.connect(self._dynamic_changed)
+
+        how = QGroupBox("How the threshold is set")
+        hl = QFormLayout(how)
+        hl.addRow("Method", self.method_combo)
+        row = QHBoxLayout()
+        row.addWidget(self.param_spin)
+        row.addWidget(self.apply_button)
+        hl.addRow("Share / rate", row)
+        hl.addRow(self.explanation)
+        hl.addRow(self.dynamic_check)
+        dyn = QHBoxLayout()
+        dyn.addWidget(self.window_spin)
+        dyn.addWidget(self.dyn_pct)
+        hl.addRow("Window", dyn)
+
+        # quality figures
+        self.source_label = QLabel("No labels or verdicts yet: figures appear once there are some.")
+        self.source_label.setObjectName("labelSource")
+        self.source_label.setWordWrap(True)
+        self.precision_label = QLabel("–")
+        self.precision_label.setObjectName("precisionLabel")
+        self.recall_label = QLabel("–")
+        self.recall_label.setObjectName("recallLabel")
+        self.f1_label = QLabel("–")
+        self.f1_label.setObjectName("f1Label")
+        self.auc_label = QLabel("–")
+        self.confusion = QTableWidget(2, 2)
+        self.confusion.setObjectName("confusionMatrix")
+        self.confusion.setHorizontalHeaderLabels(["flagged: no", "flagged: yes"])
+        self.confusion.setVerticalHeaderLabels(["truly normal", "truly anomaly"])
+        self.confusion.setMaximumHeight(90)
+        self.confusion.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        quality = QGroupBox("At this threshold")
+        ql = QGridLayout(quality)
+        ql.addWidget(self.source_label, 0, 0, 1, 4)
+        for col, (name, w) in enumerate((("Precision", self.precision_label), ("Recall", self.recall_label),
+                                         ("F1", self.f1_label), ("AUC ROC / PR", self.auc_label))):
+            title = QLabel(name)
+            title.setStyleSheet("color:#555")
+            ql.addWidget(title, 1, col)
+            w.setStyleSheet("font-size:15pt; font-weight:bold")
+            ql.addWidget(w, 2, col)
+        ql.addWidget(self.confusion, 3, 0, 1, 4)
+
+        self.roc = CurvePlot("ROC", "false-positive rate", "true-positive rate", diagonal=True)
+        self.roc.setObjectName("rocPlot")
+        self.pr = CurvePlot("precision-recall", "recall", "precision", diagonal=False)
+        self.pr.setObjectName("prPlot")
+
+        # money
+        self.loss_spin = QDoubleSpinBox()
+        self.loss_spin.setObjectName("lossPerMiss")
+        self.loss_spin.setRange(0, 1e12)
+        self.loss_spin.setDecimals(2)
+        self.loss_spin.setValue(5000.0)
+        self.loss_spin.setPrefix("$ ")
+        self.review_spin = QDoubleSpinBox()
+        self.review_spin.setObjectName("costPerReview")
+        self.review_spin.setRange(0, 1e9)
+        self.review_spin.setDecimals(2)
+        self.review_spin.setValue(25.0)
+        self.review_spin.setPrefix("$ ")
+        self.money_label = QLabel("–")
+        self.money_label.setObjectName("moneyLabel")
+        self.money_label.setWordWrap(True)
+        self.loss_spin.valueChanged.connect(self._update_money)
+        self.review_spin.valueChanged.connect(self._update_money)
+        money = QGroupBox("Financial impact")
+        ml = QFormLayout(money)
+        ml.addRow("Average loss of a missed anomaly", self.loss_spin)
+        ml.addRow("Cost of reviewing one record", self.review_spin)
+        ml.addRow(self.money_label)
+
+        left = QVBoxLayout()
+        left.addWidget(self.histogram, 3)
+        curves = QHBoxLayout()
+        curves.addWidget(self.roc)
+        curves.addWidget(self.pr)
+        left.addLayout(curves, 2)
+        right = QVBoxLayout()
+        right.addWidget(how)
+        right.addWidget(quality)
+        right.addWidget(money)
+        right.addStretch(1)
+        rw = QWidget()
+        rw.setLayout(right)
+        rw.setMaximumWidth(470)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 1)
+        layout.addWidget(rw)
+
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(40)
+        self._live_timer.timeout.connect(self._update_figures)
+        self._pending_value = np.inf
+        self._method_changed()
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def set_scores(self, scores: np.ndarray, reference_scores: np.ndarray | None = None) -> None:
+        self.scores = np.asarray(scores, dtype=float)
+        self.reference_scores = reference_scores
+        self.histogram.set_scores(self.scores)
+        self._curves_dirty = True
+
+    def set_labels(self, labels: np.ndarray | None, index: np.ndarray | None, source: str) -> None:
+        """``labels`` True = anomaly, for the records ``index`` (None = every record)."""
+        self.labels = None if labels is None else np.asarray(labels, dtype=bool)
+        self.label_index = index
+        self.label_source = source
+        self._curves_dirty = True
+        self._update_figures()
+
+    # -- setting the threshold -------------------------------------------------------------------
+    def _method_changed(self) -> None:
+        key = self.method_combo.currentData()
+        self.param_spin.setEnabled(key in ("percentile", "target_fpr"))
+        if key == "target_fpr":
+            self.param_spin.setToolTip("share of normal records allowed above the threshold")
+        else:
+            self.param_spin.setToolTip("share of records flagged (expected contamination)")
+
+    def _apply_clicked(self) -> None:
+        try:
+            self.apply_method()
+        except Exception as exc:  # noqa: BLE001 - shown as a dialog by the window
+            self.error.emit(exc)
+
+    def apply_method(self) -> None:
+        """Set the threshold with the chosen method (engine.thresholds)."""
+        if len(self.scores) == 0:
+            return
+        key = self.method_combo.currentData()
+        share = self.param_spin.value() / 100.0
+        if key == "percentile":
+            th = thresholds.by_contamination(self.scores, min(share, 0.5))
+        elif key == "target_fpr":
+            ref = self.reference_scores if self.reference_scores is not None else self._normal_scores()
+            th = thresholds.by_target_fpr(ref, share, scores=self.scores)
+        elif key == "automatic":
+            th = thresholds.automatic_threshold(self.scores)
+        else:
+            s, y = self._labelled()
+            if y is None:
+                raise AnomalyDeskError("this method needs labels or verdicts of both kinds")
+            if key == "best_f1":
+                th = thresholds.best_f1_threshold(s, y)
+            else:
+                th = thresholds.min_cost_threshold(s, y, cost_missed=self.loss_spin.value(),
+                                                   cost_review=self.review_spin.value())
+        self.set_threshold(th.value, th.method, th.explanation)
+
+    def _normal_scores(self) -> np.ndarray:
+        s, y = self._labelled()
+        if y is not None and (~y).sum() >= 10:
+            return s[~y]
+        return self.scores  # no known normals: treat the file as mostly normal
+
+    def set_threshold(self, value: float, method: str = "manual", explanation: str | None = None,
+                      parameter: float | None = None) -> None:
+        self.value = float(value)
+        self.method = method
+        self.histogram.set_threshold(self.value)
+        if explanation is None:
+            flagged = int((self.scores >= self.value).sum()) if len(self.scores) else 0
+            share = 100.0 * flagged / max(len(self.scores), 1)
+            explanation = f"Set by hand: flags {flagged:,} records ({share:.2f}%)."
+        self.explanation.setText(explanation)
+        if parameter is not None:
+            self.param_spin.setValue(parameter)
+        self._recompute_dynamic()
+        self._update_figures()
+        self.threshold_changed.emit(self.value, self.method, self.dynamic)
+
+    def _dragging(self, value: float) -> None:
+        self._pending_value = value
+        if len(self.scores) <= LIVE_METRICS_MAX_ROWS:
+            self.value = value
+            self._live_timer.start()
+
+    def _drag_finished(self, value: float) -> None:
+        self._live_timer.stop()
+        self.set_threshold(value, "manual")
+
+    def _dynamic_changed(self) -> None:
+        self._recompute_dynamic()
+        self._update_figures()
+        self.threshold_changed.emit(self.value, "dynamic" if self.dynamic is not None else self.method,
+                                    self.dynamic)
+
+    def _recompute_dynamic(self) -> None:
+        if self.dynamic_check.isChecked() and len(self.scores):
+            self.dynamic = thresholds.dynamic_threshold(self.scores, window=self.window_spin.value(),
+                                                        percentile=self.dyn_pct.value())
+        else:
+            self.dynamic = None
+
+    def current_cut(self) -> float | np.ndarray:
+        return self.dynamic if self.dynamic is not None else self.value
+
+    # -- figures ---------------------------------------------------------------------------------
+    def _labelled(self) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.labels is None or len(self.scores) == 0:
+            return self.scores, None
+        s = self.scores if self.label_index is None else self.scores[self.label_index]
+        if len(s) != len(self.labels) or self.labels.all() or not self.labels.any():
+            return s, None
+        return s, self.labels
+
+    def _update_figures(self) -> None:
+        if len(self.scores) == 0:
+            return
+        s, y = self._labelled()
+        cut = self.current_cut()
+        if isinstance(cut, np.ndarray) and self.label_index is not None:
+            cut = cut[self.label_index]
+        if y is None:
+            self.source_label.setText(self.label_source + ("" if self.label_source else
+                                      "No labels or verdicts of both kinds yet: figures appear once there "
+                                      "are some."))
+            for w in (self.precision_label, self.recall_label, self.f1_label, self.auc_label):
+                w.setText("–")
+            self.metrics = None
+            self.roc.set_curve(None, None)
+            self.pr.set_curve(None, None)
+            self.roc.set_point(None, None)
+            self.pr.set_point(None, None)
+            self._fill_confusion(None)
+            self._update_money()
+            return
+        m = thresholds.metrics_at_threshold(s, y, cut)
+        self.metrics = m
+        self.source_label.setText(f"Measured against {self.label_source} ({len(y):,} records, "
+                                  f"{int(y.sum()):,} anomalies).")
+        self.precision_label.setText(f"{m['precision']:.3f}")
+        self.recall_label.setText(f"{m['recall']:.3f}")
+        self.f1_label.setText(f"{m['f1']:.3f}")
+        self.auc_label.setText(f"{m['aucroc']:.3f} / {m['aucpr']:.3f}" if m.get("aucroc") is not None else "–")
+        if m.get("roc") is not None:
+            self.roc.set_curve(m["roc"]["fpr"], m["roc"]["tpr"])
+            self.pr.set_curve(m["pr"]["recall"], m["pr"]["precision"])
+        self.roc.set_point(m["fpr"], m["recall"])
+        self.pr.set_point(m["recall"], m["precision"] if m["flagged"] else None)
+        self._fill_confusion(m)
+        self._update_money()
+
+    def _fill_confusion(self, m: dict | None) -> None:
+        cells = [[m["tn"], m["fp"]], [m["fn"], m["tp"]]] if m else [["", ""], ["", ""]]
+        for r in range(2):
+            for c in range(2):
+                item = QTableWidgetItem(f"{cells[r][c]:,}" if m else "")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.confusion.setItem(r, c, item)
+
+    def _update_money(self) -> None:
+        s, y = self._labelled()
+        if y is None or len(self.scores) == 0:
+            flagged = int((self.scores >= self.current_cut()).sum()) if len(self.scores) else 0
+            self.money_label.setText(f"Reviewing the {flagged:,} flagged records costs "
+                                     f"<b>${flagged * self.review_spin.value():,.0f}</b>. Money caught and "
+                                     f"missed appear once there are labels or verdicts.")
+            return
+        cut = self.current_cut()
+        if isinstance(cut, np.ndarray) and self.label_index is not None:
+            cut = cut[self.label_index]
+        f = thresholds.financial_impact(s, y, cut, avg_loss=self.loss_spin.value(),
+                                        cost_per_review=self.review_spin.value())
+        self.money_label.setText(
+            f"Money caught <b>${f['money_caught']:,.0f}</b> ({f['tp']:,} anomalies) · review cost "
+            f"<b>${f['review_cost']:,.0f}</b> ({f['flagged']:,} reviews) · missed loss "
+            f"<b>${f['missed_loss']:,.0f}</b> ({f['fn']:,} missed) · net <b>${f['net_benefit']:,.0f}</b>")
