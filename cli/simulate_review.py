@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from engine.errors import AnomalyDeskError
+from engine.errors import AnomalyDeskError, DataError
 
 
 def register(sub) -> None:
@@ -30,25 +30,29 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.data import label_vector, load
+    from engine.data import infer_schema, label_vector, load
     from engine.schema import SchemaOverrides
     from engine.simulation import simulate_review
 
     if args.budget < 1 or args.batch < 1:
         raise AnomalyDeskError("--budget and --batch must be at least 1")
     loaded, schema = load(args.csv)
-    if args.label_column not in loaded.frame.columns:
-        raise AnomalyDeskError(f"{args.csv}: no column '{args.label_column}' (columns: "
-                               f"{', '.join(map(str, loaded.frame.columns[:20]))})")
+    frame = loaded.frame
+    if args.label_column not in frame.columns:
+        raise DataError(f"no label column '{args.label_column}' in the data (columns: "
+                        f"{', '.join(map(str, frame.columns[:20]))})", file=args.csv, column=args.label_column)
     schema = SchemaOverrides(label_column=args.label_column, normal_value=args.normal_value).apply(schema)
-    labels = label_vector(loaded.frame, schema)
+    if schema.normal_value is None:  # a column not inferred as the label: 0/false, else the most frequent
+        schema.normal_value = infer_schema(frame[[args.label_column]]).normal_value or str(
+            frame[args.label_column].astype(str).value_counts().index[0])
+    labels = label_vector(frame, schema)
     if labels.all() or not labels.any():
-        raise AnomalyDeskError(f"{args.csv}: column '{args.label_column}' has no "
-                               f"{'normal' if labels.all() else 'anomalous'} records "
-                               f"(normal value '{schema.normal_value}'); set --normal-value")
-    raw = loaded.frame[args.label_column].astype(str).str.strip().to_numpy()
+        raise DataError(f"the label column needs both normal and anomalous rows; normal value "
+                        f"'{schema.normal_value}' matches {'no' if labels.all() else 'every'} row",
+                        file=args.csv, column=args.label_column)
+    raw = frame[args.label_column].astype(str).str.strip().to_numpy()
     several = len(set(raw[labels])) > 1  # e.g. global and local anomalies: report each
-    result = simulate_review(loaded.frame, schema, labels, detector=args.detector, budget=args.budget,
+    result = simulate_review(frame, schema, labels, detector=args.detector, budget=args.budget,
                              batch=args.batch, seed=args.seed, label_values=raw if several else None)
     if args.json:
         json.dump(result, sys.stdout)
