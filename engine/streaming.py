@@ -190,7 +190,8 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
             result = model.score(chunk)
             keys = chunk_keys(chunk, schema, summary.rows)
             table = scores_table(chunk, result, keys, value, top_k_features)
-            neutralise_frame(table).to_csv(handle, header=summary.chunks == 0, index=False)
+            # RFC 4180 line ends: a field holding a lone CR or LF is then quoted, so it stays one cell
+            neutralise_frame(table).to_csv(handle, header=summary.chunks == 0, index=False, lineterminator="\r\n")
             summary.rows += len(chunk)
             summary.flagged += int(table["flagged"].sum())
             summary.chunks += 1

@@ -133,7 +133,8 @@ def write_table(path: str | Path, table: pd.DataFrame, format: str | None = None
         raise AnomalyDeskError(f"cannot export a table as '{fmt}': choose one of {', '.join(QUEUE_FORMATS)}")
     with atomic_output(path) as tmp:
         if fmt == "csv":
-            neutralise_frame(table).to_csv(tmp, index=False)
+            # RFC 4180 line ends: a field holding a lone CR or LF is then quoted, so it stays one cell
+            neutralise_frame(table).to_csv(tmp, index=False, lineterminator="\r\n", encoding="utf-8")
         else:
             _write_xlsx(tmp, table, progress, sheet_name)
     if progress:

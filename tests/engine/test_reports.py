@@ -1,0 +1,236 @@
+"""Every export format is opened again and its content checked: CSV (round trip, formula injection),
+XLSX (cells, formats, frozen panes, autofilter), HTML (embedded images, escaping), PDF (text, pages)."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.errors import AnomalyDeskError
+from engine.pipeline import AnomalyModel
+from engine.reports import (
+    ReportContext,
+    build_report,
+    export_queue,
+    make_report_context,
+    neutralise_frame,
+    neutralise_text,
+    queue_table,
+)
+from engine.reports import queue as queue_module
+from engine.schema import ColumnInfo, Role, Schema
+
+INJECTIONS = ["=cmd|' /C calc'!A0", "+1", "-1", "@SUM(A1:A9)", "\tx=1", "\r=2"]
+SCRIPT_NOTE = "<script>alert('x')</script> amount & date look odd"
+
+
+@pytest.fixture(scope="module")
+def scored():
+    rng = np.random.default_rng(3)
+    n = 240
+    frame = pd.DataFrame({
+        "doc_id": [f"D{i:04d}" for i in range(n)],
+        "amount": rng.lognormal(5, 0.5, n).round(2),
+        "delta": rng.normal(0, 1, n).round(3),
+        "account": rng.choice(["A100", "A200", "A300"], n),
+        "memo": ["ok"] * n,
+    })
+    frame.loc[:5, "memo"] = INJECTIONS
+    frame.loc[7, "delta"] = -1.0  # a genuine negative number must stay a number
+    frame.loc[8, "amount"] = 90000.0  # the obvious anomaly
+    schema = Schema(columns=[
+        ColumnInfo("doc_id", Role.IDENTIFIER, "test"), ColumnInfo("amount", Role.NUMERIC, "test"),
+        ColumnInfo("delta", Role.NUMERIC, "test"), ColumnInfo("account", Role.CATEGORICAL, "test"),
+        ColumnInfo("memo", Role.TEXT, "test")])
+    model = AnomalyModel("ecod").fit(frame, schema)
+    result = model.score(frame)
+    keys = frame["doc_id"].tolist()
+    top = [keys[i] for i in np.argsort(-result.scores)[:3]]
+    verdicts = {top[0]: {"verdict": "anomaly", "note": SCRIPT_NOTE, "reason": "amount", "user": "ana",
+                         "time": "2026-11-26T10:00:00+00:00"},
+                top[1]: {"verdict": "normal", "note": "year-end posting", "reason": "known", "user": "ben",
+                         "time": "2026-11-26T10:05:00+00:00"},
+                top[2]: {"verdict": "unsure", "note": "", "reason": "", "user": "ana", "time": ""}}
+    threshold = float(np.quantile(result.scores, 0.95))
+    return frame, schema, model, result, keys, verdicts, threshold
+
+
+def test_neutralise_text_cases():
+    for value in INJECTIONS:
+        assert neutralise_text(value) == "'" + value
+    assert neutralise_text("plain") == "plain"
+    assert neutralise_text("a=b") == "a=b"
+    assert neutralise_text(-1) == -1 and neutralise_text(-1.5) == -1.5  # numbers are not text
+    frame = pd.DataFrame({"t": ["-1", "x"], "n": [-1, 2], "o": pd.Series([-1, "=x"], dtype=object)})
+    out = neutralise_frame(frame)
+    assert out["t"].tolist() == ["'-1", "x"]
+    assert out["n"].tolist() == [-1, 2]
+    assert out["o"].tolist() == [-1, "'=x"]
+
+
+def test_queue_table_layout_and_order(scored):
+    frame, schema, _, result, keys, verdicts, threshold = scored
+    table = queue_table(frame, schema, result, keys, verdicts, threshold, top_k_features=2)
+    assert list(table.columns[:13]) == ["key", "severity", "score", "flagged", "verdict", "note", "reason",
+                                        "reviewer", "time", "feature_1", "share_1", "feature_2", "share_2"]
+    assert list(table.columns[13:]) == list(frame.columns)
+    assert (np.diff(table["score"].to_numpy()) <= 0).all()
+    assert table["flagged"].sum() == (result.scores >= threshold).sum()
+    assert table.loc[0, "verdict"] == "anomaly" and table.loc[0, "note"] == SCRIPT_NOTE
+    assert set(table["feature_1"]) <= set(result.columns)
+    assert (table["share_1"] >= table["share_2"]).all()
+
+
+def test_csv_round_trip_neutralises_formulas(scored, tmp_path):
+    frame, schema, _, result, keys, verdicts, threshold = scored
+    out = export_queue(tmp_path / "queue.csv", "csv", frame, schema, result, keys, verdicts, threshold)
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(frame)
+    by_id = {r["doc_id"]: r for r in rows}
+    for i, value in enumerate(INJECTIONS):
+        assert by_id[f"D{i:04d}"]["memo"] == "'" + value  # text: neutralised
+    assert by_id["D0007"]["delta"] == "-1.0"  # a real negative number: unchanged
+    assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for r in rows for cell in r.values() if cell)
+    back = pd.read_csv(out)
+    assert back["delta"].dtype.kind == "f" and back.loc[back["doc_id"] == "D0007", "delta"].item() == -1.0
+    np.testing.assert_allclose(np.sort(back["score"].to_numpy()), np.sort(result.scores))
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_xlsx_cells_formats_panes_filter(scored, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    frame, schema, _, result, keys, verdicts, threshold = scored
+    out = export_queue(tmp_path / "queue.xlsx", None, frame, schema, result, keys, verdicts, threshold)
+    ws = openpyxl.load_workbook(out).active
+    header = [c.value for c in ws[1]]
+    assert header[:5] == ["key", "severity", "score", "flagged", "verdict"]
+    assert ws.freeze_panes == "B2"
+    assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(frame) + 1}"
+    assert ws.max_row == len(frame) + 1
+    assert ws.column_dimensions["A"].width >= 8
+    cols = {name: i + 1 for i, name in enumerate(header)}
+    memo = {ws.cell(r, cols["doc_id"]).value: ws.cell(r, cols["memo"]) for r in range(2, ws.max_row + 1)}
+    for i, value in enumerate(INJECTIONS):
+        cell = memo[f"D{i:04d}"]
+        # stored as text, never a formula (openpyxl leaves the OOXML escape of a CR as is)
+        assert cell.data_type == "s" and cell.value.replace("_x000D_", "\r") == value
+        assert cell.quotePrefix
+    delta = {ws.cell(r, cols["doc_id"]).value: ws.cell(r, cols["delta"]).value for r in range(2, ws.max_row + 1)}
+    assert delta["D0007"] == -1 and isinstance(delta["D0007"], (int, float))
+    assert ws.cell(2, cols["verdict"]).value == "anomaly"
+    assert ws.cell(2, cols["note"]).value == SCRIPT_NOTE
+    assert ws.cell(2, cols["flagged"]).value is True
+    assert ws.cell(2, cols["share_1"]).number_format == "0.0%"
+    ranges = [str(r.sqref) for r in ws.conditional_formatting]
+    sev = openpyxl.utils.get_column_letter(cols["severity"])
+    assert f"{sev}2:{sev}{len(frame) + 1}" in ranges
+    rules = [rule for cf in ws.conditional_formatting for rule in cf.rules if str(cf.sqref).startswith(sev)]
+    assert {r.formula[0] for r in rules} == {"90", "70", "50"}
+    assert all(r.dxf.fill is not None for r in rules)  # severity colouring
+
+
+def test_xlsx_refuses_too_many_rows_and_leaves_nothing(scored, tmp_path, monkeypatch):
+    frame, schema, _, result, keys, verdicts, threshold = scored
+    monkeypatch.setattr(queue_module, "XLSX_MAX_ROWS", 10)
+    with pytest.raises(AnomalyDeskError, match="CSV"):
+        export_queue(tmp_path / "big.xlsx", "xlsx", frame, schema, result, keys, verdicts, threshold)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def context(scored):
+    frame, schema, model, result, keys, verdicts, threshold = scored
+    labels = np.zeros(len(frame), dtype=bool)
+    labels[8] = labels[3] = True
+    return make_report_context(frame, schema, result, keys=keys, verdicts=verdicts, threshold=threshold,
+                               threshold_method="top 5% of scores", model=model, file="ledger <Q3>.csv",
+                               title="Ledger review <Q3>", author="A. Analyst & co",
+                               notes="Checked the top 5%.\n" + SCRIPT_NOTE, labels=labels, top_n=4)
+
+
+def test_context_counts_and_metrics(context, scored):
+    _, _, _, result, _, _, threshold = scored
+    counts = context.counts()
+    assert counts == {"scored": 240, "flagged": int((result.scores >= threshold).sum()), "reviewed": 3,
+                      "confirmed": 1, "false_alarms": 1, "unsure": 1}
+    metrics = context.metrics()
+    assert 0.0 <= metrics["aucroc"] <= 1.0 and metrics["positives"] == 2
+    assert context.model.detector == "ecod" and context.model.fit_seconds is not None
+    assert len(context.top_records) == 4 and context.top_records[0].verdict == "anomaly"
+    assert abs(sum(context.top_records[0].contributions.values()) - 1.0) < 0.05
+
+
+def test_verdicts_alone_give_precision_recall(scored):
+    frame, schema, _, result, keys, verdicts, threshold = scored
+    ctx = make_report_context(frame, schema, result, keys=keys, verdicts=verdicts, threshold=threshold,
+                              include_queue=False)
+    target = ctx.evaluation_target()
+    assert target is not None and "verdicts" in target[2] and len(target[0]) == 2  # unsure left out
+
+
+def test_html_is_self_contained_and_escaped(context, tmp_path):
+    out = build_report(tmp_path / "report.html", "html", context)
+    text = out.read_text(encoding="utf-8")
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) >= 1 + 1 + 4  # histogram, ROC/PR, one chart per top record
+    assert "<script" not in text.lower()
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; amount &amp; date look odd" in text
+    assert "Ledger review &lt;Q3&gt;" in text and "A. Analyst &amp; co" in text
+    assert "ledger &lt;Q3&gt;.csv" in text
+    assert "src=\"http" not in text and "href=" not in text  # nothing fetched from outside
+    assert "Content-Security-Policy" in text
+
+
+def test_pdf_text_and_pages(context, tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    out = build_report(tmp_path / "report.pdf", None, context)
+    reader = pypdf.PdfReader(out)
+    assert len(reader.pages) >= 2
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    flat = " ".join(text.split())
+    for expected in ("Ledger review <Q3>", "A. Analyst & co", "Dataset", "Model", "Threshold and scores",
+                     "Counts", "Detection quality", "Top 4 flagged records", "year-end posting",
+                     "top 5% of scores", "ecod", "confirmed anomalies"):
+        assert expected in flat, expected
+    assert reader.metadata.title == "Ledger review <Q3>"
+    assert sum(len(page.images) for page in reader.pages) >= 6
+
+
+def test_csv_and_xlsx_reports_write_the_queue(context, tmp_path):
+    out = build_report(tmp_path / "q.csv", "csv", context)
+    assert pd.read_csv(out).shape[0] == 240
+    with pytest.raises(AnomalyDeskError, match="format"):
+        build_report(tmp_path / "q.doc", None, context)
+    with pytest.raises(AnomalyDeskError, match="queue"):
+        build_report(tmp_path / "q.csv", "csv", ReportContext())
+
+
+def test_failed_export_keeps_previous_file(context, tmp_path, monkeypatch):
+    import engine.reports.pdf as pdf_module
+
+    target = tmp_path / "report.pdf"
+    target.write_bytes(b"previous version")
+
+    def broken(path, *args):
+        path.write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pdf_module, "render_pdf", broken)
+    with pytest.raises(RuntimeError):
+        build_report(target, "pdf", context)
+    assert target.read_bytes() == b"previous version"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]
+
+
+def test_report_without_model_threshold_or_labels(tmp_path):
+    ctx = ReportContext(title="bare", scores=np.array([0.1, 0.2, 0.3]))
+    text = build_report(tmp_path / "bare.html", "html", ctx).read_text(encoding="utf-8")
+    assert "No model information" in text and "none set" in text and "Detection quality" not in text
+    pypdf = pytest.importorskip("pypdf")
+    reader = pypdf.PdfReader(build_report(tmp_path / "bare.pdf", "pdf", ctx))
+    assert "No model information" in reader.pages[0].extract_text()
