@@ -16,14 +16,16 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QDoubleValidator, QRegularExpressionValidator
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
-HIDDEN = {"self", "seed", "device", "random_state", "verbose"}
+HIDDEN = {"self", "seed", "device", "random_state", "verbose", "member_params"}
 CHOICES = {
-    "activation": ["relu", "leaky_relu", "tanh", "elu", "gelu", "sigmoid"],
-    "optimizer": ["adam", "adamw", "sgd", "rmsprop"],
+    "activation": ["relu", "leaky_relu", "tanh", "elu", "gelu", "selu", "silu", "sigmoid", "softplus"],
+    "optimizer": ["adam", "adamw", "sgd", "rmsprop", "adagrad", "adamax"],
     "gamma": ["scale", "auto"],
     "max_samples": ["auto"],
     "loss": ["mse", "mae", "huber"],
     "combine": ["mean", "max", "rank"],
+    "weighting": ["agreement", "equal"],
+    "lr_schedule": ["constant", "cosine", "step", "plateau", "onecycle"],
 }
 HELP = {
     "hidden_layers": "sizes of the encoder's layers, e.g. 64-32-8 (the decoder mirrors them)",
@@ -35,6 +37,9 @@ HELP = {
     "weight_decay": "L2 penalty on the weights (regularisation)", "l1": "L1 penalty (regularisation)",
     "n_estimators": "number of trees", "nu": "expected share of outliers in the training rows",
     "variance": "share of variance the components keep",
+    "latent_dim": "size of the bottleneck", "l2": "L2 penalty on the weights (regularisation)",
+    "members": "detectors to combine, comma separated (empty: chosen from the data)",
+    "early_stopping": "stop after this many epochs without validation improvement (0: never)",
 }
 FALLBACK_SPECS: dict[str, list[tuple[str, Any]]] = {
     # used while a detector's module is not in this build yet
@@ -216,6 +221,8 @@ class DetectorForm(QWidget):
             return float(text) if text else d
         if text == "":
             return None
+        if spec.name == "members":
+            return [m.strip() for m in text.replace(";", ",").split(",") if m.strip()]
         return _number_or_text(text)
 
     def values(self, only_changed: bool = True) -> dict[str, Any]:

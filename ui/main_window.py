@@ -457,6 +457,7 @@ class MainWindow(QMainWindow):
         self.show_error("Training failed", error)
 
     def _trained(self, outcome: TrainOutcome) -> None:
+        self._train_finished()
         self.model = outcome.model
         self.model_dir = None
         self.feedback_state = None

@@ -62,7 +62,8 @@ class Job(QObject):
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._last_emit = 0.0
-        self._history: list[tuple[float, float, float | None]] = []
+        self._train: dict[float, float] = {}
+        self._val: dict[float, float] = {}
         self._started = time.perf_counter()
 
     # -- called from the worker thread ----------------------------------------------------------
@@ -70,20 +71,22 @@ class Job(QObject):
         return self._stop.is_set()
 
     def report(self, fraction: float, message: str = "", **metrics: Any) -> None:
-        if metrics.get("train_loss") is not None and metrics.get("epoch") is not None:
-            point = (float(metrics["epoch"]), float(metrics["train_loss"]),
-                     None if metrics.get("val_loss") is None else float(metrics["val_loss"]))
+        epoch = metrics.get("epoch")
+        if epoch is not None:
             with self._lock:
-                if not self._history or self._history[-1][0] != point[0]:
-                    self._history.append(point)
-                else:
-                    self._history[-1] = point
+                if metrics.get("train_loss") is not None:
+                    self._train[float(epoch)] = float(metrics["train_loss"])
+                if metrics.get("val_loss") is not None:
+                    # mid-epoch reports carry the previous epoch's validation loss
+                    at = float(epoch) - 1.0 if metrics.get("batch") is not None else float(epoch)
+                    if at >= 1.0:
+                        self._val[at] = float(metrics["val_loss"])
         now = time.perf_counter()
         if fraction < 1.0 and now - self._last_emit < PROGRESS_INTERVAL_S:
             return
         self._last_emit = now
         with self._lock:
-            history = tuple(self._history)
+            history = tuple((e, t, self._val.get(e)) for e, t in sorted(self._train.items()))
         self.progressed.emit(Progress(float(fraction), str(message), dict(metrics), history,
                                       now - self._started))
 

@@ -1,0 +1,116 @@
+"""The Open screen, driven as an analyst would."""
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from engine.schema import Role
+from tests.ui.conftest import open_and_wait
+from ui.data_panel import NO_LABEL
+
+
+def role_cell(window, column):
+    table = window.data_panel.table
+    for r in range(table.rowCount()):
+        if table.item(r, 0).text() == column:
+            return table.item(r, 1)
+    raise KeyError(column)
+
+
+def test_the_bundled_sample_opens_with_roles_reasons_and_statistics(qtbot, window, sample_csv):
+    open_and_wait(qtbot, window, sample_csv)
+    panel = window.data_panel
+    assert panel.table.rowCount() == len(window.loaded.frame.columns) == 10
+    assert role_cell(window, "BELNR").text() == "identifier"
+    assert role_cell(window, "label").text() == "label"
+    assert role_cell(window, "DMBTR").text() == "numeric"
+    # reason and statistics shown beside the role
+    row = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())].index("DMBTR")
+    assert panel.table.item(row, 2).text()
+    assert panel.table.item(row, 6).text() and panel.table.item(row, 7).text()  # min, max
+    assert panel.label_combo.currentText() == "label"
+    assert panel.normal_combo.currentText() == "regular"
+    assert panel.problems.count() >= 1  # problems listed, or an explicit "no problems"
+    assert "20,000 rows" in panel.file_label.text()
+    assert window.queue.rowCount() == 20_000
+    assert str(Path(sample_csv).resolve()) in window.recent_files()
+
+
+def test_changing_a_role_through_the_role_cell_changes_the_schema(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    assert "WAERS" in window.schema.feature_columns
+    role_cell(window, "WAERS").setText("ignored")  # what the combo-box editor writes
+    assert window.overrides.roles == {"WAERS": Role.IGNORED}
+    assert "WAERS" not in window.schema.feature_columns
+    assert role_cell(window, "WAERS").text() == "ignored"
+    # the delegate offers every role
+    delegate = window.data_panel.table.itemDelegateForColumn(1)
+    editor = delegate.createEditor(window.data_panel.table, None, window.data_panel.table.indexFromItem(
+        role_cell(window, "DMBTR")))
+    assert [editor.itemText(i) for i in range(editor.count())] == [r.value for r in Role]
+    editor.deleteLater()
+    # a nonsense role typed in is refused, the old role stays
+    role_cell(window, "DMBTR").setText("banana")
+    assert role_cell(window, "DMBTR").text() == "numeric"
+
+
+def test_label_column_and_normal_value_pickers(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    panel = window.data_panel
+    assert window.labels is not None and window.labels.sum() == 60  # 40 global + 20 local
+    panel.label_combo.setCurrentText(NO_LABEL)
+    panel.label_combo.activated.emit(panel.label_combo.currentIndex())
+    assert window.schema.label_column is None
+    assert window.labels is None
+    assert "label" not in window.schema.feature_columns  # never a feature, even when not the label
+    panel.label_combo.setCurrentText("label")
+    panel.label_combo.activated.emit(panel.label_combo.currentIndex())
+    assert window.schema.label_column == "label"
+    panel.normal_combo.setCurrentText("global")
+    panel.normal_combo.activated.emit(panel.normal_combo.currentIndex())
+    assert window.schema.normal_value == "global"
+    assert window.labels.sum() == len(window.loaded.frame) - 40
+
+
+def test_reference_file_of_known_good_rows(qtbot, window, small_csv, tmp_path):
+    open_and_wait(qtbot, window, small_csv)
+    import pandas as pd
+
+    ref = tmp_path / "known_good.csv"
+    frame = pd.read_csv(small_csv)
+    frame[frame["label"] == "regular"].to_csv(ref, index=False)
+    window.set_reference(ref)
+    qtbot.waitUntil(lambda: window.reference is not None, timeout=20_000)
+    assert "known_good.csv" in window.data_panel.reference_label.text()
+    assert window.train_panel.use_reference()
+    window.data_panel.reference_clear.click()
+    assert window.reference is None and not window.train_panel.use_reference()
+
+
+def test_drag_and_drop_opens_the_file(qtbot, window, small_csv):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(small_csv))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.file_loaded, timeout=30_000):
+        window.dropEvent(event)
+    assert window.loaded.path.endswith("ledger_small.csv")
+    assert window.recent_menu.actions()[0].text().endswith("ledger_small.csv")
+
+
+def test_a_broken_file_shows_a_dialog_and_the_app_keeps_working(qtbot, window, small_csv, tmp_path):
+    bad = tmp_path / "broken.csv"
+    bad.write_bytes(b"\x00\x01\x02garbage\xff\xfe")
+    window.open_file(bad)
+    qtbot.waitUntil(lambda: len(window.error_dialogs) == 1, timeout=20_000)
+    dialog = window.error_dialogs[0]
+    assert dialog.isVisible()
+    assert "broken.csv" in dialog.text()
+    assert "Traceback" not in dialog.text()
+    dialog.accept()
+    window.open_file(tmp_path / "does_not_exist.csv")
+    qtbot.waitUntil(lambda: len(window.error_dialogs) == 2, timeout=20_000)
+    assert "does_not_exist.csv" in window.error_dialogs[1].text()
+    open_and_wait(qtbot, window, small_csv)  # still usable
+    assert window.queue.rowCount() == 1500

@@ -1,0 +1,156 @@
+"""The Train screen: settings form, training in a worker, live progress, cancel, failures, closing."""
+
+import time
+
+import numpy as np
+import pytest
+
+from tests.ui.conftest import open_and_wait, train_and_wait
+from ui.detector_form import DetectorForm, parse_layers
+from ui.main_window import TAB_REVIEW
+
+
+def test_settings_form_shows_only_the_chosen_detectors_settings(qtbot, window):
+    panel = window.train_panel
+    panel.detector_combo.setCurrentText("autoencoder")
+    names = set(panel.form.editors)
+    assert {"hidden_layers", "activation", "optimizer", "learning_rate", "batch_size", "epochs"} <= names
+    assert any(n.startswith("latent") for n in names)
+    assert any(n in names for n in ("dropout", "l1", "l2", "weight_decay"))
+    assert "seed" not in names and "device" not in names
+    layers = panel.form.editors["hidden_layers"]
+    assert layers.text() == "64-32"
+    layers.setText("64-32-8")
+    panel.form.editors["epochs"].setValue(3)
+    assert panel.params()["hidden_layers"] == [64, 32, 8]
+    assert panel.params()["epochs"] == 3
+    assert "activation" not in panel.params()  # only what the analyst changed
+    panel.detector_combo.setCurrentText("iforest")
+    assert "hidden_layers" not in panel.form.editors
+    assert "n_estimators" in panel.form.editors
+    panel.detector_combo.setCurrentText("ecod")
+    assert panel.form.editors == {}
+    assert panel.detector_combo.itemText(0) == "auto"  # auto is the default choice
+
+
+def test_layer_lists_and_the_form_round_trip(qtbot):
+    assert parse_layers("64-32-8") == [64, 32, 8]
+    assert parse_layers("64, 32 ,8") == [64, 32, 8]
+    form = DetectorForm()
+    qtbot.addWidget(form)
+    form.set_detector("autoencoder", {"hidden_layers": [128, 16], "activation": "tanh", "learning_rate": 0.01})
+    assert form.values()["hidden_layers"] == [128, 16]
+    assert form.values()["activation"] == "tanh"
+    assert form.values()["learning_rate"] == pytest.approx(0.01)
+
+
+def test_train_iforest_scores_every_record_and_opens_the_queue(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    train_and_wait(qtbot, window, "iforest", {"n_estimators": 50})
+    assert window.scores.shape == (1500,)
+    assert window.tabs.currentIndex() == TAB_REVIEW
+    assert window.train_panel.progress.value() == 1000
+    assert window.train_panel.train_button.isEnabled() and not window.train_panel.cancel_button.isEnabled()
+    assert window.queue.record_at(0) == int(np.argmax(window.severity)) or \
+        window.severity[window.queue.record_at(0)] == window.severity.max()
+    assert "Trained iforest" in window.train_panel.status.text()
+
+
+def test_train_a_small_autoencoder_with_live_loss_curve(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    seen = []
+    window.train_panel.set_detector("autoencoder", {"epochs": 3, "hidden_layers": [16], "batch_size": 256})
+    window.jobs.slot("train").busy_changed.connect(lambda b: None)
+    with qtbot.waitSignal(window.scored, timeout=120_000):
+        window.train_panel.train_button.click()
+        job = window.jobs.slot("train").job
+        job.progressed.connect(seen.append)
+    assert window.model.detector == "autoencoder"
+    assert any(p.loss_history for p in seen)
+    xs, ys = window.train_panel.loss_plot.train.getData()
+    assert len(xs) >= 2 and np.all(np.isfinite(ys))
+    assert "device" in window.train_panel.device_label.text()
+    assert window.train_panel.device_label.text() != "device –"
+    assert "rows/s" in window.train_panel.speed_label.text()
+    assert window.train_panel.eta_label.text().startswith("ETA")
+
+
+def test_cancel_stops_training_within_a_second(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    window.train_panel.set_detector("autoencoder", {"epochs": 2000, "hidden_layers": [16], "batch_size": 64,
+                                                    "early_stopping": 0})
+    window.train_panel.train_button.click()
+    job = window.jobs.slot("train").job
+    qtbot.waitUntil(lambda: window.train_panel.progress.value() > 0, timeout=60_000)
+    assert window.train_panel.cancel_button.isEnabled()
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(job.finished, timeout=5_000):
+        window.train_panel.cancel_button.click()
+    assert time.perf_counter() - t0 < 1.5
+    assert window.model is None  # nothing half-trained is kept
+    assert "cancelled" in window.train_panel.status.text()
+    assert window.train_panel.train_button.isEnabled()
+    assert window.error_dialogs == []
+
+
+def test_the_window_stays_responsive_while_training(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    window.train_panel.set_detector("autoencoder", {"epochs": 2000, "hidden_layers": [16], "batch_size": 64,
+                                                    "early_stopping": 0})
+    window.train_panel.train_button.click()
+    qtbot.waitUntil(lambda: window.train_panel.progress.value() > 0, timeout=60_000)
+    # the queue still sorts and filters and typing works while the model trains
+    window.review_panel.sort(window.queue.column_index("DMBTR"))
+    qtbot.keyClicks(window.review_panel.search_edit, "K01")
+    window.review_panel.apply_filters()
+    assert 0 < window.queue.rowCount() < 1500
+    assert window.jobs.slot("train").busy
+    window.cancel_training()
+    qtbot.waitUntil(lambda: not window.jobs.slot("train").busy, timeout=5_000)
+
+
+def test_an_exception_in_the_worker_becomes_a_dialog_and_the_app_stays_usable(qtbot, window, small_csv,
+                                                                              monkeypatch):
+    open_and_wait(qtbot, window, small_csv)
+    from engine.pipeline import AnomalyModel
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("simulated failure inside fit")
+
+    monkeypatch.setattr(AnomalyModel, "fit", boom)
+    window.train_panel.set_detector("iforest")
+    window.train_panel.train_button.click()
+    qtbot.waitUntil(lambda: len(window.error_dialogs) == 1, timeout=20_000)
+    assert "simulated failure inside fit" in window.error_dialogs[0].text()
+    assert "RuntimeError" in window.error_dialogs[0].detailedText()  # traceback under Show Details
+    assert window.train_panel.train_button.isEnabled()
+    monkeypatch.undo()
+    train_and_wait(qtbot, window, "iforest", {"n_estimators": 20})
+    assert window.scores is not None
+
+
+def test_an_engine_error_is_shown_as_written(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    for name in window.schema.feature_columns:
+        window.data_panel.set_role(name, __import__("engine.schema").schema.Role.IGNORED)
+    assert window.schema.feature_columns == []
+    window.train_panel.set_detector("iforest")
+    window.train_panel.train_button.click()
+    qtbot.waitUntil(lambda: len(window.error_dialogs) == 1, timeout=20_000)
+    assert "no feature columns" in window.error_dialogs[0].text()
+    assert not window.error_dialogs[0].detailedText()
+
+
+def test_closing_the_window_during_training_stops_the_worker(qtbot, make_window, small_csv):
+    window = make_window()
+    open_and_wait(qtbot, window, small_csv)
+    window.train_panel.set_detector("autoencoder", {"epochs": 2000, "hidden_layers": [16], "batch_size": 64,
+                                                    "early_stopping": 0})
+    window.train_panel.train_button.click()
+    job = window.jobs.slot("train").job
+    qtbot.waitUntil(lambda: window.train_panel.progress.value() > 0, timeout=60_000)
+    t0 = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t0 < 3.0
+    assert job.is_done and job.is_cancelled
+    assert window.jobs.pool.activeThreadCount() == 0
