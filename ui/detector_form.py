@@ -37,7 +37,7 @@ HELP = {
     "weight_decay": "L2 penalty on the weights (regularisation)", "l1": "L1 penalty (regularisation)",
     "n_estimators": "number of trees", "nu": "expected share of outliers in the training rows",
     "variance": "share of variance the components keep",
-    "latent_dim": "size of the bottleneck", "l2": "L2 penalty on the weights (regularisation)",
+    "l2": "L2 penalty on the weights (regularisation)",
     "members": "detectors to combine, comma separated (empty: chosen from the data)",
     "early_stopping": "stop after this many epochs without validation improvement (0: never)",
 }
