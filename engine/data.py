@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import functools
 import gzip
 import io
 import lzma
@@ -545,7 +546,7 @@ def _apply_plan(table: pa.Table, plan: dict[str, str] | None, row_of=None) -> tu
 
 def _clean_values(frame: pd.DataFrame, row_of=None) -> list[str]:
     """Infinite and absurdly large numbers become missing (listed when ``row_of`` is given)."""
-    floats = [c for c in frame.columns if frame[c].dtype == np.float64]
+    floats = [c for c, t in zip(frame.columns, frame.dtypes, strict=True) if t == np.float64]
     if not floats:
         return []
     block = frame[floats].to_numpy(dtype=np.float64, copy=False)
@@ -750,9 +751,10 @@ def _chunk_frame(table: pa.Table, like: LoadedFile, start: int) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------ schema
 
-def _tokens(name: str) -> list[str]:
+@functools.lru_cache(maxsize=65536)
+def _tokens(name: str) -> tuple[str, ...]:
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
-    return [t for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t]
+    return tuple(t for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t)
 
 
 def _looks_like_target(name: str) -> bool:
@@ -781,14 +783,26 @@ def _py(value: Any) -> Any:
     return value if isinstance(value, (int, str)) else str(value)
 
 
-def _kind(s: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(s.dtype):
+def _kind_of_dtype(dtype: Any) -> str:
+    if pd.api.types.is_bool_dtype(dtype):
         return "bool"
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        return "int" if pd.api.types.is_integer_dtype(s.dtype) else "float"
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "int" if pd.api.types.is_integer_dtype(dtype) else "float"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
     return "string"
+
+
+class _LazyColumn:
+    """A column fetched only when a rule needs its values (fetching costs ~50 us per column)."""
+
+    def __init__(self, frame: pd.DataFrame, k: int):
+        self.frame, self.k, self.series = frame, k, None
+
+    def __call__(self) -> pd.Series:
+        if self.series is None:
+            self.series = self.frame.iloc[:, self.k]
+        return self.series
 
 
 def _default_normal_value(labels: pd.Series) -> str:
@@ -802,25 +816,40 @@ def _default_normal_value(labels: pd.Series) -> str:
     return str(values.astype(str).value_counts().index[0])
 
 
+def _distinct_counts(block: np.ndarray) -> np.ndarray:
+    """Distinct non-NaN values per column of a 2-D float array, by sorting (no per-column loop)."""
+    ordered = np.sort(block, axis=0)  # NaN sorts last
+    valid = ~np.isnan(ordered)
+    return valid[:1].sum(axis=0) + (valid[1:] & (ordered[1:] != ordered[:-1])).sum(axis=0)
+
+
 def infer_schema(frame: pd.DataFrame, path: str | None = None) -> Schema:
-    """Propose a role for every column, with the reason and statistics, and the label column."""
+    """Propose a role for every column, with the reason and statistics, and the label column.
+
+    Column statistics are computed on whole blocks where possible: a file with 10,000 columns must
+    not pay a pandas call per column."""
     n = len(frame)
     names = [str(c) for c in frame.columns]
-    kinds = [_kind(frame[c]) for c in frame.columns]
+    kinds = [_kind_of_dtype(t) for t in frame.dtypes]
     missing = frame.isna().sum().to_numpy() if n else np.zeros(len(names), dtype=int)
-    n_distinct = frame.nunique(dropna=True).to_numpy() if n else np.zeros(len(names), dtype=int)
-    numeric_cols = [c for c, k in zip(frame.columns, kinds, strict=True) if k in ("int", "float")]
-    mins: dict[Any, Any] = {}
-    maxs: dict[Any, Any] = {}
-    whole: dict[Any, bool] = {}
-    if numeric_cols and n:
-        block = frame[numeric_cols].to_numpy(dtype=np.float64, na_value=np.nan)
+    n_distinct = np.zeros(len(names), dtype=np.int64)
+    numeric_idx = [k for k, kind in enumerate(kinds) if kind in ("int", "float")]
+    other_idx = [k for k, kind in enumerate(kinds) if kind not in ("int", "float")]
+    lo = hi = integral = np.zeros(0)
+    if numeric_idx and n:
+        block = frame.iloc[:, numeric_idx].to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns: nanmin of nothing
             lo, hi = np.nanmin(block, axis=0), np.nanmax(block, axis=0)
             integral = np.all(np.isnan(block) | (block == np.round(block)), axis=0)
-        for j, c in enumerate(numeric_cols):
-            mins[c], maxs[c], whole[c] = lo[j], hi[j], bool(integral[j])
+        if block.size <= 20_000_000:
+            n_distinct[numeric_idx] = _distinct_counts(block)
+        else:
+            n_distinct[numeric_idx] = frame.iloc[:, numeric_idx].nunique(dropna=True).to_numpy()
+        del block
+    for k in other_idx:
+        n_distinct[k] = frame.iloc[:, k].nunique(dropna=True) if n else 0
+    position = {k: j for j, k in enumerate(numeric_idx)}
     detailed = len(names) <= 2000  # top values per column cost a pass each: skip them on very wide files
 
     # the label: exact 'label' first, then other label names, then any target-like name with few values
@@ -836,16 +865,19 @@ def infer_schema(frame: pd.DataFrame, path: str | None = None) -> Schema:
 
     columns, problems = [], []
     for k, (c, name, kind) in enumerate(zip(frame.columns, names, kinds, strict=True)):
-        s = frame[c]
+        s = _LazyColumn(frame, k)
         nonnull = n - int(missing[k])
         distinct = int(n_distinct[k])
         info: dict[str, Any] = dict(dtype=kind, missing_share=float(missing[k] / n) if n else 0.0,
                                     n_distinct=distinct)
-        if kind in ("int", "float"):
-            info.update(min=_py(mins.get(c)), max=_py(maxs.get(c)))
+        whole = False
+        if kind in ("int", "float") and n:
+            j = position[k]
+            info.update(min=_py(lo[j]), max=_py(hi[j]))
+            whole = bool(integral[j])
         elif kind == "datetime" and nonnull:
-            info.update(min=_py(s.min()), max=_py(s.max()))
-        role, reason = _role(c, name, kind, s, n, nonnull, distinct, whole.get(c, False), label)
+            info.update(min=_py(s().min()), max=_py(s().max()))
+        role, reason = _role(c, name, kind, s, n, nonnull, distinct, whole, label)
         if role is Role.IGNORED and nonnull == 0:
             problems.append(f"column '{name}': every value is missing; not used")
         elif role is Role.IGNORED and distinct == 1 and c != label:
@@ -853,7 +885,7 @@ def infer_schema(frame: pd.DataFrame, path: str | None = None) -> Schema:
         want_top = role in (Role.CATEGORICAL, Role.LABEL, Role.TEXT) or (
             kind in ("int", "float", "bool") and distinct <= MAX_LABEL_VALUES)
         if want_top and nonnull and (detailed or role is Role.LABEL):
-            counts = s.value_counts(dropna=True).head(5)
+            counts = s().value_counts(dropna=True).head(5)
             info["top_values"] = [_py(v) for v in counts.index]
             info["top_counts"] = [int(v) for v in counts.to_numpy()]
         columns.append(ColumnInfo(name=name, role=role, reason=reason, **info))
@@ -877,7 +909,7 @@ def infer_schema(frame: pd.DataFrame, path: str | None = None) -> Schema:
     return schema
 
 
-def _role(c: Any, name: str, kind: str, s: pd.Series, n: int, nonnull: int, distinct: int, whole: bool,
+def _role(c: Any, name: str, kind: str, s: _LazyColumn, n: int, nonnull: int, distinct: int, whole: bool,
           label: Any) -> tuple[Role, str]:
     if label is not None and c == label:
         return Role.LABEL, f"named like a label, with {distinct} distinct value{'s' if distinct != 1 else ''}"
@@ -887,7 +919,7 @@ def _role(c: Any, name: str, kind: str, s: pd.Series, n: int, nonnull: int, dist
     if nonnull == 0:
         return Role.IGNORED, "every value is missing"
     if distinct == 1:
-        value = _py(s.dropna().iloc[0])
+        value = _py(s().dropna().iloc[0])
         return Role.IGNORED, f"the same value ({value}) in every {'non-missing ' if nonnull < n else ''}row"
     unique = distinct == nonnull == n
     if kind in ("int", "float"):
@@ -905,14 +937,16 @@ def _role(c: Any, name: str, kind: str, s: pd.Series, n: int, nonnull: int, dist
         return Role.DATETIME, "dates/times"
     if kind == "bool":
         return Role.CATEGORICAL, "true/false values"
-    # text
-    if unique and (n >= MIN_ID_ROWS or _looks_like_id(name)):
-        return Role.IDENTIFIER, "text, unique in every row: an identifier"
+    # text: prose first (unique sentences are not identifiers), then keys, then categories
     ratio = distinct / max(nonnull, 1)
     if ratio > 0.5:
-        lengths = s.dropna().astype(str).str.len()
-        if lengths.mean() > 20 or s.dropna().astype(str).str.contains(" ").mean() > 0.5:
-            return Role.TEXT, f"free text ({distinct} distinct values, {lengths.mean():.0f} characters on average)"
+        texts = s().dropna().astype(str)
+        length, spaced = texts.str.len().mean(), texts.str.contains(" ").mean()
+        if (length > 20 and spaced > 0.5) or spaced > 0.9:
+            return Role.TEXT, f"free text ({distinct} distinct values, {length:.0f} characters on average)"
+    if unique and (n >= MIN_ID_ROWS or _looks_like_id(name)):
+        return Role.IDENTIFIER, "text, unique in every row: an identifier"
+    if ratio > 0.5:
         if ratio >= 0.95 and nonnull >= MIN_ID_ROWS:
             return Role.IDENTIFIER, f"text, nearly unique per row ({ratio:.0%} distinct): an identifier"
         return Role.TEXT, f"too many distinct values ({ratio:.0%} of rows) for a category"

@@ -7,6 +7,15 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from engine.errors import DataError
+
+
+class UnknownColumnError(DataError, KeyError):
+    """Overrides name a column the data does not have. A KeyError too, for callers that expect one."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)  # not KeyError's quoted repr
+
 
 class Role(str, Enum):
     NUMERIC = "numeric"
@@ -110,8 +119,11 @@ class SchemaOverrides:
 
     def apply(self, schema: Schema) -> Schema:
         unknown = [n for n in self.roles if n not in schema.names]
+        if self.label_column and self.label_column not in schema.names:
+            unknown.append(self.label_column)
         if unknown:
-            raise KeyError(f"no such column(s): {', '.join(unknown)}")
+            raise UnknownColumnError(f"no such column{'s' if len(unknown) > 1 else ''} in the data: "
+                                     f"{', '.join(unknown)}", column=unknown[0])
         columns = []
         label = schema.label_column if self.label_column is None else (self.label_column or None)
         for c in schema.columns:
@@ -123,6 +135,20 @@ class SchemaOverrides:
                 c = replace(c, role=Role.LABEL, reason="chosen as the label column by the user")
             columns.append(c)
         normal = self.normal_value if self.normal_value is not None else (
-            schema.normal_value if label == schema.label_column else None)
+            schema.normal_value if label == schema.label_column else
+            _normal_from_top_values(schema.column(label)) if label else None)
         return Schema(columns=columns, label_column=label, normal_value=normal,
                       problems=list(schema.problems))
+
+
+def _normal_from_top_values(info: ColumnInfo) -> str | None:
+    """The normal value of a column chosen as the label: 0/false for 0/1 and true/false columns, else the
+    most frequent value (None when the column's frequent values are not known)."""
+    values = [str(v) for v in info.top_values]
+    if not values:
+        return None
+    lowered = {v.strip().lower() for v in values}
+    if info.n_distinct <= 2 and lowered <= {"0", "1", "0.0", "1.0", "true", "false"}:
+        zero = [v for v in values if v.strip().lower() in ("0", "0.0", "false")]
+        return zero[0] if zero else ("False" if lowered == {"true"} else "0")
+    return values[0]
