@@ -187,19 +187,18 @@ def _bad_ragged_lines() -> str:
 
 CASES: list[Case] = [
     # --- nothing to read
-    Case("empty file", _write("empty.csv", b""), error=("empty",), cli_subset=True),
+    Case("empty file", _write("empty.csv", b""), error=("empty",)),
     Case("whitespace only", _write("blank.csv", "\n  \n\r\n"), error=("empty",)),
-    Case("header only", _write("header_only.csv", "id,amount,kind\n"), error=("header row but no data rows",),
-         cli_subset=True),
+    Case("header only", _write("header_only.csv", "id,amount,kind\n"), error=("header row but no data rows",)),
     Case("header then blank lines", _write("header_blank.csv", "id,amount,kind\n\n\n"),
          error=("header row but no data rows",)),
     # --- paths
     Case("missing file", _missing, error=("not found",), cli_subset=True),
-    Case("a directory", _folder, error=("folder",), cli_subset=True),
+    Case("a directory", _folder, error=("folder",)),
     Case("path below a file", _below_a_file, error=("not found",)),
     # --- encodings
     Case("UTF-8 BOM", _write("bom.csv", b"\xef\xbb\xbf" + GOOD.encode()),
-         check=_all(_encoding("utf-8-sig"), _column("id", Role.IDENTIFIER), _shape(30, 3)), cli_subset=True),
+         check=_all(_encoding("utf-8-sig"), _column("id", Role.IDENTIFIER), _shape(30, 3))),
     Case("UTF-8 BOM with semicolons", _write("bom_semi.csv", b"\xef\xbb\xbf" + GOOD.replace(",", ";").encode()),
          check=_all(_encoding("utf-8-sig"), _delimiter(";"), _shape(30, 3))),
     Case("cp1252 text", _write("cp1252.csv", "name,amount\n" + "".join(f"Müller é{i % 3},{i}.5\n" for i in range(30)),
@@ -225,7 +224,7 @@ CASES: list[Case] = [
     Case("mixed delimiters", _write("mixed_delims.csv", "a,b,c\n1,2,3\n4;5;6\n7,8,9\n"),
          error=("has 1 field, expected 3", "comma"), row=3, cli_subset=True),
     Case("short row", _write("short.csv", "a,b,c\n1,2,3\n4,5\n7,8,9\n"), error=("has 2 fields, expected 3",), row=3,
-         cli_subset=True),
+         ),
     Case("overlong row", _write("long.csv", "a,b,c\n1,2,3\n4,5,6\n7,8,9,10\n"), error=("has 4 fields, expected 3",),
          row=4),
     Case("several ragged rows", _write("ragged.csv", _bad_ragged_lines()), error=("2 rows like this", "rows 10, 20"),
@@ -265,7 +264,7 @@ CASES: list[Case] = [
     Case("header names with spaces and quotes", _write("names.csv", ' "id" , amount ,kind\n' + _rows(30)),
          check=lambda loaded, schema: list(loaded.frame.columns) == ["id", "amount", "kind"]),
     # --- sizes
-    Case("10,000 columns", _wide, check=_all(_shape(6, 10_001), _label("label")), cli_subset=True),
+    Case("10,000 columns", _wide, check=_all(_shape(6, 10_001), _label("label"))),
     Case("one data row", _write("one_row.csv", "id,amount,kind\n1,2.5,A\n"), problems=("no usable feature column",),
          check=_shape(1, 3)),
     Case("a single column", _write("single.csv", "amount\n" + "".join(f"{i}.5\n" for i in range(30))),
@@ -302,7 +301,7 @@ CASES: list[Case] = [
          check=_all(_column("posted", Role.DATETIME), _column("booked", Role.DATETIME))),
     # --- labels
     Case("single-value label", _write("one_label.csv", "id,amount,label\n" + "".join(f"{i},{i}.5,0\n" for i in range(30))),
-         problems=("label column 'label' has a single value",), check=_label("label", "0"), cli_subset=True),
+         problems=("label column 'label' has a single value",), check=_label("label", "0")),
     Case("true/false label", _write("bool_label.csv", "id,amount,is_fraud\n" + "".join(
         f"{i},{i}.5,{'true' if i % 10 == 0 else 'false'}\n" for i in range(30))), check=_label("is_fraud", "False")),
     Case("string label and a target-like sibling", _write("two_targets.csv", "id,amount,label,attack_class\n" + "".join(
