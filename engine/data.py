@@ -487,6 +487,8 @@ def _plan_column(arr: pa.ChunkedArray) -> tuple[str, list[str], pa.ChunkedArray 
     for plan, target in (("int", pa.int64()), ("float", pa.float64())):
         values = _try_cast(arr, target)
         if values is not None:
+            if plan == "int" and pc.any(pc.match_substring_regex(arr, r"^\s*[+-]?0\d")).as_py():
+                return "string", [], None  # '0042': an account or cost-centre code, not the number 42
             return plan, [], values
     plan, notes = _plan_text_column(arr)
     return plan, notes, None
@@ -688,33 +690,48 @@ def _sniff_like(path: Path, name: str) -> LoadedFile:
                       column_plan=plan, compression=compression, newlines_in_values=multiline)
 
 
+_PLAN_FAMILIES = {"int": "number", "float": "number", "timestamp": "date", "datetime": "date"}
+
+
+def _merge_plan(own: str, reference: str) -> str:
+    """The reference file decides what a column is (number, date, text); this file decides how it is
+    written (decimal commas, date format)."""
+    own_kind, ref_kind = own.partition(":")[0], reference.partition(":")[0]
+    if own_kind == "empty":
+        return reference
+    if ref_kind == "empty" or _PLAN_FAMILIES.get(own_kind, own_kind) == _PLAN_FAMILIES.get(ref_kind, ref_kind):
+        return own
+    return reference
+
+
 def iter_csv_chunks(path: str | Path, chunk_rows: int = 200_000,
                     like: LoadedFile | None = None) -> Iterator[pd.DataFrame]:
     """Stream a CSV (possibly larger than memory) as DataFrames of ``chunk_rows`` rows.
 
-    Dialect and per-column conversions come from ``like`` (a LoadedFile of the same file or of a file
-    with the same layout, e.g. the training file) or, without it, from the first 4 MiB of the file. The
-    frames have the same columns, dtypes and coercions as ``read_csv`` would give (values that do not
-    convert become missing) and a RangeIndex continuing across chunks (row number = index + 2).
+    Encoding, delimiter and header come from the file itself (its first 4 MiB). Each column is converted
+    as in ``like`` (a LoadedFile of this file, or of the file a model was trained on) where ``like`` has
+    that column, else as the first 4 MiB suggest. The frames have the same columns, dtypes and coercions
+    as ``read_csv`` gives (values that do not convert become missing) and a RangeIndex continuing across
+    chunks (file row = index + 2 when the file has no blank lines).
     """
     name = str(path)
     path = Path(path)
-    if like is None:
-        like = _sniff_like(path, name)
-    else:
-        _check_path(path, name)
-    names = list(like.column_plan) or [str(c) for c in like.frame.columns]
-    with _open_binary(path) as probe:
-        compression = _compression_of(path, probe.read(8))
-    encoding = {"utf-8-sig": "utf8", "utf-8": "utf8"}.get(like.encoding, like.encoding)
+    own = _sniff_like(path, name)  # this file's own dialect and header, whatever ``like`` says
+    names = list(own.column_plan)
+    if like is not None:  # convert shared columns exactly as the reference file was converted
+        own.column_plan.update({n: _merge_plan(own.column_plan[n], p) for n, p in like.column_plan.items()
+                                if n in own.column_plan})
+    compression = own.compression
+    encoding = {"utf-8-sig": "utf8", "utf-8": "utf8"}.get(own.encoding, own.encoding)
     read_options = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=8 << 20, encoding=encoding)
-    parse_options = pacsv.ParseOptions(delimiter=like.delimiter, newlines_in_values=like.newlines_in_values)
+    parse_options = pacsv.ParseOptions(delimiter=own.delimiter, newlines_in_values=own.newlines_in_values or (
+        like is not None and like.newlines_in_values))
     convert_options = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, null_values=NULL_VALUES,
                                            strings_can_be_null=True, quoted_strings_can_be_null=True)
     start = 0
     try:
         with _open_text_stream(path, compression, name) as stream:
-            if like.encoding == "utf-8-sig" and stream.read(3) != b"\xef\xbb\xbf":
+            if own.encoding == "utf-8-sig" and stream.read(3) != b"\xef\xbb\xbf":
                 raise DataError("expected a UTF-8 byte-order mark at the start", file=name)
             reader = pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options,
                                     convert_options=convert_options)
@@ -725,12 +742,12 @@ def iter_csv_chunks(path: str | Path, chunk_rows: int = 200_000,
                 pending_rows += batch.num_rows
                 while pending_rows >= chunk_rows:
                     table = pa.Table.from_batches(pending)
-                    yield _chunk_frame(table.slice(0, chunk_rows), like, start)
+                    yield _chunk_frame(table.slice(0, chunk_rows), own, start)
                     start += chunk_rows
                     rest = table.slice(chunk_rows)
                     pending, pending_rows = rest.to_batches(), rest.num_rows
             if pending_rows:
-                yield _chunk_frame(pa.Table.from_batches(pending), like, start)
+                yield _chunk_frame(pa.Table.from_batches(pending), own, start)
     except pa.ArrowInvalid as exc:
         raise DataError(f"cannot be parsed as CSV near row {start + 2} or later ({str(exc).splitlines()[0]})",
                         file=name) from None
@@ -854,7 +871,8 @@ def infer_schema(frame: pd.DataFrame, path: str | None = None) -> Schema:
 
     # the label: exact 'label' first, then other label names, then any target-like name with few values
     candidates = [c for c, name, k in zip(frame.columns, names, range(len(names)), strict=True)
-                  if _looks_like_target(name) and 0 < n_distinct[k] <= MAX_LABEL_VALUES and kinds[k] != "datetime"]
+                  if _looks_like_target(name) and 0 < n_distinct[k] <= MAX_LABEL_VALUES and kinds[k] != "datetime"
+                  and (name.strip().lower() != "y" or n_distinct[k] <= 2)]  # 'y' may be a coordinate
     label = None
     for preferred in LABEL_NAMES:
         label = next((c for c in candidates if str(c).strip().lower() == preferred), None)
@@ -926,8 +944,8 @@ def _role(c: Any, name: str, kind: str, s: _LazyColumn, n: int, nonnull: int, di
         if whole and unique and (n >= MIN_ID_ROWS or _looks_like_id(name)):
             return Role.IDENTIFIER, "whole numbers, unique in every row: a record number, not a measurement"
         if whole and _looks_like_id(name) and distinct > MAX_LABEL_VALUES:
-            if distinct >= 0.95 * nonnull:
-                return Role.IDENTIFIER, "named like a key, nearly unique per row"
+            if distinct >= 0.5 * nonnull:
+                return Role.IDENTIFIER, f"named like a key, {distinct / nonnull:.0%} distinct per row"
             return Role.CATEGORICAL, f"whole numbers named like a key: codes ({distinct} distinct)"
         if whole and distinct <= 10:
             return Role.NUMERIC, (f"whole numbers with only {distinct} distinct values: kept numeric "

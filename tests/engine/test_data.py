@@ -112,6 +112,22 @@ def test_chunks_match_a_full_read(tmp_path):
             pd.testing.assert_frame_equal(joined, loaded.frame, check_dtype=False, obj=name)
 
 
+def test_chunks_map_columns_by_name_not_position(tmp_path):
+    train = data.read_csv(_write(tmp_path, "train.csv", "id,amount,when\n1,2.5,01.02.2024\n2,3.5,02.02.2024\n"))
+    path = _write(tmp_path, "score.csv", "when;extra;amount;id\n03.02.2024;x;4,5;3\n04.02.2024;y;5,5;4\n")
+    [frame] = list(data.iter_csv_chunks(path, like=train))
+    assert list(frame.columns) == ["when", "extra", "amount", "id"]
+    assert frame["amount"].tolist() == [4.5, 5.5] and frame["id"].tolist() == [3, 4]
+    assert frame["when"].iloc[0] == pd.Timestamp("2024-02-03")
+
+
+def test_codes_with_leading_zeros_stay_text(tmp_path):
+    text = "HKONT,amount\n" + "".join(f"{'0040000' if i % 2 else '0051000'},{i}.5\n" for i in range(30))
+    loaded, schema = data.load(_write(tmp_path, "codes.csv", text))
+    assert loaded.frame["HKONT"].iloc[0] == "0051000"
+    assert schema.column("HKONT").role is Role.CATEGORICAL
+
+
 def test_chunks_coerce_text_appearing_late_in_a_numeric_column(tmp_path):
     text = "id,amount\n" + "".join(f"{i},{i}.5\n" for i in range(3000)) + "3000,oops\n3001,inf\n"
     path = _write(tmp_path, "late.csv", text)
