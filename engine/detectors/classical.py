@@ -295,21 +295,28 @@ class OCSVMDetector(Detector):
 
 # ---------------------------------------------------------------------------------------------
 class PCADetector(Detector):
-    """PCA reconstruction error on standardised features.
+    """PCA on standardised features, scored by the distance in the whitened principal space.
 
-    Keeps the leading components that explain ``variance`` of the (weighted) training variance (at
-    most all but one); score = squared distance from the principal subspace in standardised units.
-    Contributions are exact: each feature's squared residual. Expected values: the reconstruction.
+    Score: ``sum_k (z . v_k)^2 / lambda_k`` over all principal components (the Mahalanobis distance,
+    as PyOD's weighted PCA): a row that is unusual along a low-variance direction (a broken
+    correlation) counts as much as one that is extreme along a high-variance one, and a handful of
+    outliers that claim a component of their own are still far out along it. Eigenvalues are floored
+    at ``floor`` x the largest so constant directions do not explode.
+
+    Contributions: the score is the quadratic form ``z' P z`` with ``P = V diag(1/lambda) V'``; its
+    exact additive split over features is ``z_j (P z)_j``. Negative terms (a feature that makes the
+    row *less* unusual given the others) are clipped to 0 before the shares are taken.
+    Expected values: the reconstruction from the leading components that explain ``variance``.
     """
 
     name: ClassVar[str] = "pca"
 
-    def __init__(self, variance: float = 0.9, n_components: int | None = None, standardize: bool = True,
-                 seed: int = 0):
-        self._params = dict(variance=variance, n_components=n_components, standardize=standardize, seed=seed)
-        self.variance, self.n_components, self.standardize, self.seed = variance, n_components, standardize, seed
+    def __init__(self, variance: float = 0.9, floor: float = 1e-6, standardize: bool = True, seed: int = 0):
+        self._params = dict(variance=variance, floor=floor, standardize=standardize, seed=seed)
+        self.variance, self.floor, self.standardize, self.seed = variance, floor, standardize, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
+        _check_stop(should_stop)
         x = encoded_values(fm)
         n, d = x.shape
         w = _weights(sample_weight, n)
@@ -323,43 +330,41 @@ class PCADetector(Detector):
         _check_stop(should_stop)
         _, s, vt = np.linalg.svd(z, full_matrices=False)
         var = s ** 2
-        if self.n_components is not None:
-            k = int(self.n_components)
-        else:
-            ratio = np.cumsum(var) / max(var.sum(), 1e-300)
-            k = int(np.searchsorted(ratio, self.variance) + 1)
-        k = max(0, min(k, d - 1, vt.shape[0]))
+        top = float(var.max()) if var.size else 1.0
+        ratio = np.cumsum(var) / max(var.sum(), 1e-300)
+        k = int(min(np.searchsorted(ratio, self.variance) + 1, vt.shape[0]))
         self.mean_, self.scale_ = mean, std
-        self.components_ = vt[:k].copy()
-        self.explained_variance_ = var[:k].copy()
+        self.components_ = vt.copy()
+        self.explained_variance_ = np.maximum(var, self.floor * max(top, 1e-12))
+        self.n_leading_ = k
         self.n_features_in_ = d
         if progress:
-            progress(1.0, f"PCA fitted ({k} components)")
+            progress(1.0, f"PCA fitted ({vt.shape[0]} components)")
         return self
 
-    def _residual(self, fm):
+    def _z(self, fm) -> np.ndarray:
         self._check_fitted()
         x = encoded_values(fm)
         _check_width(self, x)
-        z = (x - self.mean_) / self.scale_
-        recon = (z @ self.components_.T) @ self.components_
-        return z - recon, recon
+        return (x - self.mean_) / self.scale_
 
     def score_samples(self, fm) -> np.ndarray:
-        r, _ = self._residual(fm)
-        return (r ** 2).sum(axis=1)
+        proj = self._z(fm) @ self.components_.T
+        return (proj ** 2 / self.explained_variance_).sum(axis=1)
 
     def feature_contributions(self, fm) -> np.ndarray:
-        r, _ = self._residual(fm)
-        return column_shares(r ** 2, fm)
+        z = self._z(fm)
+        pz = ((z @ self.components_.T) / self.explained_variance_) @ self.components_
+        return column_shares(np.clip(z * pz, 0.0, None), fm)
 
     def expected_values(self, fm) -> np.ndarray:
-        _, recon = self._residual(fm)
+        lead = self.components_[: self.n_leading_]
+        recon = (self._z(fm) @ lead.T) @ lead
         return recon * self.scale_ + self.mean_
 
     def get_state(self):
         self._check_fitted()
-        return ({"params": self.get_params(), "n_features_in_": self.n_features_in_},
+        return ({"params": self.get_params(), "n_features_in_": self.n_features_in_, "n_leading_": self.n_leading_},
                 {"mean": self.mean_, "scale": self.scale_, "components": self.components_,
                  "explained_variance": self.explained_variance_})
 
@@ -367,13 +372,15 @@ class PCADetector(Detector):
     def from_state(cls, meta, arrays):
         det = cls(**meta["params"])
         det.n_features_in_ = int(meta["n_features_in_"])
+        det.n_leading_ = int(meta["n_leading_"])
         det.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
         det.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
         det.components_ = np.asarray(arrays["components"], dtype=np.float64)
         det.explained_variance_ = np.asarray(arrays["explained_variance"], dtype=np.float64)
         d = det.n_features_in_
         if (det.mean_.shape != (d,) or det.scale_.shape != (d,) or det.components_.ndim != 2
-                or det.components_.shape[1] != d):
+                or det.components_.shape[1] != d or det.explained_variance_.shape != (det.components_.shape[0],)
+                or not 0 <= det.n_leading_ <= det.components_.shape[0] or np.any(det.explained_variance_ <= 0)):
             raise AnomalyDeskError("PCA arrays do not agree with each other")
         return det
 
