@@ -69,6 +69,8 @@ class MainWindow(QMainWindow):
     file_loaded = Signal()
     scored = Signal()
     retrained = Signal()
+    exported = Signal(str)
+    model_applied = Signal(object)  # engine.model_reuse.SchemaDifferences
 
     def __init__(self, settings: QSettings | None = None, data_dir: str | Path | None = None, user: str | None = None):
         super().__init__()
@@ -832,18 +834,22 @@ class MainWindow(QMainWindow):
     # exports and model reuse
     # ------------------------------------------------------------------------------------------
     def choose_export(self) -> None:
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export the reviewed queue or a report", str(Path(self._last_dir()) / "review.xlsx"),
-            "Excel workbook (*.xlsx);;CSV (*.csv);;HTML report (*.html);;PDF report (*.pdf)")
-        if path:
-            self.export(path)
+        from ui.export_dialog import ExportDialog
 
-    def export(self, path: str | Path) -> None:
+        dialog = ExportDialog(self, str(Path(self._last_dir()) / "review.xlsx"),
+                              title=f"Review of {Path(self.loaded.path).name}" if self.loaded else "",
+                              author=self.user or "")
+        dialog.accepted.connect(lambda: self.export(dialog.path(), title=dialog.title(), author=dialog.author(),
+                                                    notes=dialog.notes()))
+        self.export_dialog = dialog
+        dialog.open()
+
+    def export(self, path: str | Path, title: str = "Anomaly Desk report", author: str = "", notes: str = "") -> None:
         """Export the queue (CSV/XLSX) or a report (HTML/PDF) through engine.reports, in a worker."""
         if self.result is None:
             return
         path = str(path)
-        ctx = self._guard("Export failed", self._report_context)
+        ctx = self._guard("Export failed", self._report_context, title, author, notes)
         if ctx is None:
             return
 
@@ -852,22 +858,29 @@ class MainWindow(QMainWindow):
 
             return build_report(path, None, ctx, progress=progress)
 
-        self.jobs.slot("export").start(job, on_result=lambda _r: self.status_label.setText(f"Exported {path}."),
-                                       on_error=lambda e: self.show_error("Export failed", e))
+        def done(_result):
+            self.status_label.setText(f"Exported {path}.")
+            self.exported.emit(path)
 
-    def _report_context(self):
+        self.jobs.slot("export").start(job, on_result=done, on_error=lambda e: self.show_error("Export failed", e))
+
+    def _report_context(self, title: str, author: str, notes: str):
         from engine.reports import make_report_context
 
-        verdicts = {}
-        if self.store is not None and self.keys is not None:
-            matched, _ = self.store.attach(self.keys)
-            verdicts = {i: r for i, r in matched.items()}
+        verdicts = self.store.all() if self.store is not None else {}
         cut = self.threshold_panel.current_cut()
+        model_metadata = None
+        if self.model_dir:
+            from engine.model_reuse import model_metadata as read_metadata
+
+            model_metadata = read_metadata(self.model_dir, self.model)
         return make_report_context(self.loaded.frame, self.schema, self._current_score_result(),
-                                   keys=list(self.keys) if self.keys is not None else None,
-                                   model=self.model, threshold=float(np.mean(cut)),
+                                   keys=[str(k) for k in self.keys] if self.keys is not None else None,
+                                   verdicts=verdicts, threshold=float(np.mean(cut)),
                                    threshold_method=self.threshold_panel.explanation.text(),
-                                   verdicts=verdicts, source=self.loaded.path, labels=self.labels)
+                                   model=None if model_metadata else self.model, model_metadata=model_metadata,
+                                   file=self.loaded.path, title=title, author=author, notes=notes,
+                                   labels=self.labels)
 
     def _current_score_result(self):
         from dataclasses import replace
@@ -881,30 +894,41 @@ class MainWindow(QMainWindow):
             self.apply_model_to(path)
 
     def apply_model_to(self, path: str | Path) -> None:
-        """Score a new file with the current model, carrying over roles and threshold; the schema
-        differences are shown before the new file replaces the current one in the queue."""
+        """Score a new file with the current model, carrying over column roles and threshold; the schema
+        differences (missing, extra, changed type, unseen categories) are shown in a dialog."""
         if self.model is None:
             return
-        model, threshold = self.model, self.threshold_panel.value
+        model = self.model
+        threshold = float(self.threshold_panel.value) if np.isfinite(self.threshold_panel.value) else None
         path = str(path)
 
         def job(progress, should_stop):
+            from engine.feedback import record_keys
             from engine.model_reuse import apply_model
 
-            return apply_model(model, path, progress=progress, should_stop=should_stop)
+            applied = apply_model(model, path, threshold=threshold, progress=progress)
+            return applied, record_keys(applied.frame, applied.schema)
 
         def done(outcome):
-            report = getattr(outcome, "report", None)
+            from engine.data import LoadedFile
+
+            applied, keys = outcome
+
             self.jobs.slot("load").cancel()
-            loaded, schema = outcome.loaded, outcome.schema
-            keys_job = LoadOutcome(loaded, schema, SchemaOverrides(), _keys(loaded.frame, schema), 0.0)
-            self._file_loaded(keys_job)
+            loaded = LoadedFile(path=applied.file, frame=applied.frame)
+            self._file_loaded(LoadOutcome(loaded, applied.schema, SchemaOverrides(),
+                                          keys, 0.0))
             self.model = model
-            self._set_result(outcome.result)
-            if np.isfinite(threshold):
-                self.threshold_panel.set_threshold(threshold, "manual", "Carried over from the model's review.")
-            text = str(report) if report is not None else "The file fits the model's schema."
-            self.error_dialogs.append(show_info(self, "Model applied", text))
+            self._set_result(applied.result)
+            if applied.threshold is not None:
+                self.threshold_panel.set_threshold(applied.threshold, "manual",
+                                                   f"Carried over with the model ({applied.threshold_method}).")
+            else:
+                self._apply_default_threshold()
+            lines = applied.differences.lines() or ["The file has exactly the model's columns and types."]
+            self.error_dialogs.append(show_info(self, "Model applied", "\n".join(lines)))
+            self.tabs.setCurrentIndex(TAB_REVIEW)
+            self.model_applied.emit(applied.differences)
 
         self.jobs.slot("apply").start(job, on_result=done,
                                       on_error=lambda e: self.show_error("Cannot apply the model", e))
@@ -1035,12 +1059,6 @@ def _cancelled():
     from engine.errors import Cancelled
 
     return Cancelled("training was cancelled")
-
-
-def _keys(frame, schema):
-    from engine.feedback import record_keys
-
-    return record_keys(frame, schema)
 
 
 __all__ = ["MainWindow", "SAMPLE_CSV", "SCORE", "SEVERITY", "QWidget"]
