@@ -14,6 +14,7 @@ import pandas as pd
 
 from engine.reports.queue import default_keys, record_field, verdict_text
 
+MAX_RECORD_VALUES = 30  # a record's values kept for the report beyond its top features (wide files)
 CONFIRMED = {"anomaly", "anomalous", "confirmed", "fraud", "true_positive", "1", "true", "yes"}
 FALSE_ALARM = {"normal", "false_alarm", "false positive", "false_positive", "0", "false", "no"}
 
@@ -208,8 +209,9 @@ def top_flagged_records(frame: pd.DataFrame, score_result: Any, keys: Sequence[s
     records = []
     for i in order:
         shares = {columns[j]: float(contributions[i, j]) for j in np.argsort(-contributions[i])[:max_features]}
-        values = {c: _plain(frame.iloc[i][c]) for c in shares if c in frame.columns}
-        values.update({c: _plain(frame.iloc[i][c]) for c in frame.columns if c not in values})
+        row = frame.iloc[i]
+        shown = [c for c in shares if c in frame.columns] + list(frame.columns[:MAX_RECORD_VALUES])
+        values = {c: _plain(row[c]) for c in dict.fromkeys(shown)}
         exp = {}
         if isinstance(expected, pd.DataFrame) and len(expected) == len(scores):
             exp = {c: _plain(expected.iloc[i][c]) for c in shares if c in expected.columns}

@@ -14,6 +14,7 @@ import pandas as pd
 
 from engine.errors import DataError
 from engine.reports.context import (
+    MAX_RECORD_VALUES,
     DatasetSummary,
     FlaggedRecord,
     ModelCard,
@@ -126,7 +127,9 @@ def _records_from_file(sf: ScoresFile, verdicts: Mapping[str, Any], top_n: int) 
         rest = 1.0 - sum(shares.values())
         if shares and rest > 0.005:
             shares["(all other columns)"] = rest
-        values = {c: sf.originals.iloc[i][c] for c in sf.originals.columns}
+        original = sf.originals.iloc[i]
+        shown = [c for c in shares if c in sf.originals.columns] + list(sf.originals.columns[:MAX_RECORD_VALUES])
+        values = {c: original[c] for c in dict.fromkeys(shown)}
         record = verdicts.get(keys[i])
         records.append(FlaggedRecord(
             key=keys[i], score=float(sf.scores[i]), severity=float(row["severity"]), contributions=shares,
