@@ -60,7 +60,7 @@ def detector_params(detector: str, epochs: int | None) -> dict:
 
 
 def run(args) -> int:
-    from engine.data import load
+    from engine.data import load, validate_for_training
     from engine.pipeline import AnomalyModel
     from engine.schema import SchemaOverrides
 
@@ -73,6 +73,7 @@ def run(args) -> int:
             raise DataError(f"no label column '{args.label_column}' in the data", file=loaded.path,
                             column=args.label_column)
         schema = SchemaOverrides(label_column=args.label_column, normal_value=args.normal_value).apply(schema)
+    validate_for_training(loaded.frame, schema, path=loaded.path)  # no feature column: say which file
     print(f"training {args.detector} on {len(loaded.frame)} rows of {loaded.path} "
           f"({len(schema.feature_columns)} feature columns)", file=sys.stderr, flush=True)
     model = AnomalyModel(detector=args.detector, params=detector_params(args.detector, args.epochs),

@@ -124,6 +124,9 @@ def _load_labelled(csv: str | Path, label_column: str, normal_value: str | None)
         raise DataError(f"the label column needs both normal and anomalous rows to evaluate; normal value "
                         f"{schema.normal_value!r}, values found: {', '.join(distinct)}",
                         file=str(csv), column=label_column)
+    from engine.data import validate_for_training
+
+    validate_for_training(loaded.frame, schema, path=str(csv))  # no feature column: say which file
     return loaded, schema, anomalous, values
 
 

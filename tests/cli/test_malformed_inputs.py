@@ -89,3 +89,17 @@ def test_inspect_subprocess_representative_subset(tmp_path):
             _check_error_line(case, path, done.returncode, done.stdout, done.stderr)
         else:
             _check_usable(case, path, done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("command", [["train", "--out", "{tmp}/model"], ["evaluate", "--label-column", "label"]])
+@pytest.mark.parametrize("name", ["no usable feature column", "one data row"])
+def test_train_and_evaluate_on_files_that_load_but_cannot_train(name, command, tmp_path, capsys):
+    case = next(c for c in CASES if c.name == name)
+    path = case.make(tmp_path)
+    argv = [command[0], str(path)] + [a.format(tmp=tmp_path) for a in command[1:]]
+    code = cli_main(argv)
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"error: {path}"), line
+    assert not (tmp_path / "model").exists()
