@@ -197,9 +197,11 @@ def dynamic_threshold(scores, *, window: int = 1000, percentile: float = 99.0,
     return th.to_numpy(dtype=np.float64)
 
 
-def metrics_at_threshold(scores, labels, t) -> dict:
+def metrics_at_threshold(scores, labels, t, *, curves: bool = True) -> dict:
     """Precision/recall/F1, the confusion matrix and the ROC and PR curves for flagging scores >= t.
-    ``t`` may be a scalar or one threshold per record (``dynamic_threshold``)."""
+    ``t`` may be a scalar or one threshold per record (``dynamic_threshold``). ``curves=False`` skips
+    the ROC/PR curves and AUCs (they do not depend on ``t``: the GUI computes them once, then only the
+    counts while the threshold line moves)."""
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
     s = _scores(scores)
@@ -216,7 +218,7 @@ def metrics_at_threshold(scores, labels, t) -> dict:
            "precision": precision, "recall": recall, "f1": f1,
            "fpr": fp / (fp + tn) if fp + tn else 0.0,
            "tp": tp, "fp": fp, "fn": fn, "tn": tn, "confusion": [[tn, fp], [fn, tp]]}
-    if 0 < y.sum() < len(y):
+    if curves and 0 < y.sum() < len(y):
         fpr, tpr, roc_t = roc_curve(y, s)
         prec, rec, pr_t = precision_recall_curve(y, s)
         out.update(aucroc=float(roc_auc_score(y, s)), aucpr=float(average_precision_score(y, s)),
@@ -227,10 +229,12 @@ def metrics_at_threshold(scores, labels, t) -> dict:
     return out
 
 
-def financial_impact(scores, labels, t, *, avg_loss: float, cost_per_review: float) -> dict:
+def financial_impact(scores, labels, t, *, avg_loss: float, cost_per_review: float,
+                     metrics: dict | None = None) -> dict:
     """Money view of a threshold: every flagged record is reviewed; a flagged anomaly's loss is
-    caught, an unflagged one's is lost."""
-    m = metrics_at_threshold(scores, labels, t)
+    caught, an unflagged one's is lost. ``metrics``: a ``metrics_at_threshold`` result for the same
+    scores, labels and ``t``, to reuse its counts."""
+    m = metrics if metrics is not None else metrics_at_threshold(scores, labels, t, curves=False)
     caught = m["tp"] * avg_loss
     review = m["flagged"] * cost_per_review
     missed = m["fn"] * avg_loss
