@@ -355,10 +355,6 @@ def _record_rows(data: bytes, n_records: int, header_lines: int, multiline: bool
 
 # ------------------------------------------------------------------------------------------ columns
 
-def _is_text_type(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
 def _try_cast(arr: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | None:
     try:
         if len(arr) > 4096:  # a failing cast of a whole column is slow: try its head first
@@ -420,21 +416,28 @@ def _number_style(counts: pa.StructArray) -> tuple[str | None, float, str | None
     return "plain", plain / total, note
 
 
-def _date_format(arr: pa.ChunkedArray) -> tuple[str | None, str | None]:
-    sample = pc.unique(pc.drop_null(arr.slice(0, 20_000)))[:500]
-    if len(sample) == 0 or not pc.any(pc.match_substring_regex(sample, r"\d")).as_py():
+def _date_plan(arr: pa.ChunkedArray) -> tuple[str | None, str | None]:
+    """The date plan ('timestamp', 'timestamp:UTC' for ISO 8601, or 'datetime:<format>') that reads most of
+    a sample of the column's distinct values, if it reads at least NUMERIC_SHARE of them; and a note
+    when day and month could be swapped."""
+    sample = pc.utf8_trim_whitespace(pc.unique(pc.drop_null(arr.slice(0, 20_000)))[:500])
+    if len(sample) == 0 or not pc.any(pc.match_substring_regex(sample, r"^\d")).as_py():
         return None, None
-    fitting = []
+    shares: dict[str, float] = {}
+    for unit, plan in ((pa.timestamp("us"), "timestamp"), (pa.timestamp("us", tz="UTC"), "timestamp:UTC")):
+        shares[plan] = 1 - _iso_or_null(sample, unit).null_count / len(sample)
     for fmt in DATE_FORMATS:
-        parsed = pc.strptime(pc.utf8_trim_whitespace(sample), format=fmt, unit="s", error_is_null=True)
-        if parsed.null_count == 0:
-            fitting.append(fmt)
-    if not fitting:
+        parsed = pc.strptime(sample, format=fmt, unit="s", error_is_null=True)
+        shares[f"datetime:{fmt}"] = 1 - parsed.null_count / len(sample)
+    best = max(shares, key=lambda p: shares[p])  # the first listed wins a tie
+    if shares[best] < NUMERIC_SHARE:
         return None, None
+    fmt = best.partition(":")[2]
+    swapped = "datetime:" + fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
     note = None
-    if len(fitting) > 1 and {f.replace("%d", "D").replace("%m", "M") for f in fitting[:2]} >= {"M/D/%Y", "D/M/%Y"}:
-        note = f"dates like {sample[0].as_py()!r} could be month/day or day/month: read as {fitting[0]}"
-    return fitting[0], note
+    if best.startswith("datetime:") and swapped != best and shares.get(swapped, 0) == shares[best]:
+        note = f"dates like {sample[0].as_py()!r} could be month/day or day/month: read as {fmt}"
+    return best, note
 
 
 def _convert(arr: pa.ChunkedArray, plan: str) -> tuple[pa.ChunkedArray, pa.ChunkedArray | None]:
@@ -459,24 +462,27 @@ def _convert(arr: pa.ChunkedArray, plan: str) -> tuple[pa.ChunkedArray, pa.Chunk
         values = pc.if_else(known, is_true, pa.scalar(None, pa.bool_()))
         return values, pc.fill_null(pc.and_(pc.invert(known), pc.is_valid(arr)), False)
     if kind == "timestamp":
-        fast = _try_cast(arr, pa.timestamp("us"))
+        unit = pa.timestamp("us", tz=arg or None)
+        fast = _try_cast(arr, unit)
         if fast is not None:
             return fast, None
-        values = pa.chunked_array([_iso_or_null(c) for c in arr.chunks], pa.timestamp("us"))
+        values = pa.chunked_array([_iso_or_null(c, unit) for c in arr.chunks], unit)
         return values, pc.fill_null(pc.and_(pc.is_null(values), pc.is_valid(arr)), False)
     if kind == "datetime":
-        values = pc.strptime(pc.utf8_trim_whitespace(arr), format=arg, unit="s", error_is_null=True)
+        values = pa.chunked_array([pc.strptime(pc.utf8_trim_whitespace(c), format=arg, unit="s", error_is_null=True)
+                                   for c in arr.chunks], pa.timestamp("s"))
         return values, pc.fill_null(pc.and_(pc.is_null(values), pc.is_valid(arr)), False)
     return arr, None
 
 
-def _iso_or_null(chunk: pa.Array) -> pa.Array:
-    iso = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+def _iso_or_null(chunk: pa.Array, unit: pa.DataType) -> pa.Array:
+    zone = r"(?:Z|[+-]\d{2}:?\d{2})" if unit.tz else ""
+    iso = rf"^\d{{4}}-\d{{2}}-\d{{2}}(?:[T ]\d{{2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?{zone})?$"
     ok = pc.match_substring_regex(chunk, iso)
     try:
-        return pc.cast(pc.if_else(ok, chunk, pa.scalar(None, pa.string())), pa.timestamp("us"))
+        return pc.cast(pc.if_else(ok, chunk, pa.scalar(None, pa.string())), unit)
     except pa.ArrowInvalid:  # e.g. 2024-13-45: matches the pattern, is no date
-        return pa.nulls(len(chunk), pa.timestamp("us"))
+        return pa.nulls(len(chunk), unit)
 
 
 def _plan_column(arr: pa.ChunkedArray) -> tuple[str, list[str], pa.ChunkedArray | None]:
@@ -499,32 +505,31 @@ def _plan_text_column(arr: pa.ChunkedArray) -> tuple[str, list[str]]:
     distinct = pc.drop_null(counts.field("values"))
     if len(distinct) <= 3 and set(pc.utf8_trim_whitespace(distinct).to_pylist()) <= TRUE_VALUES | FALSE_VALUES:
         return "bool", []
-    if _try_cast(arr, pa.timestamp("us")) is not None:
-        return "timestamp", []
-    fmt, note = _date_format(arr)
-    if fmt is not None:
-        values, bad = _convert(arr, f"datetime:{fmt}")
-        if pc.sum(bad).as_py() <= (1 - NUMERIC_SHARE) * (len(arr) - arr.null_count):
-            return f"datetime:{fmt}", [note] if note else []
+    date_plan, note = _date_plan(arr)
+    if date_plan is not None:
+        _, bad = _convert(arr, date_plan)
+        if bad is None or pc.sum(bad).as_py() <= (1 - NUMERIC_SHARE) * (len(arr) - arr.null_count):
+            return date_plan, [note] if note else []
     style, share, note = _number_style(counts)
     if style is not None and share >= NUMERIC_SHARE:
         return ("float" if style == "plain" else f"float:{style}"), [note] if note else []
     return "string", [note] if note else []
 
 
-def _describe_bad(column: str, arr: pa.ChunkedArray, bad: pa.ChunkedArray, what: str,
+def _describe_bad(column: str, arr: pa.ChunkedArray, bad: pa.ChunkedArray, what: tuple[str, str],
                   row_of) -> str:
     idx = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
     shown = [int(i) for i in idx[:MAX_LISTED]]
     examples = sorted({str(arr[i].as_py()) for i in shown})
     rows = ", ".join(str(row_of(i)) for i in shown) + (", ..." if len(idx) > MAX_LISTED else "")
-    return (f"column '{column}': {len(idx)} value{'s' if len(idx) != 1 else ''} {what} "
+    return (f"column '{column}': {len(idx)} value{'s' if len(idx) != 1 else ''} {what[len(idx) != 1]} "
             f"(row{'s' if len(idx) != 1 else ''} {rows}: {', '.join(repr(e) for e in examples)}); "
             "treated as missing")
 
 
-_PLAN_WHAT = {"int": "are not numbers", "float": "are not numbers", "bool": "are not true/false",
-              "timestamp": "are not dates", "datetime": "are not dates", "empty": "are not numbers"}
+_PLAN_WHAT = {"int": ("is not a number", "are not numbers"), "float": ("is not a number", "are not numbers"),
+              "empty": ("is not a number", "are not numbers"), "bool": ("is not true/false", "are not true/false"),
+              "timestamp": ("is not a date", "are not dates"), "datetime": ("is not a date", "are not dates")}
 
 
 def _apply_plan(table: pa.Table, plan: dict[str, str] | None, row_of=None) -> tuple[pa.Table, dict[str, str], list[str]]:
@@ -539,7 +544,7 @@ def _apply_plan(table: pa.Table, plan: dict[str, str] | None, row_of=None) -> tu
             column_plan = plan.get(name, "string")
         values, bad = (converted, None) if converted is not None else _convert(arr, column_plan)
         if bad is not None and row_of is not None and pc.any(bad).as_py():
-            what = _PLAN_WHAT.get(column_plan.partition(":")[0], "could not be converted")
+            what = _PLAN_WHAT.get(column_plan.partition(":")[0], ("could not be converted",) * 2)
             notes.append(_describe_bad(name, arr, bad, what, row_of))
         new_plan[name] = column_plan
         columns.append(values)
@@ -563,7 +568,7 @@ def _clean_values(frame: pd.DataFrame, row_of=None) -> list[str]:
             idx = np.flatnonzero(mask)
             rows = ", ".join(str(row_of(i)) for i in idx[:MAX_LISTED]) + (", ..." if len(idx) > MAX_LISTED else "")
             kinds = sorted({"infinite" if np.isinf(v) else f"huge ({v:.3g})" for v in x[idx[:MAX_LISTED]]})
-            notes.append(f"column '{column}': {len(idx)} value{'s' if len(idx) != 1 else ''} infinite or "
+            notes.append(f"column '{column}': {len(idx)} value{'s are' if len(idx) != 1 else ' is'} infinite or "
                          f"beyond ±{HUGE:.0e} (row{'s' if len(idx) != 1 else ''} {rows}: {', '.join(kinds)}); "
                          "treated as missing")
         frame[column] = np.where(mask, np.nan, x)

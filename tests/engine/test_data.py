@@ -248,6 +248,15 @@ def test_dates_in_local_formats(tmp_path):
     assert loaded.frame["us"].iloc[3] == pd.Timestamp("2024-04-04")
 
 
+def test_dates_with_time_zones_and_a_bad_value(tmp_path):
+    text = "id,when,n\n" + "".join(f"{i},2024-01-{i % 9 + 1:02d}T10:00:00+02:00,{i}\n" for i in range(30)) + "30,soon,1\n"
+    loaded, schema = data.load(_write(tmp_path, "tz.csv", text))
+    assert schema.column("when").role is Role.DATETIME
+    assert loaded.frame["when"].iloc[0] == pd.Timestamp("2024-01-01T08:00:00Z")
+    assert loaded.frame["when"].isna().tolist()[-1]
+    assert "column 'when': 1 value is not a date (row 32: 'soon'); treated as missing" in loaded.problems
+
+
 def test_overrides_apply_through_load(tmp_path):
     path = _write(tmp_path, "l.csv", _ledger_text())
     overrides = SchemaOverrides(roles={"BUKRS": Role.IGNORED, "BELNR": Role.NUMERIC}, label_column="label",

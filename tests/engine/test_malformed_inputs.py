@@ -280,7 +280,7 @@ CASES: list[Case] = [
          problems=("infinite",), row=6, column="amount", check=_missing_at("amount", 4)),
     Case("-inf and 1e400 overflow", _write("overflow.csv", "id,amount\n" + "".join(
         f"{i},{'-inf' if i == 1 else '1e400' if i == 2 else i}\n" for i in range(30))),
-         problems=("2 values infinite",), row=3, column="amount"),
+         problems=("2 values are infinite",), row=3, column="amount"),
     Case("1e308 sentinel", _write("huge.csv", "id,amount\n" + "".join(f"{i},{'1e308' if i == 7 else i + 0.5}\n"
                                                                     for i in range(30))),
          problems=("huge",), row=9, column="amount", check=_missing_at("amount", 7)),
