@@ -45,7 +45,9 @@ def _labelled_csv(tmp_path, label_values):
     rng = np.random.default_rng(0)
     n = len(label_values)
     x = rng.normal(size=(n, 3))
-    anomalous = np.asarray([v not in ("0", "false", "ok") for v in label_values])
+    anomalous = np.asarray([v not in ("0", "false", "ok", "bad") for v in label_values])
+    if "bad" in label_values:  # normal_value "bad": the "ok" rows are the anomalies
+        anomalous = np.asarray([v == "ok" for v in label_values])
     x[anomalous] += 6
     frame = pd.DataFrame(x, columns=["a", "b", "c"])
     frame["status"] = label_values
@@ -64,6 +66,15 @@ def test_evaluate_fits_without_labels_and_reports(tmp_path):
     assert set(out["by_value"]) == {"error", "fraud"}
     for key in ("aucpr", "p_at_n", "found_at_budget", "fit_seconds", "score_seconds", "detector"):
         assert key in out
+
+
+@pytest.mark.parametrize("labels,normal", [(["0"] * 290 + ["1"] * 10, None),
+                                           (["false"] * 290 + ["true"] * 10, None),
+                                           (["ok"] * 10 + ["bad"] * 290, "bad")])
+def test_evaluate_reads_every_kind_of_label(tmp_path, labels, normal):
+    path = _labelled_csv(tmp_path, labels)
+    out = evaluate(path, "status", normal_value=normal, detector="pca")
+    assert out["n_anomalies"] == 10 and out["aucroc"] > 0.95
 
 
 def test_evaluate_refuses_a_single_valued_label(tmp_path):
