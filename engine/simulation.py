@@ -32,7 +32,8 @@ def _top_unreviewed(scores: np.ndarray, reviewed: np.ndarray, k: int) -> np.ndar
 def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: str = "auto", budget: int = 100,
                     batch: int = 10, seed: int = 0, progress: Callable[..., None] | None = None,
                     should_stop: Callable[[], bool] | None = None, model=None,
-                    params: Mapping[str, Any] | None = None, label_values=None) -> dict:
+                    params: Mapping[str, Any] | None = None, label_values=None,
+                    refit: bool | str = "auto") -> dict:
     """Review ``budget`` records in batches of ``batch``, with and without feedback.
 
     ``labels``: boolean (n,) ground truth (True = anomaly). Returns a dict with
@@ -81,7 +82,8 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
     with tempfile.TemporaryDirectory(prefix="anomaly-desk-sim-") as tmp:
         store = VerdictStore(Path(tmp) / "verdicts.sqlite", user="simulated-analyst")
         try:
-            result = retrain_with_verdicts(model, frame, schema, {}, should_stop=should_stop, refit=False)
+            result = retrain_with_verdicts(model, frame, schema, {}, should_stop=should_stop, refit=False,
+                                           params=params)
             found = 0
             for r, end in enumerate(ends):
                 stop_check()
@@ -100,7 +102,7 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
                 matched, _orphans = store.attach(keys)
                 verdicts = {i: rec.verdict for i, rec in matched.items() if rec.verdict}
                 result = retrain_with_verdicts(model, frame, schema, verdicts, state=result.state,
-                                               should_stop=should_stop, params=params)
+                                               should_stop=should_stop, params=params, refit=refit)
                 retrain_seconds.append(result.seconds)
         finally:
             store.close()
