@@ -168,6 +168,7 @@ class MainWindow(QMainWindow):
         self.error_plot.record_clicked.connect(self.select_record)
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.threshold_panel.error.connect(lambda exc: self.show_error("Threshold", exc))
+        self.threshold_panel.job_slot = self.jobs.slot("curves")
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -489,7 +490,7 @@ class MainWindow(QMainWindow):
         x, x_label = self._time_axis()
         self.error_plot.set_data(self.scores, x, x_label)
         self.detail_panel.set_scores(self.scores, None)
-        self._update_labels()
+        self._update_labels(recompute=False)
         self._update_actions()
 
     def _apply_default_threshold(self) -> None:
@@ -523,16 +524,11 @@ class MainWindow(QMainWindow):
         self.review_panel._update_counter()
         self._record_selected(self.review_panel.current_record())
 
-    def _update_labels(self) -> None:
-        """Ground truth for the threshold figures: the label column, else the verdicts given."""
-        self.labels = None
-        if self.schema is not None and self.schema.label_column and self.loaded is not None:
-            from engine.data import label_vector
-
-            try:
-                self.labels = label_vector(self.loaded.frame, self.schema)
-            except AnomalyDeskError:
-                self.labels = None
+    def _update_labels(self, recompute: bool = True) -> None:
+        """Ground truth for the threshold figures: the label column, else the verdicts given.
+        ``recompute=False`` keeps the label vector (only scores or verdicts changed)."""
+        if recompute:
+            self.labels = self._label_vector()
         if self.labels is not None:
             self.threshold_panel.set_labels(self.labels, None, f"the label column '{self.schema.label_column}'")
         else:
@@ -544,6 +540,16 @@ class MainWindow(QMainWindow):
                 self.threshold_panel.set_labels(None, None, "")
         if self.scores is not None:
             self.error_plot.set_marks(self.labels, self.queue.verdicts)
+
+    def _label_vector(self) -> np.ndarray | None:
+        if self.schema is not None and self.schema.label_column and self.loaded is not None:
+            from engine.data import label_vector
+
+            try:
+                return label_vector(self.loaded.frame, self.schema)
+            except AnomalyDeskError:
+                return None
+        return None
 
     # ------------------------------------------------------------------------------------------
     # the selected record
@@ -655,7 +661,7 @@ class MainWindow(QMainWindow):
 
     def _refresh_after_verdicts(self) -> None:
         if self.labels is None:
-            self._update_labels()
+            self._update_labels(recompute=False)
         elif self.scores is not None:
             self.error_plot.set_marks(self.labels, self.queue.verdicts)
         self._record_selected(self.review_panel.current_record())

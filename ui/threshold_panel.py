@@ -37,6 +37,7 @@ LIVE_METRICS_MAX_ROWS = 300_000  # above this, figures update when the drag ends
 class ThresholdPanel(QWidget):
     threshold_changed = Signal(float, str, object)  # value, how it was chosen, dynamic array or None
     error = Signal(object)  # an engine error while setting the threshold: the window shows it
+    curves_ready = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -49,6 +50,10 @@ class ThresholdPanel(QWidget):
         self.method = "percentile"
         self.dynamic: np.ndarray | None = None
         self.metrics: dict | None = None
+        self._curves: dict | None = None
+        self._curves_dirty = True
+        self._curves_token = 0
+        self.job_slot = None  # ui.workers.JobSlot for the curves, set by the window
 
         self.histogram = ThresholdHistogram()
         self.histogram.setObjectName("thresholdHistogram")
@@ -318,21 +323,55 @@ class ThresholdPanel(QWidget):
             self._fill_confusion(None)
             self._update_money()
             return
-        m = thresholds.metrics_at_threshold(s, y, cut)
-        self.metrics = m
+        if self._curves_dirty:
+            self._compute_curves(s, y, cut)
+        m = thresholds.metrics_at_threshold(s, y, cut, curves=False)
+        curves = self._curves or {}
+        self.metrics = {**m, **{k: curves.get(k) for k in ("aucroc", "aucpr", "roc", "pr")}}
+        m = self.metrics
         self.source_label.setText(f"Measured against {self.label_source} ({len(y):,} records, "
                                   f"{int(y.sum()):,} anomalies).")
         self.precision_label.setText(f"{m['precision']:.3f}")
         self.recall_label.setText(f"{m['recall']:.3f}")
         self.f1_label.setText(f"{m['f1']:.3f}")
-        self.auc_label.setText(f"{m['aucroc']:.3f} / {m['aucpr']:.3f}" if m.get("aucroc") is not None else "–")
-        if m.get("roc") is not None:
-            self.roc.set_curve(m["roc"]["fpr"], m["roc"]["tpr"])
-            self.pr.set_curve(m["pr"]["recall"], m["pr"]["precision"])
+        self._show_auc()
         self.roc.set_point(m["fpr"], m["recall"])
         self.pr.set_point(m["recall"], m["precision"] if m["flagged"] else None)
         self._fill_confusion(m)
         self._update_money()
+
+    def _compute_curves(self, s: np.ndarray, y: np.ndarray, cut) -> None:
+        """ROC/PR curves and AUCs do not depend on the threshold: computed once per scores/labels
+        change, in a worker when the window gave one (seconds at a million rows)."""
+        self._curves_dirty = False
+        self._curves = None
+        self._curves_token += 1
+        token = self._curves_token
+        self.roc.set_curve(None, None)
+        self.pr.set_curve(None, None)
+
+        def done(curves: dict) -> None:
+            if token != self._curves_token:
+                return  # scores or labels changed meanwhile
+            self._curves = curves
+            if curves.get("roc") is not None:
+                self.roc.set_curve(curves["roc"]["fpr"], curves["roc"]["tpr"])
+                self.pr.set_curve(curves["pr"]["recall"], curves["pr"]["precision"])
+            if self.metrics is not None:
+                self.metrics.update({k: curves.get(k) for k in ("aucroc", "aucpr", "roc", "pr")})
+                self._show_auc()
+            self.curves_ready.emit()
+
+        if self.job_slot is None:
+            done(thresholds.metrics_at_threshold(s, y, cut))
+            return
+        s, y = s.copy(), y.copy()
+        self.job_slot.start(lambda progress, should_stop: thresholds.metrics_at_threshold(s, y, cut),
+                            on_result=done, on_error=lambda e: self.error.emit(e.exception))
+
+    def _show_auc(self) -> None:
+        m = self.metrics or {}
+        self.auc_label.setText(f"{m['aucroc']:.3f} / {m['aucpr']:.3f}" if m.get("aucroc") is not None else "…")
 
     def _fill_confusion(self, m: dict | None) -> None:
         cells = [[m["tn"], m["fp"]], [m["fn"], m["tp"]]] if m else [["", ""], ["", ""]]
@@ -354,7 +393,7 @@ class ThresholdPanel(QWidget):
         if isinstance(cut, np.ndarray) and self.label_index is not None:
             cut = cut[self.label_index]
         f = thresholds.financial_impact(s, y, cut, avg_loss=self.loss_spin.value(),
-                                        cost_per_review=self.review_spin.value())
+                                        cost_per_review=self.review_spin.value(), metrics=self.metrics)
         self.money_label.setText(
             f"Money caught <b>${f['money_caught']:,.0f}</b> ({f['tp']:,} anomalies) · review cost "
             f"<b>${f['review_cost']:,.0f}</b> ({f['flagged']:,} reviews) · missed loss "

@@ -33,7 +33,9 @@ def test_moving_the_threshold_changes_precision_recall_and_the_queue(qtbot, trai
     flagged = int(panel.confusion.item(0, 1).text().replace(",", "")) + \
         int(panel.confusion.item(1, 1).text().replace(",", ""))
     assert flagged == w.queue.counts()["flagged"]
-    # ROC and PR curves drawn, with the current point on them
+    # ROC and PR curves drawn (computed in a worker), with the current point on them
+    qtbot.waitUntil(lambda: panel._curves is not None, timeout=10_000)
+    assert panel.metrics["aucroc"] is not None and "/" in panel.auc_label.text()
     assert len(panel.roc.curve.getData()[0]) > 2 and len(panel.pr.curve.getData()[0]) > 2
     assert len(panel.roc.point.getData()[0]) == 1
     # the error plot's threshold line follows
