@@ -727,7 +727,10 @@ def iter_csv_chunks(path: str | Path, chunk_rows: int = 200_000,
         own.column_plan.update({n: _merge_plan(own.column_plan[n], p) for n, p in like.column_plan.items()
                                 if n in own.column_plan})
     compression = own.compression
-    encoding = {"utf-8-sig": "utf8", "utf-8": "utf8"}.get(own.encoding, own.encoding)
+    chosen = own.encoding
+    if like is not None and like.path == name and like.encoding in ("cp1252", "latin-1"):
+        chosen = like.encoding  # a full read saw non-UTF-8 bytes that the first 4 MiB may not show
+    encoding = {"utf-8-sig": "utf8", "utf-8": "utf8"}.get(chosen, chosen)
     read_options = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=8 << 20, encoding=encoding)
     parse_options = pacsv.ParseOptions(delimiter=own.delimiter, newlines_in_values=own.newlines_in_values or (
         like is not None and like.newlines_in_values))
@@ -754,8 +757,11 @@ def iter_csv_chunks(path: str | Path, chunk_rows: int = 200_000,
             if pending_rows:
                 yield _chunk_frame(pa.Table.from_batches(pending), own, start)
     except pa.ArrowInvalid as exc:
-        raise DataError(f"cannot be parsed as CSV near row {start + 2} or later ({str(exc).splitlines()[0]})",
-                        file=name) from None
+        detail = str(exc).splitlines()[0]
+        hint = ("; the file is not UTF-8 further on: pass like=read_csv(file) so its encoding is known"
+                if "UTF8" in detail else "")
+        # no row: the reader parses blocks ahead in threads, so the rows delivered say little about where
+        raise DataError(f"cannot be parsed as CSV ({detail}){hint}", file=name) from None
     except EOFError:
         raise DataError(f"the {compression} file is truncated (it ends before the end of its compressed data)",
                         file=name) from None
