@@ -22,7 +22,11 @@ def _inspect_json(capsys, path) -> dict:
     assert cli_main(["inspect", str(path), "--json"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1  # one JSON object on one line
-    return json.loads(out)
+    return json.loads(out, parse_constant=_no_nan)
+
+
+def _no_nan(constant: str):
+    raise AssertionError(f"{constant} is not JSON")  # json.loads would accept NaN/Infinity silently
 
 
 def _roles(result: dict) -> dict[str, str]:
@@ -121,6 +125,6 @@ def test_full_size_ledger_in_a_subprocess(tmp_path, sample_csv):
     done = subprocess.run([sys.executable, "main.py", "inspect", str(path), "--json"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = json.loads(done.stdout, parse_constant=_no_nan)
     _check_ledger(result, 533_009)
     assert result["compression"] == "gzip"
