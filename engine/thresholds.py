@@ -202,8 +202,6 @@ def metrics_at_threshold(scores, labels, t, *, curves: bool = True) -> dict:
     ``t`` may be a scalar or one threshold per record (``dynamic_threshold``). ``curves=False`` skips
     the ROC/PR curves and AUCs (they do not depend on ``t``: the GUI computes them once, then only the
     counts while the threshold line moves)."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
-
     s = _scores(scores)
     y = _labels(labels, len(s))
     flagged = s >= np.asarray(t, dtype=np.float64)
@@ -219,6 +217,8 @@ def metrics_at_threshold(scores, labels, t, *, curves: bool = True) -> dict:
            "fpr": fp / (fp + tn) if fp + tn else 0.0,
            "tp": tp, "fp": fp, "fn": fn, "tn": tn, "confusion": [[tn, fp], [fn, tp]]}
     if curves and 0 < y.sum() < len(y):
+        from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
         fpr, tpr, roc_t = roc_curve(y, s)
         prec, rec, pr_t = precision_recall_curve(y, s)
         out.update(aucroc=float(roc_auc_score(y, s)), aucpr=float(average_precision_score(y, s)),
