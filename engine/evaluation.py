@@ -163,7 +163,10 @@ def evaluate(csv: str | Path, label_column: str, *, normal_value: str | None = N
                device=model.device_, label_column=label_column, normal_value=schema.normal_value,
                feature_columns=list(schema.feature_columns))
     if result.member_scores and len(result.member_scores) > 1:
-        out["members"] = {name: {"aucroc": aucroc(anomalous, s)} for name, s in result.member_scores.items()}
+        several = len(out["by_value"]) > 1
+        out["members"] = {name: ({"aucroc": aucroc(anomalous, s), "by_value": by_value(values, anomalous, s)}
+                                 if several else {"aucroc": aucroc(anomalous, s)})
+                          for name, s in result.member_scores.items()}
         weights = getattr(model.detector_, "weights_", None)
         if weights is not None:
             for name, w in zip(result.member_scores, weights, strict=False):

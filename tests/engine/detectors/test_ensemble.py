@@ -1,0 +1,131 @@
+"""``auto``: calibrated members, agreement weights, round trip, and robustness to a useless member."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.detectors import DETECTOR_NAMES, make_detector
+from engine.detectors import _REGISTRY as REGISTRY
+from engine.detectors.base import Detector
+from engine.detectors.ensemble import AutoDetector
+from engine.errors import AnomalyDeskError
+from engine.evaluation import aucroc
+from engine.features import FeatureMatrix
+
+FAST = ["iforest", "ecod", "pca"]
+
+
+def planted(n=800, d=6, n_out=10, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)) + 0.5 * rng.normal(size=(n, 1))
+    y = np.zeros(n, dtype=bool)
+    y[:n_out] = True
+    x[:n_out, 1] += 7.0
+    names = [f"f{i}" for i in range(d)]
+    return FeatureMatrix(x.astype(np.float32), names, names, np.arange(d)), y
+
+
+class NoiseDetector(Detector):
+    """A member that is no better than chance: random scores, unrelated to the data."""
+
+    name = "noise"
+
+    def __init__(self, seed: int = 0):
+        self._params = {"seed": seed}
+        self.seed = seed
+
+    def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
+        self.n_features_in_ = fm.values.shape[1]
+        return self
+
+    def score_samples(self, fm):
+        return np.random.default_rng(self.seed + 99).normal(size=fm.values.shape[0])
+
+    def feature_contributions(self, fm):
+        return np.full((fm.values.shape[0], len(fm.source_columns)), 1.0 / len(fm.source_columns))
+
+    def get_state(self):
+        return {"params": self.get_params(), "n": self.n_features_in_}, {}
+
+    @classmethod
+    def from_state(cls, meta, arrays):
+        det = cls(**meta["params"])
+        det.n_features_in_ = meta["n"]
+        return det
+
+
+@pytest.fixture()
+def with_noise(monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("tests_noise_detector")
+    module.NoiseDetector = NoiseDetector
+    monkeypatch.setitem(sys.modules, "tests_noise_detector", module)
+    monkeypatch.setitem(REGISTRY, "noise", ("tests_noise_detector", "NoiseDetector"))
+
+
+def test_auto_is_the_default_and_combines_members():
+    assert DETECTOR_NAMES[0] == "auto"
+    fm, y = planted()
+    det = make_detector("auto", members=FAST, seed=0).fit(fm)
+    assert det.member_names_ == FAST
+    assert det.weights_.shape == (3,) and det.weights_.sum() == pytest.approx(1.0)
+    members = det.member_scores(fm)
+    assert set(members) == set(FAST)
+    scores = det.score_samples(fm)
+    np.testing.assert_allclose(scores, det.combine(members))
+    assert aucroc(y, scores) > 0.97
+    # each member is standardised against its own training scores: median 0, IQR 1
+    z = det.standardized(members)
+    np.testing.assert_allclose(np.median(z, axis=0), 0.0, atol=1e-9)
+    contrib = det.feature_contributions(fm)
+    assert np.allclose(contrib.sum(axis=1), 1.0) and (np.argmax(contrib[y], axis=1) == 1).mean() >= 0.8
+
+
+def test_a_member_at_chance_gets_little_weight_and_cannot_drag_the_ensemble_down(with_noise):
+    fm, y = planted()
+    det = AutoDetector(members=["iforest", "ecod", "noise"]).fit(fm)
+    w = dict(zip(det.member_names_, det.weights_, strict=True))
+    assert w["noise"] < 0.1 < w["iforest"]
+    equal = AutoDetector(members=["iforest", "ecod", "noise"], weighting="equal").fit(fm)
+    without = AutoDetector(members=["iforest", "ecod"]).fit(fm)
+    ours = aucroc(y, det.score_samples(fm))
+    assert ours >= aucroc(y, equal.score_samples(fm))
+    assert ours >= aucroc(y, without.score_samples(fm)) - 0.01
+
+
+def test_auto_state_round_trip_is_exact():
+    fm, _ = planted()
+    det = AutoDetector(members=["iforest", "ecod", "pca", "ocsvm"], seed=5).fit(fm)
+    meta, arrays = det.get_state()
+    meta = json.loads(json.dumps(meta))
+    again = AutoDetector.from_state(meta, dict(arrays))
+    np.testing.assert_array_equal(again.score_samples(fm), det.score_samples(fm))
+    np.testing.assert_array_equal(again.feature_contributions(fm), det.feature_contributions(fm))
+    bad = dict(arrays)
+    bad["weights"] = np.ones(2)
+    with pytest.raises(AnomalyDeskError, match="members"):
+        AutoDetector.from_state(meta, bad)
+
+
+def test_auto_refuses_itself_as_member_and_reports_progress():
+    fm, _ = planted()
+    with pytest.raises(AnomalyDeskError):
+        AutoDetector(members=["auto"]).fit(fm)
+    seen = []
+    AutoDetector(members=FAST).fit(fm, progress=lambda f, m="", **k: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(m.startswith("ecod") for _, m in seen)
+
+
+def test_default_members_include_the_autoencoder_when_torch_is_present():
+    from engine.detectors.ensemble import torch_available
+
+    names = AutoDetector()._member_names()
+    assert {"iforest", "ecod", "ocsvm"} <= set(names)
+    assert ("autoencoder" in names) == torch_available()
