@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.detectors import DETECTOR_NAMES, make_detector
 from engine.detectors import _REGISTRY as REGISTRY
+from engine.detectors import DETECTOR_NAMES, make_detector
 from engine.detectors.base import Detector
 from engine.detectors.ensemble import AutoDetector
 from engine.errors import AnomalyDeskError
