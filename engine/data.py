@@ -614,8 +614,15 @@ def read_csv(path: str | Path) -> LoadedFile:
     problems (text in a numeric column, infinite values...) are listed in ``problems`` and the values
     concerned are treated as missing.
     """
-    name = str(path)
-    path = Path(path)
+    try:
+        return _read_csv(str(path), Path(path))
+    except MemoryError:
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        raise DataError(f"too large to load into memory ({size / 1e9:.1f} GB on disk); score it in chunks "
+                        "(the score command streams large files)", file=str(path)) from None
+
+
+def _read_csv(name: str, path: Path) -> LoadedFile:
     raw = _raw_bytes(path, name)
     compression = _compression_of(path, raw[:8])
     data = _decompress(raw, compression, name)

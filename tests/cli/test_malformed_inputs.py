@@ -103,3 +103,34 @@ def test_train_and_evaluate_on_files_that_load_but_cannot_train(name, command, t
     [line] = captured.err.splitlines()
     assert line.startswith(f"error: {path}"), line
     assert not (tmp_path / "model").exists()
+
+
+def test_unreadable_file_in_one_line(tmp_path, capsys, monkeypatch):
+    """Tests run as root here, where chmod cannot make a file unreadable: the refusal is simulated."""
+    from engine import data
+
+    path = tmp_path / "locked.csv"
+    path.write_text("a,b\n1,2\n")
+
+    def refuse(p):
+        raise PermissionError(13, "Permission denied", str(p))
+
+    monkeypatch.setattr(data, "_open_binary", refuse)
+    assert cli_main(["inspect", str(path)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"error: {path}: permission denied: the file cannot be read"
+
+
+def test_file_too_large_for_memory_in_one_line(tmp_path, capsys, monkeypatch):
+    from engine import data
+
+    path = tmp_path / "huge.csv"
+    path.write_text("a,b\n1,2\n")
+
+    def exhausted(name, p):
+        raise MemoryError
+
+    monkeypatch.setattr(data, "_read_csv", exhausted)
+    assert cli_main(["inspect", str(path)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {path}: too large to load into memory")
