@@ -26,6 +26,7 @@ from engine.errors import NotFittedError, SchemaMismatchError
 from engine.schema import Role, Schema
 
 OTHER_LEVEL = "<other>"
+MAX_RARE_VALUES = 20_000  # rare values whose training counts are kept per column (beyond: counted as seen once)
 MISSING_LEVEL = "<missing>"
 DATETIME_PARTS = ("hour", "weekday", "day", "month")
 _CLIP = 1e6  # keeps float32 finite whatever the input; far beyond any meaningful scaled value
@@ -47,7 +48,8 @@ class FeatureMatrix:
                  numeric: np.ndarray | None = None, numeric_names: list[str] | None = None,
                  numeric_source: np.ndarray | None = None, codes: np.ndarray | None = None,
                  categorical_source: np.ndarray | None = None, categories: list[list[str]] | None = None,
-                 unseen: dict[str, int] | None = None, missing: dict[str, int] | None = None):
+                 unseen: dict[str, int] | None = None, missing: dict[str, int] | None = None,
+                 rare_nll: np.ndarray | None = None):
         if numeric is None:
             # A plain matrix (e.g. built by a test): every column numeric.
             if values is None:
@@ -69,6 +71,11 @@ class FeatureMatrix:
         self.source_columns = list(source_columns or [])
         self.unseen = dict(unseen or {})
         self.missing = dict(missing or {})
+        # -log P(value | "<other>") per categorical column: how surprising the exact value is among the
+        # rare ones (0 outside the "<other>" level). Detectors add it to the "<other>" level's NLL, so a
+        # value seen once in training or never is rarer than one seen four times.
+        self.rare_nll = (np.zeros(self.codes.shape, dtype=np.float32) if rare_nll is None
+                         else np.ascontiguousarray(rare_nll, dtype=np.float32))
         self._values = None if values is None or codes is not None else self.numeric
 
     # -- shape of the encoding -----------------------------------------------------------------------
@@ -134,7 +141,7 @@ class FeatureMatrix:
         fm = FeatureMatrix(numeric=self.numeric[rows], numeric_names=self.numeric_names,
                            numeric_source=self.numeric_source, codes=self.codes[rows],
                            categorical_source=self.categorical_source, categories=self.categories,
-                           source_columns=self.source_columns)
+                           source_columns=self.source_columns, rare_nll=self.rare_nll[rows])
         return fm
 
     def __repr__(self) -> str:
@@ -167,8 +174,15 @@ def _heavy_tail(x: np.ndarray) -> bool:
 
 
 def _robust_center_scale(x: np.ndarray) -> tuple[float, float]:
-    q25, q50, q75 = np.nanpercentile(x, [25, 50, 75])
-    scale = (q75 - q25) / 1.349  # IQR of a standard normal: scaled values read like z-scores
+    lo, q25, q50, q75, hi = np.nanpercentile(x, [0.5, 25, 50, 75, 99.5])
+    # IQR of a standard normal reads like a z-score; but a column that is nearly constant in its middle
+    # half with a long spread outside it (a rate almost always 1.0) would get a tiny IQR and values in
+    # the hundreds, so the spread of the values winsorised at 0.5/99.5% (robust to a few outliers) is a floor.
+    scale = max((q75 - q25) / 1.349, float(np.nanstd(np.clip(x, lo, hi))))
+    if not np.isfinite(scale) or scale <= 1e-12:
+        # Mostly one value (a rate that is nearly always 0): the range, not the tiny std, so the rare
+        # other values stay within a few units instead of dominating every squared error.
+        scale = float(np.nanmax(x) - np.nanmin(x)) / 2.0 if np.isfinite(x).any() else 0.0
     if not np.isfinite(scale) or scale <= 1e-12:
         scale = float(np.nanstd(x))
     if not np.isfinite(scale) or scale <= 1e-12:
@@ -193,6 +207,8 @@ class Preprocessor:
         self.numeric_: dict[str, dict[str, Any]] = {}
         self.datetime_: dict[str, dict[str, Any]] = {}
         self.levels_: dict[str, list[str]] = {}
+        self.rare_counts_: dict[str, dict[str, int]] = {}
+        self.rare_total_: dict[str, int] = {}
         for c in columns:
             role = self.roles_[c]
             if role == Role.NUMERIC.value:
@@ -206,7 +222,7 @@ class Preprocessor:
                     "indicator": bool(missing.any()),
                 }
             else:
-                self.levels_[c] = self._fit_levels(_as_text(frame[c]))
+                self.levels_[c], self.rare_counts_[c], self.rare_total_[c] = self._fit_levels(_as_text(frame[c]))
         return self
 
     def _fit_numeric(self, x: np.ndarray) -> dict[str, Any]:
@@ -219,11 +235,13 @@ class Preprocessor:
         return {"transform": transform, "center": center, "scale": scale,
                 "indicator": bool(np.isnan(x).any())}
 
-    def _fit_levels(self, text: np.ndarray) -> list[str]:
+    def _fit_levels(self, text: np.ndarray) -> tuple[list[str], dict[str, int], int]:
         counts = pd.Series(text).value_counts()
-        counts = counts[counts >= self.min_level_count]
-        levels = [str(v) for v in counts.index[: self.max_levels] if str(v) != OTHER_LEVEL]
-        return levels
+        frequent = counts[counts >= self.min_level_count]
+        levels = [str(v) for v in frequent.index[: self.max_levels] if str(v) != OTHER_LEVEL]
+        rare = counts[~counts.index.isin(levels)]
+        kept = {str(k): int(v) for k, v in rare.iloc[:MAX_RARE_VALUES].items()}
+        return levels, kept, int(rare.sum())
 
     # -- transforming ----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -245,6 +263,7 @@ class Preprocessor:
         num_names: list[str] = []
         num_source: list[int] = []
         codes: list[np.ndarray] = []
+        rare_nll: list[np.ndarray] = []
         cat_source: list[int] = []
         categories: list[list[str]] = []
         unseen: dict[str, int] = {}
@@ -286,13 +305,14 @@ class Preprocessor:
             else:
                 levels = self.levels_[c]
                 text = _as_text(frame[c])
-                code = pd.Categorical(text, categories=levels).codes.astype(np.int64)
+                code = pd.Index(levels, dtype=object).get_indexer(text).astype(np.int64)
                 other = code < 0
                 code[other] = len(levels)
-                if other.any():
-                    n_unseen = int(other.sum())
-                    unseen[c] = n_unseen  # values outside the kept levels (rare or never seen)
+                surprise, n_unseen = self._rare_surprise(c, text, other)
+                if n_unseen:
+                    unseen[c] = n_unseen  # values never seen in training (scored as "<other>")
                 codes.append(code)
+                rare_nll.append(surprise)
                 cat_source.append(j)
                 categories.append(levels + [OTHER_LEVEL])
         numeric = (np.column_stack(num_blocks).astype(np.float32) if num_blocks
@@ -302,7 +322,20 @@ class Preprocessor:
                              numeric_source=np.asarray(num_source, dtype=np.int64), codes=code_mat,
                              categorical_source=np.asarray(cat_source, dtype=np.int64),
                              categories=categories, source_columns=list(self.columns_),
-                             unseen=unseen, missing=missing_counts)
+                             unseen=unseen, missing=missing_counts,
+                             rare_nll=np.column_stack(rare_nll) if rare_nll else None)
+
+    def _rare_surprise(self, column: str, text: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, int]:
+        out = np.zeros(len(text), dtype=np.float32)
+        if not other.any():
+            return out, 0
+        counts = self.rare_counts_.get(column, {})
+        total = self.rare_total_.get(column, 0)
+        seen = pd.Series(text[other]).map(counts).fillna(0.0).to_numpy(dtype=np.float64)
+        # never seen: half a count (a value seen once is still likelier than one never seen)
+        out[other] = -np.log((np.maximum(seen, 0.5)) / (total + 1.0))
+        complete = len(counts) < MAX_RARE_VALUES
+        return out, int((seen == 0).sum()) if complete else int(other.sum())
 
     def fit_transform(self, frame: pd.DataFrame, schema: Schema) -> FeatureMatrix:
         return self.fit(frame, schema).transform(frame)
@@ -353,7 +386,8 @@ class Preprocessor:
         return {"format": _FORMAT_VERSION, "max_levels": self.max_levels,
                 "min_level_count": self.min_level_count, "log_transform": self.log_transform,
                 "columns": list(self.columns_), "roles": dict(self.roles_),
-                "numeric": self.numeric_, "datetime": self.datetime_, "levels": self.levels_}
+                "numeric": self.numeric_, "datetime": self.datetime_, "levels": self.levels_,
+                "rare_counts": self.rare_counts_, "rare_total": self.rare_total_}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
@@ -371,6 +405,9 @@ class Preprocessor:
                                     "indicator": bool(v["indicator"])}
                            for k, v in d.get("datetime", {}).items()}
             p.levels_ = {str(k): [str(x) for x in v] for k, v in d.get("levels", {}).items()}
+            p.rare_counts_ = {str(k): {str(a): int(b) for a, b in v.items()}
+                              for k, v in d.get("rare_counts", {}).items()}
+            p.rare_total_ = {str(k): int(v) for k, v in d.get("rare_total", {}).items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"invalid preprocessing description: {exc!r}") from None
         for c in p.columns_:
@@ -407,5 +444,5 @@ def _datetime_parts(series: pd.Series) -> dict[str, np.ndarray]:
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_localize(None)
     dt = ts.dt
-    return {p: getattr(dt, "dayofweek" if p == "weekday" else p).to_numpy(dtype=np.float64, na_value=np.nan)
+    return {p: getattr(dt, "day_of_week" if p == "weekday" else p).to_numpy(dtype=np.float64, na_value=np.nan)
             for p in DATETIME_PARTS}

@@ -156,7 +156,8 @@ def train(model: nn.Module, batch_loss: Callable[[nn.Module, dict[str, torch.Ten
     history = TrainHistory(device=str(device), batch_size=int(config.batch_size))
     train_rows, val_rows = split_rows(n, weights, config, generator, device)
     n_train = int(train_rows.shape[0])
-    bs = max(1, min(int(config.batch_size), n_train))
+    # small tables: smaller batches, so that an epoch is at least ~16 optimiser steps
+    bs = max(1, min(int(config.batch_size), max(32, n_train // 16), n_train))
     n_batches = max(1, n_train // bs)  # the last batch takes the remainder (never a tiny batch: batch norm)
     optimizer = make_optimizer(model.parameters(), config)
     scheduler, per_step = make_scheduler(optimizer, config, n_batches)

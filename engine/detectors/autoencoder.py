@@ -55,24 +55,36 @@ def mlp(sizes: list[int], act: str, dropout: float, batch_norm: bool, last_plain
 class TabularInput(nn.Module):
     """First layer over [numeric | categorical codes]: Linear on numerics + summed embeddings of codes."""
 
-    def __init__(self, n_numeric: int, cardinalities: list[int], width: int):
+    def __init__(self, n_numeric: int, cardinalities: list[int], width: int, mask_inputs: bool = False):
         super().__init__()
         self.n_numeric = n_numeric
-        self.numeric = nn.Linear(n_numeric, width) if n_numeric else None
+        self.mask_inputs = mask_inputs  # numeric inputs come with "masked" flags (0 would read as the median)
+        self.numeric = nn.Linear(n_numeric * (2 if mask_inputs else 1), width) if n_numeric else None
         total = int(sum(cardinalities))
         self.embed = nn.Embedding(total, width) if total else None
         offsets = np.concatenate([[0], np.cumsum(cardinalities)[:-1]]).astype(np.int64) if cardinalities else []
         self.register_buffer("offsets", torch.as_tensor(np.asarray(offsets, dtype=np.int64)), persistent=False)
+        # The last level of every column is "<other>" (rare or unseen values): too few rows to learn what
+        # it means, so it enters as "unknown" (no embedding) and the decoder must explain it from context.
+        self.register_buffer("other", torch.as_tensor(np.asarray(cardinalities, dtype=np.int64) - 1),
+                             persistent=False)
         self.bias = nn.Parameter(torch.zeros(width)) if self.numeric is None else None
 
     def forward(self, x_num: torch.Tensor, codes: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """``keep`` (B, n_numeric + n_cat) 0/1 masks inputs out (denoising training)."""
-        h = self.numeric(x_num * keep[:, : self.n_numeric] if keep is not None else x_num) \
-            if self.numeric is not None else self.bias
+        """``keep`` (B, n_numeric + n_cat) 0/1 masks inputs out (denoising / masked training and scoring)."""
+        h = self.bias
+        if self.numeric is not None:
+            if self.mask_inputs:
+                k = keep[:, : self.n_numeric] if keep is not None else torch.ones_like(x_num)
+                h = self.numeric(torch.cat([x_num * k, 1.0 - k], dim=1))
+            else:
+                h = self.numeric(x_num * keep[:, : self.n_numeric] if keep is not None else x_num)
         if self.embed is not None:
             e = self.embed(codes + self.offsets)  # (B, n_cat, width)
+            known = (codes != self.other).to(e.dtype)
             if keep is not None:
-                e = e * keep[:, self.n_numeric:, None]
+                known = known * keep[:, self.n_numeric:]
+            e = e * known[:, :, None]
             h = h + e.sum(dim=1)
         return h
 
@@ -80,38 +92,49 @@ class TabularInput(nn.Module):
 class TabularOutput(nn.Module):
     """Heads: numeric reconstruction and per-column categorical log-probabilities."""
 
-    def __init__(self, width: int, n_numeric: int, cardinalities: list[int]):
+    def __init__(self, width: int, n_numeric: int, cardinalities: list[int], variance: bool = False):
         super().__init__()
         self.n_numeric = n_numeric
+        self.variance = variance  # also predict a log-variance per numeric feature (heteroscedastic)
         self.cardinalities = list(cardinalities)
         total = int(sum(cardinalities))
-        self.head = nn.Linear(width, n_numeric + total)
+        n_num_out = n_numeric * (2 if variance else 1)
+        self.head = nn.Linear(width, n_num_out + total)
         if cardinalities:
             k = max(cardinalities)
             offsets = np.concatenate([[0], np.cumsum(cardinalities)[:-1]])
             index = np.zeros((len(cardinalities), k), dtype=np.int64)
             pad = np.ones((len(cardinalities), k), dtype=bool)
             for j, (o, c) in enumerate(zip(offsets, cardinalities, strict=True)):
-                index[j, :c] = n_numeric + o + np.arange(c)
+                index[j, :c] = n_num_out + o + np.arange(c)
                 pad[j, :c] = False
         else:
             index, pad = np.zeros((0, 1), dtype=np.int64), np.zeros((0, 1), dtype=bool)
         self.register_buffer("index", torch.as_tensor(index), persistent=False)
         self.register_buffer("pad", torch.as_tensor(pad), persistent=False)
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         out = self.head(h)
         x_num = out[:, : self.n_numeric]
+        logvar = (out[:, self.n_numeric: 2 * self.n_numeric].clamp(LOGVAR_MIN, LOGVAR_MAX)
+                  if self.variance else None)
         logits = out[:, self.index].masked_fill(self.pad, float("-inf"))  # (B, n_cat, max_card)
-        return x_num, torch.log_softmax(logits, dim=-1)
+        return x_num, logvar, torch.log_softmax(logits, dim=-1)
 
 
-def column_terms(x_num_hat: torch.Tensor, log_probs: torch.Tensor, x_num: torch.Tensor, codes: torch.Tensor,
+LOGVAR_MIN, LOGVAR_MAX = -6.0, 4.0  # predicted variances stay within e^-6..e^4 (scaled units)
+
+
+def column_terms(x_num_hat: torch.Tensor, logvar: torch.Tensor | None, log_probs: torch.Tensor,
+                 x_num: torch.Tensor, codes: torch.Tensor,
                  numeric_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row terms: (B, n_numeric) squared errors (over ``numeric_scale``^2 when given, halved) and
-    (B, n_cat) categorical negative log-likelihoods."""
+    """Per-row terms: (B, n_numeric) numeric terms and (B, n_cat) categorical negative log-likelihoods.
+    Numeric: with a predicted ``logvar`` the Gaussian NLL ``0.5 (se / var + logvar - LOGVAR_MIN)`` (>= 0);
+    else ``0.5 se / numeric_scale^2`` when a scale is given, else the raw squared error."""
     se = (x_num_hat - x_num) ** 2
-    if numeric_scale is not None:
+    if logvar is not None:
+        se = 0.5 * (se * torch.exp(-logvar) + logvar - LOGVAR_MIN)
+    elif numeric_scale is not None:
         se = 0.5 * se / numeric_scale ** 2
     nll = -log_probs.gather(2, codes[:, :, None]).squeeze(2) if codes.shape[1] else codes.new_zeros(
         (codes.shape[0], 0), dtype=se.dtype)
@@ -120,15 +143,15 @@ def column_terms(x_num_hat: torch.Tensor, log_probs: torch.Tensor, x_num: torch.
 
 class _AENet(nn.Module):
     def __init__(self, n_numeric: int, cardinalities: list[int], hidden: list[int], latent: int, act: str,
-                 dropout: float, batch_norm: bool):
+                 dropout: float, batch_norm: bool, masked: bool = False, variance: bool = False):
         super().__init__()
         hidden = [int(h) for h in hidden] or [max(8, 2 * latent)]
-        self.input = TabularInput(n_numeric, cardinalities, hidden[0])
+        self.input = TabularInput(n_numeric, cardinalities, hidden[0], mask_inputs=masked)
         self.input_act = nn.Sequential(*([nn.BatchNorm1d(hidden[0])] if batch_norm else []), activation(act),
                                        *([LocalDropout(dropout)] if dropout > 0 else []))
         self.encoder = mlp(hidden + [latent], act, dropout, batch_norm, last_plain=True)
         self.decoder = mlp([latent] + hidden[::-1], act, dropout, batch_norm, last_plain=False)
-        self.output = TabularOutput(hidden[0], n_numeric, cardinalities)
+        self.output = TabularOutput(hidden[0], n_numeric, cardinalities, variance=variance)
 
     def encode(self, x_num, codes, keep=None):
         return self.encoder(self.input_act(self.input(x_num, codes, keep)))
@@ -137,17 +160,26 @@ class _AENet(nn.Module):
         return self.output(self.decoder(self.encode(x_num, codes, keep)))
 
 
+def _weighted_mean(per_row: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    if w is None:
+        return per_row.mean()
+    return (per_row * w).sum() / w.sum().clamp_min(1e-12)
+
+
 class AutoencoderDetector(Detector):
     name: ClassVar[str] = "autoencoder"
     _fitted_attr: ClassVar[str] = "net_"
 
-    def __init__(self, hidden_layers: list[int] | tuple[int, ...] = (64, 32), latent_dim: int = 8,
+    def __init__(self, hidden_layers: list[int] | tuple[int, ...] | None = None, latent_dim: int | None = None,
                  activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
                  optimizer: str = "adam", learning_rate: float = 3e-3, lr_schedule: str = "cosine",
                  momentum: float = 0.9, batch_size: int = 512, epochs: int = 30, l1: float = 0.0,
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
-                 score: str = "nll", input_noise: float = 0.0, device: str = "auto", seed: int = 0):
-        self._params = dict(hidden_layers=list(hidden_layers), latent_dim=latent_dim, activation=activation,
+                 score: str = "nll", input_noise: float = 0.0, masking: str | bool = "auto",
+                 mask_rate: float = 0.2, numeric_variance: str | bool = "auto", device: str = "auto",
+                 seed: int = 0):
+        self._params = dict(masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
+                            hidden_layers=None if hidden_layers is None else [int(h) for h in hidden_layers], latent_dim=latent_dim, activation=activation,
                             dropout=dropout, batch_norm=batch_norm, optimizer=optimizer,
                             learning_rate=learning_rate, lr_schedule=lr_schedule, momentum=momentum,
                             batch_size=batch_size, epochs=epochs, l1=l1, l2=l2,
@@ -157,9 +189,30 @@ class AutoencoderDetector(Detector):
             setattr(self, k, v)
 
     # -- building ------------------------------------------------------------------------------------
+    def _resolve_modes(self, n_numeric: int, cardinalities: list[int]) -> None:
+        """``masking="auto"``: on for tables with categorical columns, where "is this value plausible given
+        the rest of the row" is the question; plain reconstruction for all-numeric tables (signals)."""
+        masking = self.masking if isinstance(self.masking, bool) else (
+            str(self.masking).lower() in ("true", "1", "yes") or (str(self.masking).lower() == "auto"
+                                                                  and len(cardinalities) > 0))
+        variance = self.numeric_variance if isinstance(self.numeric_variance, bool) else (
+            str(self.numeric_variance).lower() in ("true", "1", "yes") or (
+                str(self.numeric_variance).lower() == "auto" and masking))
+        self.masking_, self.variance_ = bool(masking), bool(variance and n_numeric > 0)
+        # Masked columns cannot be copied through the network, so the masked model can be wide; the
+        # plain reconstruction needs a narrow bottleneck or it learns the identity.
+        self.hidden_ = list(self.hidden_layers) if self.hidden_layers is not None else (
+            [128, 128] if self.masking_ else [64, 32])
+        self.latent_ = int(self.latent_dim) if self.latent_dim is not None else (32 if self.masking_ else 8)
+
     def _build(self, n_numeric: int, cardinalities: list[int]) -> nn.Module:
-        return _AENet(n_numeric, cardinalities, self.hidden_layers, int(self.latent_dim), self.activation,
-                      float(self.dropout), bool(self.batch_norm))
+        return _AENet(n_numeric, cardinalities, self.hidden_, self.latent_, self.activation,
+                      float(self.dropout), bool(self.batch_norm), masked=self.masking_, variance=self.variance_)
+
+    def _groups(self, n_numeric: int, n_cat: int) -> list[tuple[bool, int]]:
+        """Masking groups: all numeric features together (correlated amounts would give each other away),
+        then each categorical column. (True, -1) = the numeric group, (False, j) = categorical column j."""
+        return ([(True, -1)] if n_numeric else []) + [(False, j) for j in range(n_cat)]
 
     def _config(self, batch_size: int) -> TrainConfig:
         return TrainConfig(epochs=int(self.epochs), batch_size=int(batch_size),
@@ -169,17 +222,41 @@ class AutoencoderDetector(Detector):
                            early_stopping=int(self.early_stopping))
 
     def _batch_loss(self, net: nn.Module, batch: dict[str, torch.Tensor], w: torch.Tensor | None) -> torch.Tensor:
+        if self.masking_:
+            return self._masked_loss(net, batch, w)
         keep = None
         if net.training and self.input_noise > 0:
             n_in = batch["x"].shape[1] + batch["c"].shape[1]
             keep = (torch.rand((batch["x"].shape[0], n_in), generator=self._gen, device=batch["x"].device)
                     >= self.input_noise).to(batch["x"].dtype)
-        x_hat, log_probs = net(batch["x"], batch["c"], keep)
-        se, nll = column_terms(x_hat, log_probs, batch["x"], batch["c"])
-        per_row = 0.5 * se.sum(dim=1) + nll.sum(dim=1)
-        if w is None:
-            return per_row.mean()
-        return (per_row * w).sum() / w.sum().clamp_min(1e-12)
+        x_hat, logvar, log_probs = net(batch["x"], batch["c"], keep)
+        se, nll = column_terms(x_hat, logvar, log_probs, batch["x"], batch["c"])
+        per_row = (se.sum(dim=1) if logvar is not None else 0.5 * se.sum(dim=1)) + nll.sum(dim=1)
+        return _weighted_mean(per_row, w)
+
+    def _masked_loss(self, net, batch, w):
+        """Masked-column training: each group is hidden with probability ``mask_rate`` (at least one per
+        row); the loss is the NLL of the hidden groups given the visible ones."""
+        x, c = batch["x"], batch["c"]
+        n, d, k = x.shape[0], x.shape[1], c.shape[1]
+        if not net.training:  # validation: exactly the score (each group hidden in turn), no random masks
+            x_hat, logvar, log_probs = self._group_outputs(net, x, c)
+            se, nll = column_terms(x_hat, logvar, log_probs, x, c)
+            return _weighted_mean((se if logvar is not None else 0.5 * se).sum(dim=1) + nll.sum(dim=1), w)
+        g = int(d > 0) + k
+        hide = torch.rand((n, g), generator=self._gen, device=x.device) < float(self.mask_rate)
+        forced = torch.randint(0, g, (n,), generator=self._gen, device=x.device)
+        hide[torch.arange(n, device=x.device), forced] = True
+        hide = hide.to(x.dtype)
+        hide_num = hide[:, :1].expand(n, d) if d else hide[:, :0]
+        hide_cat = hide[:, int(d > 0):]
+        keep = 1.0 - torch.cat([hide_num, hide_cat], dim=1)
+        x_hat, logvar, log_probs = net(x, c, keep)
+        se, nll = column_terms(x_hat, logvar, log_probs, x, c)
+        if logvar is None:
+            se = 0.5 * se
+        per_row = (se * hide_num).sum(dim=1) + (nll * hide_cat).sum(dim=1)
+        return _weighted_mean(per_row, w)
 
     # -- fitting ---------------------------------------------------------------------------------------
     def fit(self, fm, *, sample_weight: np.ndarray | None = None, progress: ProgressCallback | None = None,
@@ -187,6 +264,7 @@ class AutoencoderDetector(Detector):
         n_numeric, cards = fm.numeric.shape[1], fm.cardinalities
         if n_numeric + len(cards) == 0:
             raise ValueError("no feature columns to learn from")
+        self._resolve_modes(n_numeric, cards)
         weights_np = None
         if sample_weight is not None:
             weights_np = np.asarray(sample_weight, dtype=np.float32).reshape(-1)
@@ -221,14 +299,44 @@ class AutoencoderDetector(Detector):
 
     def _calibrate(self, fm, weights: np.ndarray | None) -> None:
         """Typical (RMS) reconstruction error per numeric feature on the rows learnt as normal."""
-        se, _ = self._terms(fm, scaled=False)
         keep = slice(None) if weights is None else weights > 0
-        rms = np.sqrt(np.mean(se[keep], axis=0)) if se.shape[1] else np.zeros(0)
-        self.numeric_scale_ = np.maximum(rms, 1e-2).astype(np.float32)  # floor: never divide by ~0
+        if self.variance_:  # the model predicts its own scale per row and feature
+            self.numeric_scale_ = np.ones(self.n_numeric_, dtype=np.float32)
+        else:
+            se, _ = self._terms(fm, scaled=False)
+            rms = np.sqrt(np.mean(se[keep], axis=0)) if se.shape[1] else np.zeros(0)
+            self.numeric_scale_ = np.maximum(rms, 1e-2).astype(np.float32)  # floor: never divide by ~0
+        # typical term per column on the training rows: contributions show what is *above* typical
+        self.column_baseline_ = np.median(self._column_scores(fm)[keep], axis=0).astype(np.float64)
 
     # -- scoring ---------------------------------------------------------------------------------------
     def _forward(self, x_num: torch.Tensor, codes: torch.Tensor):
-        return self.net_(x_num, codes)
+        """(x_hat, logvar, log_probs) for scoring. Masked mode: each group predicted with that group
+        hidden (numeric group -> x_hat/logvar, categorical column j -> log_probs[:, j])."""
+        if not self.masking_:
+            return self.net_(x_num, codes)
+        return self._group_outputs(self.net_, x_num, codes)
+
+    def _group_outputs(self, net, x_num, codes):
+        n, d, k = x_num.shape[0], x_num.shape[1], codes.shape[1]
+        x_hat = logvar = log_probs = None
+        for is_num, j in self._groups(d, k):
+            keep = torch.ones((n, d + k), device=x_num.device, dtype=x_num.dtype)
+            if is_num:
+                keep[:, :d] = 0.0
+            else:
+                keep[:, d + j] = 0.0
+            xh, lv, lp = net(x_num, codes, keep)
+            if is_num:
+                x_hat, logvar = xh, lv
+                if log_probs is None:
+                    log_probs = lp.clone()
+            else:
+                if log_probs is None:
+                    log_probs = lp.clone()
+                    x_hat, logvar = xh, lv
+                log_probs[:, j] = lp[:, j]
+        return x_hat, logvar, log_probs
 
     @torch.no_grad()
     def _run(self, fm, fn):
@@ -240,15 +348,18 @@ class AutoencoderDetector(Detector):
         for s in range(0, fm.n_rows, _SCORE_BATCH):
             x = torch.as_tensor(fm.numeric[s: s + _SCORE_BATCH], device=self.device_)
             c = torch.as_tensor(fm.codes[s: s + _SCORE_BATCH], device=self.device_)
-            x_hat, log_probs = self._forward(x, c)
-            outs.append(tuple(t.detach().cpu().numpy() for t in fn(x, c, x_hat, log_probs)))
+            x_hat, logvar, log_probs = self._forward(x, c)
+            outs.append(tuple(t.detach().cpu().numpy() for t in fn(x, c, x_hat, logvar, log_probs)))
         if not outs:
             return None
         return tuple(np.concatenate(parts) for parts in zip(*outs, strict=True))
 
     def _terms(self, fm, scaled: bool = True) -> tuple[np.ndarray, np.ndarray]:
         scale = torch.as_tensor(self.numeric_scale_, device=self.device_) if scaled else None
-        return self._run(fm, lambda x, c, x_hat, lp: column_terms(x_hat, lp, x, c, scale))
+        num, cat = self._run(fm, lambda x, c, x_hat, lv, lp: column_terms(x_hat, lv, lp, x, c, scale))
+        if scaled and cat.shape[1]:
+            cat = cat + fm.rare_nll  # which rare value, within the "<other>" level
+        return num, cat
 
     def _check_input(self, fm) -> None:
         if fm.numeric.shape[1] != self.n_numeric_ or list(fm.cardinalities) != list(self.cardinalities_):
@@ -261,9 +372,10 @@ class AutoencoderDetector(Detector):
 
     def _column_scores(self, fm) -> np.ndarray:
         """(n, n_source_columns) non-negative score terms per original column."""
+        self._check_fitted()
         if self.score == "mse":
             se, _ = self._terms(fm, scaled=False)
-            x_hat_probs = self._run(fm, lambda x, c, x_hat, lp: (lp.exp(),))[0]
+            x_hat_probs = self._run(fm, lambda x, c, x_hat, lv, lp: (lp.exp(),))[0]
             onehot_se = np.zeros((fm.n_rows, len(self.cardinalities_)), dtype=np.float64)
             for j in range(len(self.cardinalities_)):
                 p = x_hat_probs[:, j, : self.cardinalities_[j]].astype(np.float64)
@@ -283,13 +395,16 @@ class AutoencoderDetector(Detector):
         return self._column_scores(fm).sum(axis=1)
 
     def feature_contributions(self, fm) -> np.ndarray:
-        cols = self._column_scores(fm)
+        raw = self._column_scores(fm)
+        cols = np.maximum(raw - getattr(self, "column_baseline_", 0.0), 0.0)
+        cols = np.where(cols.sum(axis=1, keepdims=True) > 1e-12, cols, raw)
         total = cols.sum(axis=1, keepdims=True)
         uniform = np.full_like(cols, 1.0 / max(cols.shape[1], 1))
         return np.where(total > 1e-12, cols / np.maximum(total, 1e-12), uniform)
 
     def expected_values(self, fm) -> np.ndarray:
-        x_hat, probs = self._run(fm, lambda x, c, x_hat, lp: (x_hat, lp.exp()))
+        self._check_fitted()
+        x_hat, probs = self._run(fm, lambda x, c, x_hat, lv, lp: (x_hat, lp.exp()))
         parts = [x_hat.astype(np.float32)]
         parts += [probs[:, j, :k].astype(np.float32) for j, k in enumerate(self.cardinalities_)]
         return np.concatenate(parts, axis=1)
@@ -298,9 +413,12 @@ class AutoencoderDetector(Detector):
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
         meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
+                "masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
+                "latent": self.latent_,
                 "cardinalities": list(self.cardinalities_), "history": self.history_.to_dict()}
         arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
         arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
+        arrays["column_baseline"] = np.asarray(self.column_baseline_, dtype=np.float64)
         return meta, arrays
 
     @classmethod
@@ -309,6 +427,8 @@ class AutoencoderDetector(Detector):
         det.n_numeric_ = int(meta["n_numeric"])
         det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
         det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
+        det.masking_, det.variance_ = bool(meta.get("masking", False)), bool(meta.get("variance", False))
+        det.hidden_, det.latent_ = [int(h) for h in meta["hidden"]], int(meta["latent"])
         net = det._build(det.n_numeric_, det.cardinalities_)
         state = {k[len("net."):]: torch.as_tensor(np.array(v)) for k, v in arrays.items() if k.startswith("net.")}
         net.load_state_dict(state, strict=True)
@@ -318,6 +438,7 @@ class AutoencoderDetector(Detector):
             det.device_ = torch.device("cpu")
         det.net_ = net.to(det.device_).eval()
         det.numeric_scale_ = np.asarray(arrays["numeric_scale"], dtype=np.float32)
+        det.column_baseline_ = np.asarray(arrays["column_baseline"], dtype=np.float64)
         h = meta.get("history") or {}
         det.history_ = TrainHistory(**{k: v for k, v in h.items() if k in TrainHistory.__dataclass_fields__})
         return det

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.detectors.autoencoder import AutoencoderDetector
+from engine.errors import Cancelled, NotFittedError, SchemaMismatchError
+from engine.features import Preprocessor
+from engine.schema import ColumnInfo, Role, Schema
+
+FAST = dict(hidden_layers=[16], latent_dim=4, epochs=4, batch_size=64, device="cpu")
+
+
+def mixed_table(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, Schema, np.ndarray]:
+    """Two templates: (kind, account) go together and set the amount; the last 6 rows break it."""
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, 2, n)
+    kind = np.where(t == 0, "A", "B")
+    account = np.where(t == 0, "x", "y")
+    amount = np.exp(np.where(t == 0, 3.0, 7.0) + rng.normal(0, 0.2, n))
+    other = rng.normal(0, 1, n)
+    anomalous = np.zeros(n, dtype=bool)
+    anomalous[-6:] = True
+    account[-3:] = np.where(t[-3:] == 0, "y", "x")  # combination never seen
+    amount[-6:-3] = np.exp(np.where(t[-6:-3] == 0, 7.0, 3.0))  # amount of the other template
+    df = pd.DataFrame({"kind": kind, "account": account, "amount": amount.round(2), "other": other})
+    schema = Schema(columns=[ColumnInfo("kind", Role.CATEGORICAL, "t"), ColumnInfo("account", Role.CATEGORICAL, "t"),
+                             ColumnInfo("amount", Role.NUMERIC, "t"), ColumnInfo("other", Role.NUMERIC, "t")])
+    return df, schema, anomalous
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    df, schema, anomalous = mixed_table()
+    pre = Preprocessor().fit(df, schema)
+    return pre, pre.transform(df), anomalous
+
+
+@pytest.fixture(scope="module")
+def fitted(encoded):
+    _, fm, _ = encoded
+    return AutoencoderDetector(**{**FAST, "epochs": 30}).fit(fm)
+
+
+def test_init_only_stores_params():
+    det = AutoencoderDetector(latent_dim=3, optimizer="sgd")
+    assert det.get_params()["latent_dim"] == 3 and det.get_params()["optimizer"] == "sgd"
+    assert not hasattr(det, "net_")
+    with pytest.raises(NotFittedError):
+        det.score_samples(None)
+
+
+def test_scores_contributions_expected(encoded, fitted):
+    pre, fm, anomalous = encoded
+    scores = fitted.score_samples(fm)
+    assert scores.shape == (fm.n_rows,) and scores.dtype == np.float64 and np.isfinite(scores).all()
+    # the planted anomalies rank on top
+    top = np.argsort(-scores)[:12]
+    assert anomalous[top].sum() >= 5
+    contrib = fitted.feature_contributions(fm)
+    assert contrib.shape == (fm.n_rows, len(fm.source_columns))
+    assert (contrib >= 0).all()
+    np.testing.assert_allclose(contrib.sum(axis=1), 1.0, rtol=1e-6)
+    # a broken combination is blamed on the categorical columns, a wrong amount on the amount
+    assert contrib[-3:, :2].sum(axis=1).min() > 0.5
+    assert contrib[-6:-3, 2].min() > 0.3
+    expected = fitted.expected_values(fm)
+    assert expected.shape == (fm.n_rows, fm.n_features)
+    for sl in fm.categorical_slices:
+        np.testing.assert_allclose(expected[:, sl].sum(axis=1), 1.0, rtol=1e-5)
+    back = pre.inverse_transform_expected(expected)
+    assert list(back.columns) == fm.source_columns
+    normal = ~anomalous
+    assert (back["kind"].to_numpy()[normal] == np.asarray(["A", "B"])[(fm.codes[normal, 0] != 0).astype(int)]).mean() > 0.9 \
+        or (back["kind"].to_numpy()[normal] == pre.inverse_transform_expected(fm.values)["kind"].to_numpy()[normal]).mean() > 0.9
+
+
+def test_state_round_trip_gives_identical_scores(encoded, fitted):
+    _, fm, _ = encoded
+    meta, arrays = fitted.get_state()
+    meta = json.loads(json.dumps(meta))  # JSON-able
+    assert all(isinstance(v, np.ndarray) for v in arrays.values())
+    loaded = AutoencoderDetector.from_state(meta, {k: v.copy() for k, v in arrays.items()})
+    np.testing.assert_array_equal(loaded.score_samples(fm), fitted.score_samples(fm))
+
+
+def test_same_seed_same_scores(encoded):
+    _, fm, _ = encoded
+    a = AutoencoderDetector(**FAST, seed=3, dropout=0.1).fit(fm).score_samples(fm)
+    b = AutoencoderDetector(**FAST, seed=3, dropout=0.1).fit(fm).score_samples(fm)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("options", [
+    dict(activation="tanh", optimizer="adamw", batch_norm=True, dropout=0.2),
+    dict(activation="leaky_relu", optimizer="sgd", learning_rate=0.01, lr_schedule="step", l1=1e-5, l2=1e-4),
+    dict(activation="elu", optimizer="rmsprop", lr_schedule="plateau", score="mse"),
+    dict(activation="gelu", optimizer="adagrad", hidden_layers=[16, 8], input_noise=0.2),
+    dict(optimizer="adamax", lr_schedule="onecycle", validation_fraction=0.0, early_stopping=0),
+])
+def test_options(encoded, options):
+    _, fm, _ = encoded
+    det = AutoencoderDetector(**{**FAST, **options}).fit(fm)
+    s = det.score_samples(fm)
+    assert np.isfinite(s).all() and s.shape == (fm.n_rows,)
+
+
+def test_cancellation_stops_within_one_batch(encoded):
+    _, fm, _ = encoded
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] >= 5
+
+    with pytest.raises(Cancelled):
+        AutoencoderDetector(**{**FAST, "epochs": 100}).fit(fm, should_stop=should_stop)
+    assert calls["n"] == 5
+
+
+def test_progress_receives_metrics(encoded):
+    _, fm, _ = encoded
+    seen = []
+    AutoencoderDetector(**FAST).fit(fm, progress=lambda f, msg, **m: seen.append((f, m)))
+    assert seen and seen[-1][0] == 1.0
+    assert any(m.get("train_loss") is not None and m.get("rows_per_s") for _, m in seen)
+    assert any(m.get("val_loss") is not None for _, m in seen)
+    assert all(m.get("device") == "cpu" for _, m in seen)
+
+
+def test_zero_weight_rows_are_not_learnt(encoded):
+    """Rows of a third template with weight 0 stay anomalous; with weight 1 they become normal."""
+    _, fm, _ = encoded
+    rng = np.random.default_rng(1)
+    df, schema, _ = mixed_table()
+    extra = df.iloc[:60].copy()
+    extra["kind"], extra["account"] = "C", "z"
+    extra["amount"] = np.exp(11 + rng.normal(0, 0.2, 60)).round(2)
+    both = pd.concat([df, extra], ignore_index=True)
+    pre = Preprocessor(min_level_count=1).fit(both, schema)
+    fm2 = pre.transform(both)
+    w = np.ones(fm2.n_rows)
+    w[-60:] = 0.0
+    params = {**FAST, "epochs": 25, "validation_fraction": 0.0, "early_stopping": 0}
+    s0 = AutoencoderDetector(**params).fit(fm2, sample_weight=w).score_samples(fm2)
+    s1 = AutoencoderDetector(**params).fit(fm2).score_samples(fm2)
+    rank0 = (s0[-60:, None] > s0[None, :-60]).mean()
+    rank1 = (s1[-60:, None] > s1[None, :-60]).mean()
+    assert rank0 > 0.95 and rank0 > rank1
+
+
+def test_bad_sample_weight_and_mismatched_input(encoded, fitted):
+    _, fm, _ = encoded
+    with pytest.raises(ValueError):
+        AutoencoderDetector(**FAST).fit(fm, sample_weight=np.ones(3))
+    with pytest.raises(ValueError):
+        AutoencoderDetector(**FAST).fit(fm, sample_weight=np.zeros(fm.n_rows))
+    other = fm.subset(np.arange(10))
+    other.numeric = other.numeric[:, :1]
+    with pytest.raises(SchemaMismatchError):
+        fitted.score_samples(other)
+
+
+def test_numeric_only_and_categorical_only(encoded):
+    _, fm, _ = encoded
+    num = fm.subset(np.arange(fm.n_rows))
+    num.codes, num.categories, num.categorical_source = num.codes[:, :0], [], num.categorical_source[:0]
+    s = AutoencoderDetector(**FAST).fit(num).score_samples(num)
+    assert np.isfinite(s).all()
+    cat = fm.subset(np.arange(fm.n_rows))
+    cat.numeric, cat.numeric_names, cat.numeric_source = cat.numeric[:, :0], [], cat.numeric_source[:0]
+    det = AutoencoderDetector(**FAST).fit(cat)
+    assert np.isfinite(det.score_samples(cat)).all()
+    assert det.feature_contributions(cat).shape == (cat.n_rows, len(cat.source_columns))
