@@ -464,6 +464,7 @@ def _convert(arr: pa.ChunkedArray, plan: str) -> tuple[pa.ChunkedArray, pa.Chunk
         return values, pc.fill_null(pc.and_(pc.invert(known), pc.is_valid(arr)), False)
     if kind == "timestamp":
         unit = pa.timestamp("us", tz=arg or None)
+        arr = pc.utf8_trim_whitespace(arr)  # ' 2024-01-05' is a date too
         fast = _try_cast(arr, unit)
         if fast is not None:
             return fast, None
