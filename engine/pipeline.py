@@ -81,7 +81,9 @@ class AnomalyModel:
         detector.fit(fm, sample_weight=weight, progress=fit_progress, should_stop=should_stop)
         if progress:
             progress(0.96, "scoring the training rows")
-        train_scores = np.asarray(detector.score_samples(fm), dtype=np.float64)
+        cached = getattr(detector, "train_scores_", None)  # detectors that scored the rows while fitting
+        train_scores = np.asarray(cached if cached is not None and len(cached) == len(frame)
+                                  else detector.score_samples(fm), dtype=np.float64)
         ref = train_scores if weight is None else train_scores[weight > 0]
         self.schema_ = schema
         self.preprocessor_ = preprocessor

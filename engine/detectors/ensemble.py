@@ -130,6 +130,8 @@ class AutoDetector(Detector):
             self.center_[i], self.scale_[i] = med, scale
         z = np.column_stack([(s - c) / k for s, c, k in zip(train, self.center_, self.scale_, strict=True)])
         self.weights_ = self._agreement_weights(z) if self.weighting == "agreement" else np.full(n, 1.0 / n)
+        # the combined training scores, so the pipeline need not run every member over them again
+        self.train_scores_ = self.combine(dict(zip(names, train, strict=True)))
         self.n_features_in_ = encoded_values(fm).shape[1] if hasattr(fm, "values") else None
         self.history_ = _member_histories(names, self.members_)
         if progress:
