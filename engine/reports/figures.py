@@ -29,11 +29,12 @@ def score_histogram(scores: np.ndarray, threshold: float | None, flagged_label: 
     bins = np.histogram_bin_edges(scores, bins=60) if len(scores) else 10
     ax.hist(scores, bins=bins, color=ACCENT, alpha=0.85)
     if threshold is not None and np.isfinite(threshold):
-        ax.axvline(threshold, color=ALERT, linewidth=1.6, linestyle="--",
-                   label=f"{flagged_label} {threshold:.4g}")
+        ax.axvline(threshold, color=ALERT, linewidth=1.6, linestyle="--")
         if len(scores):
             ax.axvspan(threshold, max(float(scores.max()), threshold), color=ALERT, alpha=0.08)
-        ax.legend(loc="upper left", frameon=False)
+        # labelled in the flagged region (x in data, y in axes units: works with the log scale)
+        ax.text(threshold, 0.97, f" {flagged_label} {threshold:.5g}", transform=ax.get_xaxis_transform(),
+                color=ALERT, ha="left", va="top", fontsize=9)
     ax.set_yscale("log")
     ax.set_xlabel("anomaly score (higher = more anomalous)")
     ax.set_ylabel("records (log scale)")
@@ -42,7 +43,7 @@ def score_histogram(scores: np.ndarray, threshold: float | None, flagged_label: 
 
 
 def loss_curve(train: Sequence[float], validation: Sequence[float] | None = None) -> bytes:
-    fig = Figure(figsize=(6.4, 2.4))
+    fig = Figure(figsize=(4.6, 3.0))
     ax = fig.add_subplot()
     epochs = np.arange(1, len(train) + 1)
     ax.plot(epochs, train, color=ACCENT, marker="o" if len(train) < 30 else None, markersize=3, label="training")
@@ -50,6 +51,7 @@ def loss_curve(train: Sequence[float], validation: Sequence[float] | None = None
         ax.plot(np.arange(1, len(validation) + 1), validation, color="#E67E22", label="validation")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
+    ax.set_title("training loss per epoch", fontsize=10)
     ax.legend(frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)

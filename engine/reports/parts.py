@@ -12,6 +12,8 @@ import numpy as np
 from engine.reports import figures
 from engine.reports.context import ReportContext
 
+EXTRA_LABELS = {"rows_per_s": "training speed (rows/s)", "batch_size": "batch size", "stopped_early": "stopped early"}
+
 
 @dataclass
 class ReportParts:
@@ -36,7 +38,7 @@ def fmt_value(value: Any) -> str:
             return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
         if abs(value) >= 1000:
             return f"{value:,.2f}"
-        return f"{value:.4g}"
+        return f"{value:.5g}"
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str)
     return str(value)
@@ -64,8 +66,16 @@ def prepare(context: ReportContext, progress: Callable[..., None] | None = None)
             model_rows.append(("training rows", f"{card.training_rows:,}"))
         if card.loss_history:
             model_rows.append(("final training loss", fmt_value(card.loss_history[-1])))
-        for name, value in sorted(card.extra.items()):
-            model_rows.append((name.replace("_", " "), fmt_value(value)))
+        extra = dict(card.extra)
+        epochs, best = extra.pop("epochs_run", None), extra.pop("best_epoch", None)
+        if epochs is not None:
+            model_rows.append(("epochs", f"{epochs}" + (f" (best: {int(best) + 1})" if isinstance(best, (int, float))
+                                                         and best >= 0 else "")))
+        for name, value in sorted(extra.items()):
+            label = EXTRA_LABELS.get(name, name.replace("_", " "))
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            model_rows.append((label, fmt_value(value)))
     threshold_rows = [
         ("threshold (score)", fmt_value(context.threshold) if context.threshold is not None else "none set"),
         ("how it was chosen", context.threshold_method or "not recorded"),

@@ -73,9 +73,9 @@ def _table(pdf: FPDF, rows, header=None, col_widths=None, width: float | None = 
     pdf.ln(1.5)
 
 
-def _kv(pdf: FPDF, rows, width: float = 120) -> None:
+def _kv(pdf: FPDF, rows, width: float = 120, key_width: float = 45) -> None:
     pdf.set_font("DejaVu", "", 8.5)
-    with pdf.table(col_widths=(45, width - 45), width=width, align="LEFT", text_align="LEFT", line_height=4.8,
+    with pdf.table(col_widths=(key_width, width - key_width), width=width, align="LEFT", text_align="LEFT", line_height=4.8,
                    first_row_as_headings=False, padding=1) as table:
         for key, value in rows:
             row = table.row()
@@ -84,11 +84,15 @@ def _kv(pdf: FPDF, rows, width: float = 120) -> None:
     pdf.ln(1.5)
 
 
-def _image(pdf: FPDF, png: bytes, width: float) -> None:
+def _image_height(png: bytes, width: float) -> float:
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as im:
-        height = width * im.height / im.width
+        return width * im.height / im.width
+
+
+def _image(pdf: FPDF, png: bytes, width: float) -> None:
+    height = _image_height(png, width)
     if pdf.get_y() + height > pdf.h - pdf.b_margin:
         pdf.add_page()
     pdf.image(io.BytesIO(png), x=pdf.l_margin, w=width)
@@ -97,11 +101,8 @@ def _image(pdf: FPDF, png: bytes, width: float) -> None:
 
 def _record(pdf: FPDF, number: int, record, png: bytes) -> None:
     """One flagged record: heading, verdict and note, then its values (left) beside its contribution chart."""
-    from PIL import Image
-
     chart_w = 78.0
-    with Image.open(io.BytesIO(png)) as im:
-        chart_h = chart_w * im.height / im.width
+    chart_h = _image_height(png, chart_w)
     header, rows = top_values(record)
     table_h = 5.4 * (len(rows) + 1)
     needed = 14 + (6 if record.note else 0) + max(chart_h, table_h)
@@ -162,7 +163,21 @@ def render_pdf(path: Path, context: ReportContext, parts: ReportParts) -> None:
         width=full)
     if ds.columns:
         shown = ds.columns[:40]
-        _table(pdf, shown, header=("column", "role", "type"), col_widths=(50, 30, 25), width=105, line_height=4.2)
+        half = (len(shown) + 1) // 2 if len(shown) > 6 else len(shown)  # two tables side by side save a page
+        top = pdf.get_y()
+        _table(pdf, shown[:half], header=("column", "role", "type"), col_widths=(40, 26, 20), width=86,
+               line_height=4.2)
+        bottom = pdf.get_y()
+        if shown[half:]:
+            pdf.set_y(top)
+            left = pdf.l_margin
+            pdf.set_left_margin(left + 94)
+            _table(pdf, shown[half:], header=("column", "role", "type"), col_widths=(40, 26, 20), width=86,
+                   line_height=4.2)
+            pdf.set_left_margin(left)
+            pdf.set_x(left)
+            bottom = max(bottom, pdf.get_y())
+        pdf.set_y(bottom)
         if len(ds.columns) > len(shown):
             _text(pdf, f"... and {len(ds.columns) - len(shown)} more columns")
     if ds.problems:
@@ -173,17 +188,29 @@ def render_pdf(path: Path, context: ReportContext, parts: ReportParts) -> None:
         _text(pdf, "No problems were found in the data.")
 
     _heading(pdf, "Model")
-    if parts.model_rows:
+    if parts.model_rows and parts.loss_png:  # settings on the left, the loss curve beside them
+        chart_w = 84.0
+        chart_h = _image_height(parts.loss_png, chart_w)
+        if pdf.get_y() + max(chart_h, 5.2 * len(parts.model_rows)) > pdf.h - pdf.b_margin:
+            pdf.add_page()
+        top = pdf.get_y()
+        pdf.image(io.BytesIO(parts.loss_png), x=pdf.w - pdf.r_margin - chart_w, y=top + 1, w=chart_w)
+        _kv(pdf, parts.model_rows, width=full - chart_w - 4)
+        pdf.set_y(max(pdf.get_y(), top + chart_h + 2))
+    elif parts.model_rows:
         _kv(pdf, parts.model_rows, width=full)
-        if parts.loss_png:
-            _text(pdf, "Training loss per epoch:")
-            _image(pdf, parts.loss_png, width=130)
     else:
         _text(pdf, "No model information was given for this report.")
 
     _heading(pdf, "Threshold and scores")
-    _kv(pdf, parts.threshold_rows, width=full)
-    _image(pdf, parts.histogram_png, width=112)
+    chart_w = 100.0  # the threshold beside the histogram it cuts
+    chart_h = _image_height(parts.histogram_png, chart_w)
+    if pdf.get_y() + chart_h > pdf.h - pdf.b_margin:
+        pdf.add_page()
+    top = pdf.get_y()
+    pdf.image(io.BytesIO(parts.histogram_png), x=pdf.w - pdf.r_margin - chart_w, y=top, w=chart_w)
+    _kv(pdf, parts.threshold_rows, width=full - chart_w - 4, key_width=34)
+    pdf.set_y(max(pdf.get_y(), top + chart_h + 2))
 
     _heading(pdf, "Counts")
     _kv(pdf, counts_rows(parts.counts), width=100)
