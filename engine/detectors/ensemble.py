@@ -23,6 +23,18 @@ from engine.detectors.base import Detector, encoded_values
 from engine.errors import AnomalyDeskError, Cancelled
 
 DEFAULT_MEMBERS = ("iforest", "ecod", "ocsvm", "autoencoder")
+#: members for tables whose feature columns are mostly categorical: trees and kernels over one-hot
+#: columns see no more than rare values, which ECOD already scores, while the autoencoder (with a
+#: cross-entropy term per categorical column) is the member that learns which values go together.
+CATEGORICAL_MEMBERS = ("autoencoder", "ecod")
+CATEGORICAL_SHARE = 0.5
+
+
+def categorical_share(fm) -> float:
+    """Share of the original feature columns that are categorical (0 for a plain numeric matrix)."""
+    n_cols = len(getattr(fm, "source_columns", []) or [])
+    n_cat = len(getattr(fm, "categories", []) or [])
+    return n_cat / n_cols if n_cols else 0.0
 
 
 def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,23 +78,32 @@ class AutoDetector(Detector):
     _fitted_attr: ClassVar[str] = "members_"
 
     def __init__(self, members: list[str] | None = None, member_params: dict[str, dict] | None = None,
-                 weighting: str = "agreement", agreement_rows: int = 20000, seed: int = 0,
-                 device: str = "auto", epochs: int | None = None):
+                 weighting: str = "agreement", combination: str = "mean", agreement_rows: int = 20000,
+                 seed: int = 0, device: str = "auto", epochs: int | None = None):
+        if combination not in ("mean", "max"):
+            raise AnomalyDeskError(f"auto: combination must be 'mean' or 'max', not {combination!r}")
+        if weighting not in ("agreement", "equal"):
+            raise AnomalyDeskError(f"auto: weighting must be 'agreement' or 'equal', not {weighting!r}")
+        self.combination = combination
         self._params = dict(members=list(members) if members is not None else None,
                             member_params=dict(member_params or {}), weighting=weighting,
+                            combination=combination,
                             agreement_rows=agreement_rows, seed=seed, device=device, epochs=epochs)
         self.members, self.member_params, self.weighting = members, dict(member_params or {}), weighting
         self.agreement_rows, self.seed, self.device, self.epochs = agreement_rows, seed, device, epochs
 
     # -- fitting ---------------------------------------------------------------------------------
-    def _member_names(self) -> list[str]:
+    def _member_names(self, fm=None) -> list[str]:
         from engine.detectors import detector_class
 
         if self.members is not None:
             names = list(self.members)
         else:
             names = []
-            for name in DEFAULT_MEMBERS:
+            candidates = DEFAULT_MEMBERS
+            if fm is not None and categorical_share(fm) >= CATEGORICAL_SHARE and torch_available():
+                candidates = CATEGORICAL_MEMBERS
+            for name in candidates:
                 if name == "autoencoder" and not torch_available():
                     continue
                 try:
@@ -97,7 +118,7 @@ class AutoDetector(Detector):
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
         from engine.detectors import make_detector
 
-        names = self._member_names()
+        names = self._member_names(fm)
         self.members_: list[Detector] = []
         n = len(names)
         for i, name in enumerate(names):
@@ -164,7 +185,10 @@ class AutoDetector(Detector):
                                 zip(self.member_names_, self.center_, self.scale_, strict=True)])
 
     def combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
-        return self.standardized(raw) @ self.weights_
+        z = self.standardized(raw)
+        if self.combination == "max":  # the most alarmed member with a say decides
+            return z[:, self.weights_ > 0].max(axis=1)
+        return z @ self.weights_
 
     def score_samples(self, fm) -> np.ndarray:
         return self.combine(self.member_scores(fm))

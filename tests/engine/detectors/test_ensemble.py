@@ -129,3 +129,29 @@ def test_default_members_include_the_autoencoder_when_torch_is_present():
     names = AutoDetector()._member_names()
     assert {"iforest", "ecod", "ocsvm"} <= set(names)
     assert ("autoencoder" in names) == torch_available()
+
+
+def test_categorical_heavy_tables_get_the_members_that_model_categories():
+    from engine.detectors.ensemble import CATEGORICAL_MEMBERS, categorical_share, torch_available
+
+    rng = np.random.default_rng(0)
+    n = 50
+    fm = FeatureMatrix(numeric=rng.normal(size=(n, 1)).astype(np.float32), numeric_names=["amount"],
+                       numeric_source=np.array([0]), codes=rng.integers(0, 3, size=(n, 2)),
+                       categorical_source=np.array([1, 2]), categories=[["a", "b", "<other>"]] * 2,
+                       source_columns=["amount", "kind", "account"])
+    assert categorical_share(fm) == pytest.approx(2 / 3)
+    numeric, _ = planted()
+    assert categorical_share(numeric) == 0.0
+    names = AutoDetector()._member_names(fm)
+    assert names == (list(CATEGORICAL_MEMBERS) if torch_available() else ["iforest", "ecod", "ocsvm"])
+    assert "autoencoder" not in AutoDetector(members=FAST)._member_names(fm)  # an explicit list wins
+
+
+def test_max_combination_follows_the_most_alarmed_member():
+    fm, y = planted()
+    det = AutoDetector(members=FAST, combination="max").fit(fm)
+    z = det.standardized(det.member_scores(fm))
+    np.testing.assert_allclose(det.score_samples(fm), z.max(axis=1))
+    with pytest.raises(AnomalyDeskError, match="combination"):
+        AutoDetector(combination="median")
