@@ -433,6 +433,12 @@ class VerdictStore:
                     orphans.append(k)
         return matched, orphans
 
+    def verdicts_by_row(self, keys: Iterable[str]) -> dict[int, str]:
+        """``{row index: verdict}`` for the rows of the data now loaded (what
+        ``retrain_with_verdicts`` takes); records with only a note are left out."""
+        matched, _orphans = self.attach(keys)
+        return {i: rec.verdict for i, rec in matched.items() if rec.verdict}
+
     def close(self) -> None:
         with self._lock:
             if getattr(self, "_conn", None) is not None:
@@ -455,6 +461,8 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "levels": (None,),  # which node of each tree a row contributes: None = its leaf, k = its depth-k ancestor
     "prior": 1.0,  # weight of the detector's own (robust-standardised) score in the learnt score
     "l2": 1.0,  # ridge penalty on node weights: how far verdicts may move a region
+    "views": False,  # also learn weights for extra unsupervised scores (ensemble members, pair rarity)
+    "l2_views": 1.0,  # ridge penalty on those weights
 }
 
 
@@ -473,6 +481,8 @@ class FeedbackState:
     base_fit_seconds: float
     params: dict[str, Any]
     node_weights: np.ndarray | None = None
+    views: np.ndarray | None = None  # (n_rows, n_views) extra unsupervised scores, robust z
+    view_weights: np.ndarray | None = None
     rounds: int = 0
 
 
@@ -547,18 +557,25 @@ def _region_embedding(X: np.ndarray, *, exclude: np.ndarray, n_trees: int, level
 
 
 def _learn_node_weights(nodes: np.ndarray, n_nodes: int, base_z: np.ndarray, idx: np.ndarray,
-                        y: np.ndarray, prior: float, l2: float) -> np.ndarray:
-    """Logistic loss on the labelled rows with the detector's score as a fixed offset and one free
-    weight per forest region (ridge-penalised): a confirmed anomaly lifts the regions it shares with
-    other records, a confirmed normal lowers them (the active-anomaly-discovery idea, as a
-    regularised logistic model rather than AAD's hinge)."""
+                        y: np.ndarray, prior: float, l2: float, views: np.ndarray | None = None,
+                        l2_views: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Logistic loss on the labelled rows with the detector's score as a fixed offset, one free
+    weight per forest region (ridge-penalised) and, when ``views`` are given, one weight per extra
+    unsupervised score (XGBOD-like). A confirmed anomaly lifts the regions it shares with other
+    records, a confirmed normal lowers them (the active-anomaly-discovery idea, as a regularised
+    logistic model rather than AAD's hinge). Returns (node weights, view weights or None)."""
     from scipy.optimize import minimize
-    from scipy.sparse import csr_matrix
+    from scipy.sparse import csr_matrix, hstack
+    from scipy.special import expit
 
     sub = nodes[idx]
     m, k = sub.shape
     touched, inv = np.unique(sub, return_inverse=True)
     Z = csr_matrix((np.ones(m * k), inv.ravel(), np.arange(0, m * k + 1, k)), shape=(m, len(touched)))
+    n_views = 0 if views is None else views.shape[1]
+    if n_views:
+        Z = hstack([Z, csr_matrix(views[idx])], format="csr")
+    penalty = np.r_[np.full(len(touched), l2), np.full(n_views, l2_views)]
     offset = prior * base_z[idx]
     sign = np.where(y, 1.0, -1.0)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
@@ -567,15 +584,51 @@ def _learn_node_weights(nodes: np.ndarray, n_nodes: int, base_z: np.ndarray, idx
     def loss(theta):
         w, b = theta[:-1], theta[-1]
         margin = sign * (offset + Z @ w + b)
-        val = float(np.sum(cw * np.logaddexp(0.0, -margin)) + 0.5 * l2 * w @ w)
-        g = -cw * sign / (1.0 + np.exp(margin))
-        return val, np.concatenate([Z.T @ g + l2 * w, [g.sum()]])
+        val = float(np.sum(cw * np.logaddexp(0.0, -margin)) + 0.5 * np.sum(penalty * w * w))
+        g = -cw * sign * expit(-margin)
+        return val, np.concatenate([Z.T @ g + penalty * w, [g.sum()]])
 
-    res = minimize(loss, np.zeros(len(touched) + 1), jac=True, method="L-BFGS-B",
-                   options={"maxiter": 200})
+    res = minimize(loss, np.zeros(Z.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 200})
     weights = np.zeros(n_nodes)
-    weights[touched] = res.x[:-1]
-    return weights
+    weights[touched] = res.x[: len(touched)]
+    return weights, (res.x[len(touched):-1] if n_views else None)
+
+
+def _pair_rarity(frame: pd.DataFrame, schema: Schema, max_columns: int = 12) -> np.ndarray | None:
+    """Per row: how many pairs of its categorical values, each common on its own, occur together at
+    most twice in the file (weighted by log of the rarer value's count). Such novel combinations of
+    ordinary values are what one-hot encodings and per-column detectors miss."""
+    import pandas as pd
+
+    cats = [c for c in schema.by_role(Role.CATEGORICAL) if c != schema.label_column and c in frame.columns]
+    cats = cats[:max_columns]
+    if len(cats) < 2:
+        return None
+    codes = [pd.factorize(frame[c].astype(str))[0].astype(np.int64) for c in cats]
+    counts = [np.bincount(c)[c] for c in codes]
+    out = np.zeros(len(frame))
+    for i in range(len(cats)):
+        for j in range(i + 1, len(cats)):
+            pair = codes[i] * (codes[j].max() + 1) + codes[j]
+            together = np.bincount(pair)[pair]
+            out += (together <= 2) * np.log(np.minimum(counts[i], counts[j]))
+    return out
+
+
+def _view_matrix(model, frame: pd.DataFrame, schema: Schema, score_result) -> np.ndarray | None:
+    """Extra unsupervised scores the verdicts may weight in: the ensemble members' own scores and the
+    categorical pair rarity; robust-standardised and clipped."""
+    cols = []
+    members = getattr(score_result, "member_scores", None) or {}
+    if len(members) > 1:
+        cols.extend(np.asarray(v, dtype=np.float64) for v in members.values())
+    pr = _pair_rarity(frame, schema)
+    if pr is not None and pr.std() > 0:
+        cols.append(pr)
+    if not cols:
+        return None
+    V = np.column_stack([_robust_z(c) for c in cols])
+    return np.clip(V, -5.0, 20.0)
 
 
 def _verdict_arrays(verdicts: Mapping[int, str], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -669,7 +722,8 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
         refitted = True
     if state is None or refitted:
         report(0.5, "scoring")
-        base_scores = np.asarray(model.score(frame).scores, dtype=np.float64)
+        scored = model.score(frame)
+        base_scores = np.asarray(scored.scores, dtype=np.float64)
         nodes, n_nodes = (state.nodes, state.n_nodes) if state is not None else (None, 0)
         if nodes is None:
             report(0.6, "building the region forest")
@@ -681,19 +735,24 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
         state = FeedbackState(fingerprint=fp, model_token=_model_token(model), base_scores=base_scores,
                               base_z=_robust_z(base_scores),
                               nodes=nodes, n_nodes=n_nodes, base_excluded=base_excluded,
-                              base_fit_seconds=base_fit_seconds, params=cfg)
+                              base_fit_seconds=base_fit_seconds, params=cfg,
+                              views=_view_matrix(model, frame, schema, scored) if cfg["views"] else None)
     report(0.8, "re-ranking with the verdicts")
     prior = float(cfg["prior"])
     idx = np.concatenate([anomalies, normals])
     if len(idx):
         y = np.zeros(len(idx), dtype=bool)
         y[: len(anomalies)] = True
-        w = _learn_node_weights(state.nodes, state.n_nodes, state.base_z, idx, y, prior, float(cfg["l2"]))
-        scores = state.base_z + w[state.nodes].sum(axis=1) / prior
+        w, a = _learn_node_weights(state.nodes, state.n_nodes, state.base_z, idx, y, prior, float(cfg["l2"]),
+                                   views=state.views, l2_views=float(cfg["l2_views"]))
+        learnt = w[state.nodes].sum(axis=1)
+        if a is not None:
+            learnt += state.views @ a
+        scores = state.base_z + learnt / prior
     else:
-        w = None
+        w = a = None
         scores = state.base_z.copy()
-    state.node_weights = w
+    state.node_weights, state.view_weights = w, a
     state.rounds += 1
     order = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
     severity = 100.0 * (order + 1) / n

@@ -99,8 +99,7 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
                              found=found, static=found_static[r])
                 if end >= budget:
                     break
-                matched, _orphans = store.attach(keys)
-                verdicts = {i: rec.verdict for i, rec in matched.items() if rec.verdict}
+                verdicts = store.verdicts_by_row(keys)
                 result = retrain_with_verdicts(model, frame, schema, verdicts, state=result.state,
                                                should_stop=should_stop, params=params, refit=refit)
                 retrain_seconds.append(result.seconds)
