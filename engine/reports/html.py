@@ -83,7 +83,8 @@ def render_html(context: ReportContext, parts: ReportParts) -> str:
         h.append(_kv(metrics_rows(parts.metrics)))
         if parts.roc_pr_png:
             h.append(_img(parts.roc_pr_png, "ROC and precision-recall curves"))
-    h.append(f"<h2>Top {len(context.top_records)} flagged records</h2>")
+    h.append(f"<h2>Top {len(context.top_records)} flagged records</h2>" if context.top_records
+             else "<h2>Flagged records</h2><p>No records to show.</p>")
     for i, (record, png) in enumerate(zip(context.top_records, parts.record_pngs, strict=False), start=1):
         verdict = record.verdict or "not reviewed"
         css = f"verdict-{escape(record.verdict)}" if record.verdict in ("anomaly", "normal") else ""

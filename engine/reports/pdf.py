@@ -221,7 +221,11 @@ def render_pdf(path: Path, context: ReportContext, parts: ReportParts) -> None:
         if parts.roc_pr_png:
             _image(pdf, parts.roc_pr_png, width=150)
 
-    _heading(pdf, f"Top {len(context.top_records)} flagged records", keep_with_next=75)
+    if not context.top_records:
+        _heading(pdf, "Flagged records")
+        _text(pdf, "No records to show.")
+    else:
+        _heading(pdf, f"Top {len(context.top_records)} flagged records", keep_with_next=75)
     for i, (record, png) in enumerate(zip(context.top_records, parts.record_pngs, strict=False), start=1):
         _record(pdf, i, record, png)
     pdf.output(str(path))

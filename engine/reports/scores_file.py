@@ -22,6 +22,7 @@ from engine.reports.context import (
     top_flagged_records,
 )
 from engine.reports.queue import record_field, verdict_text
+from engine.reports.safety import FORMULA_PREFIXES
 
 REQUIRED = ("key", "score", "severity", "flagged")
 _FEATURE = re.compile(r"^(feature|share)_(\d+)$")
@@ -36,7 +37,11 @@ class ScoresFile:
 
     @property
     def keys(self) -> list[str]:
-        return self.table["key"].astype(str).tolist()
+        """Record keys as the verdict store knows them (the export's quote before a key such as
+        ``-17`` or ``=A1``, added against formula injection, taken off again)."""
+        keys = self.table["key"].astype(str)
+        quoted = keys.str.startswith("'") & keys.str[1:2].isin(list(FORMULA_PREFIXES))
+        return keys.where(~quoted, keys.str[1:]).tolist()
 
     @property
     def scores(self) -> np.ndarray:

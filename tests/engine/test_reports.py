@@ -234,3 +234,25 @@ def test_report_without_model_threshold_or_labels(tmp_path):
     pypdf = pytest.importorskip("pypdf")
     reader = pypdf.PdfReader(build_report(tmp_path / "bare.pdf", "pdf", ctx))
     assert "No model information" in reader.pages[0].extract_text()
+
+
+def test_scores_file_back_to_a_report_without_model(scored, tmp_path):
+    from engine.reports.scores_file import context_from_scores_file, read_scores_file
+    from engine.streaming import score_csv
+
+    frame, _, model, _, _, _, _ = scored
+    src = tmp_path / "in.csv"
+    frame.assign(doc_id=["-17"] + frame["doc_id"].tolist()[1:]).to_csv(src, index=False, lineterminator="\r\n")
+    score_csv(model, src, tmp_path / "scores.csv", chunk_rows=100)
+    sf = read_scores_file(tmp_path / "scores.csv")
+    assert sf.keys[0] == "-17" and sf.table["key"].iloc[0] == "'-17"  # quoted in the file, not in the key
+    assert list(sf.originals.columns) == list(frame.columns) and sf.top_k == 3
+    verdicts = {"-17": {"verdict": "anomaly", "note": "negative id"}}
+    ctx = context_from_scores_file(sf, verdicts=verdicts, top_n=3, title="from file")
+    assert ctx.threshold == pytest.approx(sf.flagged_threshold())
+    assert ctx.counts()["confirmed"] == 1 and len(ctx.top_records) == 3
+    shares = ctx.top_records[0].contributions
+    assert len(shares) >= 3 and abs(sum(shares.values()) - 1.0) < 0.01  # top features + the rest
+    assert ctx.queue.loc[ctx.queue["key"] == "-17", "verdict"].item() == "anomaly"
+    text = build_report(tmp_path / "r.html", "html", ctx).read_text(encoding="utf-8")
+    assert "from file" in text and "Top 3 flagged records" in text
