@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, metavar="N",
                    help=f"rows per chunk (default {DEFAULT_CHUNK_ROWS:,}); memory grows with it")
     p.add_argument("--threshold", type=float, default=None,
-                   help="score at or above which a record is flagged (default: the model's)")
+                   help="score at or above which a record is flagged (default: the project's, else the model's)")
+    p.add_argument("--project", metavar="FILE", help="project file whose threshold to carry over")
     p.add_argument("--top-features", type=int, default=3, metavar="K",
                    help="contributing features listed per record (default 3)")
     p.add_argument("--quiet", action="store_true", help="no progress or notes on stderr")
@@ -70,6 +71,11 @@ def run(args) -> int:
     if args.chunk_rows < 1:
         raise AnomalyDeskError("--chunk-rows must be at least 1")
     model = load_model(args.model)
+    threshold = args.threshold
+    if threshold is None and args.project:
+        from engine.project import Project
+
+        threshold = Project.load(args.project).threshold.value
     progress = _Progress(args.quiet)
 
     def show_differences(diff) -> None:
@@ -79,7 +85,7 @@ def run(args) -> int:
             print(f"note: {line}", file=sys.stderr)
 
     try:
-        summary = score_csv(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=args.threshold,
+        summary = score_csv(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=threshold,
                             top_k_features=args.top_features, progress=progress, on_differences=show_differences)
     finally:
         progress.done()

@@ -232,7 +232,7 @@ def model_threshold(model: Any, override: float | None = None) -> tuple[float | 
     """The threshold to flag with and how it was chosen: ``override``, else the one saved with the
     model, else the score that 1% of the training records reach (target false-positive rate 1%)."""
     if override is not None:
-        return float(override), "given on the command line"
+        return float(override), "given by the analyst"
     for holder in (model, getattr(model, "metadata_", None), getattr(model, "metadata", None)):
         value = holder.get("threshold") if isinstance(holder, dict) else getattr(holder, "threshold_", None)
         if isinstance(value, dict):

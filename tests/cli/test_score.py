@@ -78,3 +78,17 @@ def test_missing_model_refused(setup):
     root, _, src, _, _ = setup
     result = _score(src, "--model", root / "no-model", "--out", root / "x.csv")
     assert result.returncode != 0 and "no-model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_project_threshold_is_carried_over(setup):
+    from engine.project import Project, ThresholdSetting
+
+    root, bundle, src, model, data = setup
+    cut = float(np.quantile(model.score(data).scores, 0.75))
+    Project(data_file=str(src), model_dir=str(bundle),
+            threshold=ThresholdSetting(value=cut, method="manual")).save(root / "p.adproj")
+    result = _score(src, "--model", bundle, "--out", root / "p.csv", "--project", root / "p.adproj")
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(root / "p.csv")
+    assert out["flagged"].tolist() == (out["score"] >= cut).tolist() and out["flagged"].sum() == 30
+    assert "given by the analyst" in result.stderr

@@ -97,7 +97,7 @@ def test_missing_identifier_and_label_are_only_noted(model):
 
 
 def test_threshold_override_and_default(model):
-    assert model_threshold(model, 1.5) == (1.5, "given on the command line")
+    assert model_threshold(model, 1.5) == (1.5, "given by the analyst")
     value, how = model_threshold(model)
     assert value == pytest.approx(np.quantile(model.train_scores_, 0.99), rel=0.05)
     assert "1%" in how
