@@ -135,6 +135,7 @@ def split_rows(n: int, weights: torch.Tensor | None, config: TrainConfig, genera
     n_val = int(len(rows) * config.validation_fraction) if config.early_stopping or config.validation_fraction else 0
     if config.validation_fraction <= 0 or len(rows) < 50 or n_val < 10:
         return rows.to(device), None
+    n_val = min(n_val, 20_000)  # enough to judge early stopping; bounds the per-epoch validation cost
     perm = rows[torch.randperm(len(rows), generator=generator)]
     return perm[n_val:].to(device), perm[:n_val].to(device)
 

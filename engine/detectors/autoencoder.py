@@ -118,8 +118,17 @@ class TabularOutput(nn.Module):
         x_num = out[:, : self.n_numeric]
         logvar = (out[:, self.n_numeric: 2 * self.n_numeric].clamp(LOGVAR_MIN, LOGVAR_MAX)
                   if self.variance else None)
-        logits = out[:, self.index].masked_fill(self.pad, float("-inf"))  # (B, n_cat, max_card)
-        return x_num, logvar, torch.log_softmax(logits, dim=-1)
+        if not self.cardinalities:
+            return x_num, logvar, out.new_zeros((out.shape[0], 0, 1))
+        # (B, n_cat, max_card): each column's contiguous slice of logits, padded with -inf. Slices and pads
+        # (not an index gather) keep the backward pass cheap on the CPU.
+        k = max(self.cardinalities)
+        blocks, start = [], self.n_numeric * (2 if self.variance else 1)
+        for c in self.cardinalities:
+            block = out[:, start: start + c]
+            blocks.append(torch.nn.functional.pad(block, (0, k - c), value=float("-inf")) if c < k else block)
+            start += c
+        return x_num, logvar, torch.log_softmax(torch.stack(blocks, dim=1), dim=-1)
 
 
 LOGVAR_MIN, LOGVAR_MAX = -6.0, 4.0  # predicted variances stay within e^-6..e^4 (scaled units)
@@ -172,13 +181,14 @@ class AutoencoderDetector(Detector):
 
     def __init__(self, hidden_layers: list[int] | tuple[int, ...] | None = None, latent_dim: int | None = None,
                  activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
-                 optimizer: str = "adam", learning_rate: float = 3e-3, lr_schedule: str = "cosine",
-                 momentum: float = 0.9, batch_size: int = 512, epochs: int = 30, l1: float = 0.0,
+                 optimizer: str = "adam", learning_rate: float = 1e-2, lr_schedule: str = "cosine",
+                 momentum: float = 0.9, batch_size: int = 4096, epochs: int = 30, l1: float = 0.0,
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
                  score: str = "nll", input_noise: float = 0.0, masking: str | bool = "auto",
-                 mask_rate: float = 0.2, numeric_variance: str | bool = "auto", device: str = "auto",
-                 seed: int = 0):
+                 mask_rate: float = 0.2, numeric_variance: str | bool = "auto", numeric_loss: str = "mse",
+                 device: str = "auto", seed: int = 0):
         self._params = dict(masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
+                            numeric_loss=numeric_loss,
                             hidden_layers=None if hidden_layers is None else [int(h) for h in hidden_layers], latent_dim=latent_dim, activation=activation,
                             dropout=dropout, batch_norm=batch_norm, optimizer=optimizer,
                             learning_rate=learning_rate, lr_schedule=lr_schedule, momentum=momentum,
@@ -231,6 +241,10 @@ class AutoencoderDetector(Detector):
                     >= self.input_noise).to(batch["x"].dtype)
         x_hat, logvar, log_probs = net(batch["x"], batch["c"], keep)
         se, nll = column_terms(x_hat, logvar, log_probs, batch["x"], batch["c"])
+        if logvar is None and self.numeric_loss == "huber":
+            # Huber: rare extreme values (contamination, or a rare pattern of normal rows) pull the fit
+            # linearly, not quadratically, so the model does not learn to reconstruct everything
+            se = 2.0 * torch.nn.functional.huber_loss(x_hat, batch["x"], reduction="none", delta=1.0)
         per_row = (se.sum(dim=1) if logvar is not None else 0.5 * se.sum(dim=1)) + nll.sum(dim=1)
         return _weighted_mean(per_row, w)
 
@@ -318,24 +332,33 @@ class AutoencoderDetector(Detector):
         return self._group_outputs(self.net_, x_num, codes)
 
     def _group_outputs(self, net, x_num, codes):
+        """Each group predicted with that group hidden; only the hidden group's outputs are computed
+        (a slice of the output layer), which keeps scoring to about one full pass per group."""
         n, d, k = x_num.shape[0], x_num.shape[1], codes.shape[1]
-        x_hat = logvar = log_probs = None
+        head = net.output.head
+        n_num_out = d * (2 if net.output.variance else 1)
+        cards = net.output.cardinalities
+        kmax = max(cards) if cards else 1
+        starts = np.concatenate([[0], np.cumsum(cards)]).astype(int) + n_num_out
+        x_hat = torch.zeros((n, d), device=x_num.device, dtype=x_num.dtype)
+        logvar = torch.zeros((n, d), device=x_num.device, dtype=x_num.dtype) if net.output.variance else None
+        log_probs = torch.full((n, k, kmax), float("-inf"), device=x_num.device, dtype=x_num.dtype)
         for is_num, j in self._groups(d, k):
             keep = torch.ones((n, d + k), device=x_num.device, dtype=x_num.dtype)
             if is_num:
                 keep[:, :d] = 0.0
             else:
                 keep[:, d + j] = 0.0
-            xh, lv, lp = net(x_num, codes, keep)
+            h = net.decoder(net.encode(x_num, codes, keep))
             if is_num:
-                x_hat, logvar = xh, lv
-                if log_probs is None:
-                    log_probs = lp.clone()
+                out = torch.nn.functional.linear(h, head.weight[:n_num_out], head.bias[:n_num_out])
+                x_hat = out[:, :d]
+                if logvar is not None:
+                    logvar = out[:, d:].clamp(LOGVAR_MIN, LOGVAR_MAX)
             else:
-                if log_probs is None:
-                    log_probs = lp.clone()
-                    x_hat, logvar = xh, lv
-                log_probs[:, j] = lp[:, j]
+                sl = slice(int(starts[j]), int(starts[j + 1]))
+                logits = torch.nn.functional.linear(h, head.weight[sl], head.bias[sl])
+                log_probs[:, j, : cards[j]] = torch.log_softmax(logits, dim=-1)
         return x_hat, logvar, log_probs
 
     @torch.no_grad()

@@ -63,7 +63,7 @@ class VAEDetector(AutoencoderDetector):
                          batch_size=batch_size, epochs=epochs, l1=l1, l2=l2,
                          validation_fraction=validation_fraction, early_stopping=early_stopping, score=score,
                          input_noise=input_noise, device=device, seed=seed)
-        for key in ("masking", "mask_rate", "numeric_variance"):  # the VAE never masks columns
+        for key in ("masking", "mask_rate", "numeric_variance", "numeric_loss"):  # the VAE: plain MSE, no masks
             self._params.pop(key, None)
         self._params.update(n_samples=n_samples, beta=beta)
         self.n_samples, self.beta = n_samples, beta
