@@ -48,7 +48,7 @@ def _fmt(v) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return f"{v:,.2f}" if abs(v) < 1e12 and abs(v) >= 1 else f"{v:.6g}"
     return str(v)
 
 
@@ -96,7 +96,7 @@ class DataPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.AllEditTriggers)
         self.table.setItemDelegateForColumn(1, RoleDelegate(self.table))
         header = self.table.horizontalHeader()
-        for i, w in enumerate((110, 100, 230, 70, 65, 65, 80, 80)):
+        for i, w in enumerate((110, 100, 320, 70, 65, 65, 100, 110)):
             header.resizeSection(i, w)
         header.setStretchLastSection(True)
         self.table.itemChanged.connect(self._item_changed)
@@ -183,6 +183,8 @@ class DataPanel(QWidget):
                     item = QTableWidgetItem()
                     self.table.setItem(r, i, item)
                 item.setText(text)
+                if i == 2:
+                    item.setToolTip(text)
                 flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                 if i == 1:
                     flags |= Qt.ItemFlag.ItemIsEditable

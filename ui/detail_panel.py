@@ -75,6 +75,7 @@ class DetailPanel(QWidget):
         self.changes: dict[str, object] = {}
         self.last_what_if: WhatIf | None = None
         self._filling = False
+        self._sized = False
 
         self.title = QLabel("Select a record in the queue.")
         self.title.setObjectName("detailTitle")
@@ -156,6 +157,12 @@ class DetailPanel(QWidget):
         self._fill_table(view.values, view.expected, view.shares)
         n_numeric = sum(view.numeric)
         wide = n_numeric >= WIDE_ROW
+        if wide != self.line_plot.isVisible() or not self._sized:
+            total = max(sum(self.splitter.sizes()), 600)
+            # a wide numeric row (a heartbeat) is read as a line: give the line plot the room
+            shares = (0.3, 0.18, 0.32, 0.2) if wide else (0.45, 0.33, 0.0, 0.22)
+            self.splitter.setSizes([int(total * f) for f in shares])
+            self._sized = True
         self.line_plot.setVisible(wide)
         if wide:
             idx = [i for i, num in enumerate(view.numeric) if num]

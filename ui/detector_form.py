@@ -60,6 +60,22 @@ FALLBACK_SPECS: dict[str, list[tuple[str, Any]]] = {
 class ParamSpec:
     name: str
     default: Any
+    annotation: str = ""  # the source's type annotation, e.g. "list[int] | None"
+
+    @property
+    def is_layers(self) -> bool:
+        return isinstance(self.default, (list, tuple)) or "list[int]" in self.annotation or \
+            "tuple[int" in self.annotation
+
+    @property
+    def is_int(self) -> bool:
+        return isinstance(self.default, int) and not isinstance(self.default, bool) or (
+            self.default is None and self.annotation.replace(" ", "") in ("int|None", "Optional[int]"))
+
+    @property
+    def is_float(self) -> bool:
+        return isinstance(self.default, float) or (
+            self.default is None and self.annotation.replace(" ", "") in ("float|None", "Optional[float]"))
 
 
 def _registry() -> dict[str, tuple[str, str]]:
@@ -120,7 +136,8 @@ def _signature_specs(args: ast.arguments) -> list[ParamSpec]:
             value = ast.literal_eval(default) if default is not None else None
         except ValueError:
             value = None
-        specs.append(ParamSpec(arg.arg, value))
+        annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
+        specs.append(ParamSpec(arg.arg, value, annotation))
     return specs
 
 
@@ -172,7 +189,7 @@ class DetectorForm(QWidget):
             w.setChecked(bool(value))
             w.toggled.connect(self.changed)
             return w
-        if spec.name in CHOICES or (isinstance(d, str) and spec.name in CHOICES):
+        if spec.name in CHOICES:
             w = QComboBox()
             items = list(CHOICES[spec.name])
             if value is not None and str(value) not in items:
@@ -182,27 +199,31 @@ class DetectorForm(QWidget):
             w.setCurrentText(str(value))
             w.currentTextChanged.connect(self.changed)
             return w
-        if isinstance(d, (list, tuple)):
-            w = QLineEdit(format_layers(value or []))
-            w.setValidator(QRegularExpressionValidator(r"^\s*\d+(\s*[-, ]\s*\d+)*\s*$"))
-            w.setPlaceholderText("e.g. 64-32-8")
+        if spec.is_layers:
+            w = QLineEdit(format_layers(value) if value else "")
+            w.setValidator(QRegularExpressionValidator(r"^\s*(\d+(\s*[-, ]\s*\d+)*)?\s*$"))
+            w.setPlaceholderText("e.g. 64-32-8 (empty: sized from the data)" if d is None else "e.g. 64-32-8")
             w.textChanged.connect(self.changed)
             return w
-        if isinstance(d, int):
+        if spec.is_int and d is not None:
             w = QSpinBox()
             w.setRange(0, 1_000_000_000)
             w.setValue(int(value) if isinstance(value, (int, float)) else d)
             w.valueChanged.connect(self.changed)
             return w
-        if isinstance(d, float):
-            w = QLineEdit(repr(float(value)) if isinstance(value, (int, float)) else repr(d))
-            v = QDoubleValidator()
-            v.setNotation(QDoubleValidator.Notation.ScientificNotation)
-            w.setValidator(v)
+        if spec.is_int or spec.is_float:
+            w = QLineEdit("" if value is None else repr(value))
+            if spec.is_int:
+                w.setValidator(QRegularExpressionValidator(r"^\s*\d*\s*$"))
+            else:
+                v = QDoubleValidator()
+                v.setNotation(QDoubleValidator.Notation.ScientificNotation)
+                w.setValidator(v)
+            w.setPlaceholderText("auto" if d is None else "")
             w.textChanged.connect(self.changed)
             return w
         w = QLineEdit("" if value is None else str(value))
-        w.setPlaceholderText("default" if d is None else "")
+        w.setPlaceholderText("auto" if d is None else "")
         w.textChanged.connect(self.changed)
         return w
 
@@ -215,12 +236,14 @@ class DetectorForm(QWidget):
         if isinstance(editor, QSpinBox):
             return editor.value()
         text = editor.text().strip()
-        if isinstance(d, (list, tuple)):
-            return parse_layers(text)
-        if isinstance(d, float):
-            return float(text) if text else d
+        if spec.is_layers:
+            return parse_layers(text) if text else (list(d) if isinstance(d, tuple) else d)
         if text == "":
-            return None
+            return d
+        if spec.is_int:
+            return int(text)
+        if spec.is_float:
+            return float(text)
         if spec.name == "members":
             return [m.strip() for m in text.replace(";", ",").split(",") if m.strip()]
         return _number_or_text(text)

@@ -177,9 +177,7 @@ class ThresholdHistogram(pg.PlotWidget):
 
     def set_threshold(self, value: float) -> None:
         if np.isfinite(value):
-            self.line.blockSignals(True)
-            self.line.setValue(value)
-            self.line.blockSignals(False)
+            self.line.setValue(value)  # emits only sigPositionChanged (the label), not the drag signals
 
     def set_marker(self, value: float | None) -> None:
         self.marker.setVisible(bool(value is not None and np.isfinite(value)))
@@ -190,7 +188,7 @@ class ThresholdHistogram(pg.PlotWidget):
 class ContributionChart(pg.PlotWidget):
     """Horizontal bars, top contributing feature first."""
 
-    def __init__(self, parent=None, top: int = 12):
+    def __init__(self, parent=None, top: int = 10):
         super().__init__(parent)
         self.top = top
         item = self.getPlotItem()

@@ -42,6 +42,7 @@ def make_window(qtbot, tmp_path, settings):
         kwargs.setdefault("settings", settings)
         kwargs.setdefault("data_dir", tmp_path / "appdata")
         kwargs.setdefault("user", "tester")
+        kwargs.setdefault("warm_up", False)
         w = MainWindow(**kwargs)
         qtbot.addWidget(w)
         w.show()

@@ -19,7 +19,7 @@ def test_settings_form_shows_only_the_chosen_detectors_settings(qtbot, window):
     assert any(n in names for n in ("dropout", "l1", "l2", "weight_decay"))
     assert "seed" not in names and "device" not in names
     layers = panel.form.editors["hidden_layers"]
-    assert layers.text() == "64-32"
+    assert layers.text() in ("", "64-32")  # empty: the detector sizes the layers from the data
     layers.setText("64-32-8")
     panel.form.editors["epochs"].setValue(3)
     assert panel.params()["hidden_layers"] == [64, 32, 8]
@@ -41,7 +41,7 @@ def test_layer_lists_and_the_form_round_trip(qtbot):
     form.set_detector("autoencoder", {"hidden_layers": [128, 16], "activation": "tanh", "learning_rate": 0.01})
     assert form.values()["hidden_layers"] == [128, 16]
     assert form.values()["activation"] == "tanh"
-    assert form.values()["learning_rate"] == pytest.approx(0.01)
+    assert form.values(only_changed=False)["learning_rate"] == pytest.approx(0.01)
 
 
 def test_train_iforest_scores_every_record_and_opens_the_queue(qtbot, window, small_csv):

@@ -1,0 +1,118 @@
+"""Screenshots of the main screens, taken from the real window offscreen (README images).
+
+Usage: QT_QPA_PLATFORM=offscreen .venv/bin/python -m ui.screenshots [OUT_DIR] [--ecg CSV]
+Writes data.png, train.png, review.png, threshold.png and heartbeat.png (a 140-point ECG beat beside
+its reconstruction) into OUT_DIR (default docs/screenshots).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ECG = Path(os.environ.get("ANOMALY_DESK_SHARED", ROOT.parent / "shared")) / "data" / "benchmarks" / \
+    "ecg5000_sample.csv"
+
+
+def _wait(app, condition, timeout_s: float = 900) -> None:
+    end = time.perf_counter() + timeout_s
+    while not condition():
+        if time.perf_counter() > end:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _settle(app, seconds: float = 0.3) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--ecg", default=str(DEFAULT_ECG))
+    ap.add_argument("--epochs", type=int, default=8)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtWidgets import QApplication
+
+    from ui.main_window import SAMPLE_CSV, TAB_DATA, TAB_REVIEW, TAB_THRESHOLD, TAB_TRAIN, MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    tmp = Path(tempfile.mkdtemp(prefix="screens_"))
+    window = MainWindow(settings=QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), data_dir=tmp,
+                        user="analyst", warm_up=False)
+    window.resize(1400, 880)
+    window.show()
+
+    def shot(name: str) -> None:
+        _settle(app)
+        window.grab().save(str(out / f"{name}.png"))
+        print(f"wrote {out / name}.png")
+
+    window.open_file(SAMPLE_CSV)
+    _wait(app, lambda: window.loaded is not None)
+    window.tabs.setCurrentIndex(TAB_DATA)
+    window.data_panel.table.selectRow(7)
+    shot("data")
+
+    window.train_panel.set_detector("autoencoder", {"epochs": args.epochs, "hidden_layers": [64, 32]})
+    window.start_training()
+    _wait(app, lambda: window.scores is not None or window.error_dialogs)
+    if window.error_dialogs:
+        print("training failed:", window.error_dialogs[-1].text())
+        return 1
+    window.tabs.setCurrentIndex(TAB_TRAIN)
+    shot("train")
+
+    window.tabs.setCurrentIndex(TAB_REVIEW)
+    panel = window.review_panel
+    panel.view.setFocus()
+    panel.select_row(0)
+    labels = window.labels
+    from PySide6.QtTest import QTest
+
+    for _ in range(6):
+        record = panel.current_record()
+        QTest.keyClick(panel.view, Qt.Key.Key_A if labels is not None and labels[record] else Qt.Key.Key_N)
+    panel.select_row(1)
+    panel.note_edit.setText("posting key never used with this account")
+    panel.select_row(2)
+    shot("review")
+
+    window.tabs.setCurrentIndex(TAB_THRESHOLD)
+    tp = window.threshold_panel
+    tp.method_combo.setCurrentIndex(tp.method_combo.findData("percentile"))
+    tp.param_spin.setValue(0.5)
+    tp.apply_method()
+    _wait(app, lambda: tp._curves is not None, 120)
+    shot("threshold")
+
+    if Path(args.ecg).is_file():
+        window.open_file(args.ecg)
+        _wait(app, lambda: window.loaded is not None and window.loaded.path == str(args.ecg))
+        window.train_panel.set_detector("autoencoder", {"epochs": 30, "hidden_layers": [32]})
+        window.scores = None
+        window.start_training()
+        _wait(app, lambda: window.scores is not None or window.error_dialogs)
+        window.tabs.setCurrentIndex(TAB_REVIEW)
+        panel.select_row(0)
+        shot("heartbeat")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
