@@ -182,7 +182,7 @@ class AutoencoderDetector(Detector):
     def __init__(self, hidden_layers: list[int] | tuple[int, ...] | None = None, latent_dim: int | None = None,
                  activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
                  optimizer: str = "adam", learning_rate: float = 1e-2, lr_schedule: str = "cosine",
-                 momentum: float = 0.9, batch_size: int = 4096, epochs: int = 30, l1: float = 0.0,
+                 momentum: float = 0.9, batch_size: int = 4096, epochs: int | None = None, l1: float = 0.0,
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
                  score: str = "nll", input_noise: float = 0.0, masking: str | bool = "auto",
                  mask_rate: float = 0.2, numeric_variance: str | bool = "auto", numeric_loss: str = "mse",
@@ -214,6 +214,10 @@ class AutoencoderDetector(Detector):
         self.hidden_ = list(self.hidden_layers) if self.hidden_layers is not None else (
             [128, 128] if self.masking_ else [64, 32])
         self.latent_ = int(self.latent_dim) if self.latent_dim is not None else (32 if self.masking_ else 8)
+        # A plain autoencoder trained long learns to reconstruct rare normal patterns so well that
+        # anomalies resembling them pass (measured on KDD: AUCROC 0.95 at 10 epochs, 0.63-0.71 at 30);
+        # masked columns cannot be copied, so that model keeps improving with training.
+        self.epochs_ = int(self.epochs) if self.epochs is not None else (30 if self.masking_ else 10)
 
     def _build(self, n_numeric: int, cardinalities: list[int]) -> nn.Module:
         return _AENet(n_numeric, cardinalities, self.hidden_, self.latent_, self.activation,
@@ -225,7 +229,7 @@ class AutoencoderDetector(Detector):
         return ([(True, -1)] if n_numeric else []) + [(False, j) for j in range(n_cat)]
 
     def _config(self, batch_size: int) -> TrainConfig:
-        return TrainConfig(epochs=int(self.epochs), batch_size=int(batch_size),
+        return TrainConfig(epochs=self.epochs_, batch_size=int(batch_size),
                            learning_rate=float(self.learning_rate), optimizer=self.optimizer,
                            momentum=float(self.momentum), weight_decay=float(self.l2), l1=float(self.l1),
                            lr_schedule=self.lr_schedule, validation_fraction=float(self.validation_fraction),
@@ -437,7 +441,7 @@ class AutoencoderDetector(Detector):
         self._check_fitted()
         meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
                 "masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
-                "latent": self.latent_,
+                "latent": self.latent_, "epochs": self.epochs_,
                 "cardinalities": list(self.cardinalities_), "history": self.history_.to_dict()}
         arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
         arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
@@ -452,6 +456,7 @@ class AutoencoderDetector(Detector):
         det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
         det.masking_, det.variance_ = bool(meta.get("masking", False)), bool(meta.get("variance", False))
         det.hidden_, det.latent_ = [int(h) for h in meta["hidden"]], int(meta["latent"])
+        det.epochs_ = int(meta.get("epochs") or 0)
         net = det._build(det.n_numeric_, det.cardinalities_)
         state = {k[len("net."):]: torch.as_tensor(np.array(v)) for k, v in arrays.items() if k.startswith("net.")}
         net.load_state_dict(state, strict=True)

@@ -53,7 +53,7 @@ class VAEDetector(AutoencoderDetector):
     def __init__(self, hidden_layers: list[int] | tuple[int, ...] | None = None, latent_dim: int | None = None,
                  activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
                  optimizer: str = "adam", learning_rate: float = 3e-3, lr_schedule: str = "cosine",
-                 momentum: float = 0.9, batch_size: int = 512, epochs: int = 30, l1: float = 0.0,
+                 momentum: float = 0.9, batch_size: int = 512, epochs: int | None = None, l1: float = 0.0,
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
                  score: str = "probability", n_samples: int = 10, beta: float = 1.0, input_noise: float = 0.0,
                  device: str = "auto", seed: int = 0):
@@ -117,6 +117,7 @@ class VAEDetector(AutoencoderDetector):
         self.masking_, self.variance_ = False, False  # the VAE reconstructs the whole row from its latent
         self.hidden_ = list(self.hidden_layers) if self.hidden_layers is not None else [64, 32]
         self.latent_ = int(self.latent_dim) if self.latent_dim is not None else 8
+        self.epochs_ = int(self.epochs) if self.epochs is not None else 30
 
     def _calibrate(self, fm, weights) -> None:
         for attr in ("numeric_scale_", "column_baseline_"):
