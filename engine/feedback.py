@@ -473,6 +473,7 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "l2": 1.0,  # ridge penalty on node weights: how far verdicts may move a region
     "views": False,  # also learn weights for extra unsupervised scores (ensemble members, pair rarity)
     "l2_views": 1.0,  # ridge penalty on those weights
+    "pair_prior": 0.0,  # fixed weight of the categorical pair-rarity view in the ranking (0 = learnt only)
 }
 
 
@@ -493,6 +494,7 @@ class FeedbackState:
     node_weights: np.ndarray | None = None
     views: np.ndarray | None = None  # (n_rows, n_views) extra unsupervised scores, robust z
     view_weights: np.ndarray | None = None
+    pair_view_index: int | None = None  # column of ``views`` holding the pair rarity, if any
     rounds: int = 0
 
 
@@ -625,7 +627,7 @@ def _pair_rarity(frame: pd.DataFrame, schema: Schema, max_columns: int = 12) -> 
     return out
 
 
-def _view_matrix(model, frame: pd.DataFrame, schema: Schema, score_result) -> np.ndarray | None:
+def _view_matrix(model, frame: pd.DataFrame, schema: Schema, score_result) -> tuple[np.ndarray | None, int | None]:
     """Extra unsupervised scores the verdicts may weight in: the ensemble members' own scores and the
     categorical pair rarity; robust-standardised and clipped."""
     cols = []
@@ -633,12 +635,14 @@ def _view_matrix(model, frame: pd.DataFrame, schema: Schema, score_result) -> np
     if len(members) > 1:
         cols.extend(np.asarray(v, dtype=np.float64) for v in members.values())
     pr = _pair_rarity(frame, schema)
+    pair_index = None
     if pr is not None and pr.std() > 0:
+        pair_index = len(cols)
         cols.append(pr)
     if not cols:
-        return None
+        return None, None
     V = np.column_stack([_robust_z(c) for c in cols])
-    return np.clip(V, -5.0, 20.0)
+    return np.clip(V, -5.0, 20.0), pair_index
 
 
 def _verdict_arrays(verdicts: Mapping[int, str], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -746,7 +750,9 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
                               base_z=_robust_z(base_scores),
                               nodes=nodes, n_nodes=n_nodes, base_excluded=base_excluded,
                               base_fit_seconds=base_fit_seconds, params=cfg,
-                              views=_view_matrix(model, frame, schema, scored) if cfg["views"] else None)
+                              views=None)
+        if cfg["views"]:
+            state.views, state.pair_view_index = _view_matrix(model, frame, schema, scored)
     report(0.8, "re-ranking with the verdicts")
     prior = float(cfg["prior"])
     idx = np.concatenate([anomalies, normals])
@@ -762,6 +768,8 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
     else:
         w = a = None
         scores = state.base_z.copy()
+    if state.views is not None and float(cfg["pair_prior"]) and state.pair_view_index is not None:
+        scores = scores + float(cfg["pair_prior"]) * state.views[:, state.pair_view_index]
     state.node_weights, state.view_weights = w, a
     state.rounds += 1
     order = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
