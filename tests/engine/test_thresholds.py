@@ -108,6 +108,8 @@ def test_metrics_at_threshold_confusion_and_curves():
     assert m["aucroc"] == pytest.approx(8 / 9)
     assert len(m["roc"]["fpr"]) == len(m["roc"]["tpr"]) and m["roc"]["tpr"][-1] == 1.0
     assert len(m["pr"]["precision"]) == len(m["pr"]["recall"])
+    quick = th.metrics_at_threshold(scores, labels, 0.39, curves=False)
+    assert quick["roc"] is None and quick["f1"] == m["f1"]
     single = th.metrics_at_threshold(scores, np.zeros(6), 0.5)
     assert single["aucroc"] is None and single["fp"] == 2
 
