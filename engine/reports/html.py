@@ -70,7 +70,7 @@ def render_html(context: ReportContext, parts: ReportParts) -> str:
     if parts.model_rows:
         h.append(_kv(parts.model_rows))
         if parts.loss_png:
-            h.append("<p>Training loss per epoch:</p>" + _img(parts.loss_png, "training loss curve"))
+            h.append(_img(parts.loss_png, "training loss per epoch"))
     else:
         h.append("<p>No model information was given for this report.</p>")
     h.append("<h2>Threshold and scores</h2>")
