@@ -120,3 +120,5 @@ def test_financial_impact_arithmetic():
     f = th.financial_impact(scores, labels, 0.5, avg_loss=1000.0, cost_per_review=20.0)
     assert f["money_caught"] == 2000.0 and f["review_cost"] == 60.0 and f["missed_loss"] == 1000.0
     assert f["net_benefit"] == 1940.0 and f["total_cost"] == 1060.0
+    m = th.metrics_at_threshold(scores, labels, 0.5)
+    assert th.financial_impact(scores, labels, 0.5, avg_loss=1000.0, cost_per_review=20.0, metrics=m) == f
