@@ -236,6 +236,13 @@ def main() -> int:
         panel.sort(column, order)
         app.processEvents()  # the view repaints
         timings[name] = time.perf_counter() - t0
+    import numpy as np
+
+    t0 = time.perf_counter()
+    np.argsort(window.scores, kind="stable")
+    raw = time.perf_counter() - t0
+    print(f"(reference on this machine now: numpy argsort of {rows:,} scores alone takes {raw * 1000:.0f} ms; "
+          f"the training worker computes it with the scores, so sorting by score is a lookup)")
     for name, s in timings.items():
         print(f"{name}: {s * 1000:.0f} ms" + (f" -> target < 500 ms: {'PASS' if s < 0.5 else 'FAIL'}"
                                              if "score" in name else ""))

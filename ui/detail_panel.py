@@ -152,15 +152,16 @@ class DetailPanel(QWidget):
                            f" · severity <b>{view.severity:.1f}</b> · "
                            + ("<span style='color:#c00'><b>flagged</b></span>" if view.flagged else "not flagged")
                            + verdict)
+        n_numeric = sum(view.numeric)
+        wide = n_numeric >= WIDE_ROW
+        self.chart.top = 6 if wide else 10  # a wide row's line plot needs the room
         self.chart.set_contributions(view.columns, view.shares)
         self.histogram.set_marker(view.score)
         self._fill_table(view.values, view.expected, view.shares)
-        n_numeric = sum(view.numeric)
-        wide = n_numeric >= WIDE_ROW
         if wide != self.line_plot.isVisible() or not self._sized:
             total = max(sum(self.splitter.sizes()), 600)
             # a wide numeric row (a heartbeat) is read as a line: give the line plot the room
-            shares = (0.3, 0.18, 0.32, 0.2) if wide else (0.45, 0.33, 0.0, 0.22)
+            shares = (0.36, 0.14, 0.32, 0.18) if wide else (0.45, 0.33, 0.0, 0.22)
             self.splitter.setSizes([int(total * f) for f in shares])
             self._sized = True
         self.line_plot.setVisible(wide)

@@ -53,12 +53,14 @@ class TrainOutcome:
     result: object  # engine.pipeline.ScoreResult on the whole file
     reference_scores: np.ndarray | None
     seconds: float
+    score_order: np.ndarray | None = None  # ascending argsort of the scores, computed in the worker
 
 
 @dataclass(frozen=True)
 class RetrainOutcome:
     feedback: object  # engine.feedback.FeedbackResult
     result: object | None  # a fresh ScoreResult when the detector was refitted
+    score_order: np.ndarray | None = None
 
 
 def default_data_dir() -> Path:
@@ -452,8 +454,10 @@ class MainWindow(QMainWindow):
             progress(0.88, f"scoring {len(frame):,} records", device=getattr(model, "device_", None))
             result = model.score(frame)
             ref_scores = model.score(train_frame).scores if use_reference else None
+            progress(0.99, "ordering the queue")
+            order = np.argsort(result.scores, kind="stable")  # numpy sorts without the GIL
             progress(1.0, "done")
-            return TrainOutcome(model, result, ref_scores, time.perf_counter() - t0)
+            return TrainOutcome(model, result, ref_scores, time.perf_counter() - t0, order)
 
         self.train_panel.set_running(True)
         self._model_busy = True
@@ -492,19 +496,19 @@ class MainWindow(QMainWindow):
         self.train_panel.progress.setValue(1000)
         self.status_label.setText(f"Trained {self.model.detector}: every record scored. Review the queue "
                                   "with the keyboard (A/N/U).")
-        self._set_result(outcome.result)
+        self._set_result(outcome.result, score_order=outcome.score_order)
         self._apply_default_threshold()
         self.tabs.setCurrentIndex(TAB_REVIEW)
         self.review_panel.select_row(0)
         self.review_panel.view.setFocus()
         self.scored.emit()
 
-    def _set_result(self, result, scores=None, severity=None) -> None:
+    def _set_result(self, result, scores=None, severity=None, score_order=None) -> None:
         self.result = result
         self.scores = np.asarray(result.scores if scores is None else scores, dtype=float)
         self.severity = np.asarray(result.severity if severity is None else severity, dtype=float)
         record = self.review_panel.current_record()
-        self.queue.set_scores(self.scores, self.severity)
+        self.queue.set_scores(self.scores, self.severity, score_order)
         if record >= 0:
             self.review_panel.select_record(record)
         self.threshold_panel.set_scores(self.scores, self.reference_scores)
@@ -707,7 +711,7 @@ class MainWindow(QMainWindow):
             fb = retrain_with_verdicts(model, frame, schema, verdicts, progress=progress, should_stop=should_stop,
                                        state=state, cost_missed=costs[0], cost_review=costs[1])
             result = fb.model.score(frame) if fb.refitted else None
-            return RetrainOutcome(fb, result)
+            return RetrainOutcome(fb, result, np.argsort(fb.scores, kind="stable"))
 
         self._model_busy = True
         self.review_panel.set_retraining(True)
@@ -731,7 +735,7 @@ class MainWindow(QMainWindow):
         self.model = fb.model
         self.feedback_state = fb.state
         result = outcome.result if outcome.result is not None else self.result
-        self._set_result(result, scores=fb.scores, severity=fb.severity)
+        self._set_result(result, scores=fb.scores, severity=fb.severity, score_order=outcome.score_order)
         self.threshold_panel.set_threshold(fb.threshold, "best_f1", fb.threshold_explanation)
         self.review_panel.retrain_status.setText(
             f"retrained with {fb.n_anomalies} anomalies and {fb.n_normals} normals in {fb.seconds:.1f} s")
@@ -835,12 +839,13 @@ class MainWindow(QMainWindow):
             progress(0.1, "opening the model bundle")
             model = AnomalyModel.load(model_dir)
             progress(0.3, f"scoring {len(frame):,} records")
-            return TrainOutcome(model, model.score(frame), None, 0.0)
+            result = model.score(frame)
+            return TrainOutcome(model, result, None, 0.0, np.argsort(result.scores, kind="stable"))
 
         def done(outcome: TrainOutcome):
             self.model = outcome.model
             self.model_dir = model_dir
-            self._set_result(outcome.result)
+            self._set_result(outcome.result, score_order=outcome.score_order)
             th = project.threshold
             if th.window:
                 tp.window_spin.setValue(th.window)

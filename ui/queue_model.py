@@ -67,6 +67,8 @@ class QueueModel(QAbstractTableModel):
         self.filter = QueueFilter()
         self.sort_column, self.sort_order = SEVERITY, Qt.SortOrder.DescendingOrder
         self._sort_keys: dict[int, np.ndarray] = {}
+        self._orders: dict[int, np.ndarray] = {}  # ascending argsort per column: a re-sort is a lookup
+        self._codes: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # text column -> (codes, sorted uniques)
         self._frame: pd.DataFrame | None = None
         self.endResetModel()
 
@@ -92,16 +94,24 @@ class QueueModel(QAbstractTableModel):
         self.threshold = np.inf
         self.flagged = np.zeros(self.n, dtype=bool)
         self._sort_keys = {}
+        self._orders = {}
+        self._codes = {}
         self.order = np.arange(self.n, dtype=np.int64)
         self.visible = self.order
         self.filter = QueueFilter()
         self.endResetModel()
 
-    def set_scores(self, scores: np.ndarray, severity: np.ndarray) -> None:
+    def set_scores(self, scores: np.ndarray, severity: np.ndarray, score_order: np.ndarray | None = None) -> None:
+        """``score_order``: ascending argsort of ``scores`` when the caller already has it (the training
+        worker computes it off the GUI thread, so the first sort by score is a lookup)."""
         self.scores = np.asarray(scores, dtype=np.float64)
         self.severity = np.asarray(severity, dtype=np.float64)
-        self._sort_keys.pop(SEVERITY, None)
-        self._sort_keys.pop(SCORE, None)
+        for column in (SEVERITY, SCORE):
+            self._sort_keys.pop(column, None)
+            self._orders.pop(column, None)
+        if score_order is not None and len(score_order) == self.n:
+            # severity is a non-decreasing function of the score (its percentile): same order
+            self._orders[SCORE] = self._orders[SEVERITY] = np.asarray(score_order, dtype=np.int64)
         self.flagged = self.scores >= self.threshold
         self.sort(self.sort_column, self.sort_order)
 
@@ -120,6 +130,7 @@ class QueueModel(QAbstractTableModel):
         if note is not None:
             self._set_note(record, note)
         self._sort_keys.pop(VERDICT, None)
+        self._orders.pop(VERDICT, None)
         self._record_changed(record)
 
     def set_note(self, record: int, note: str) -> None:
@@ -132,6 +143,7 @@ class QueueModel(QAbstractTableModel):
         else:
             self.notes.pop(record, None)
         self._sort_keys.pop(NOTE, None)
+        self._orders.pop(NOTE, None)
 
     def set_all_verdicts(self, verdicts: dict[int, str], notes: dict[int, str]) -> None:
         self.verdicts[:] = 0
@@ -140,7 +152,9 @@ class QueueModel(QAbstractTableModel):
                 self.verdicts[record] = VERDICT_CODE.get(v or "", 0)
         self.notes = {r: t for r, t in notes.items() if 0 <= r < self.n and t}
         self._sort_keys.pop(VERDICT, None)
+        self._orders.pop(VERDICT, None)
         self._sort_keys.pop(NOTE, None)
+        self._orders.pop(NOTE, None)
         if self.n:
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1))
 
@@ -249,10 +263,28 @@ class QueueModel(QAbstractTableModel):
             if self._is_float[i]:
                 key = np.nan_to_num(values, nan=-np.inf)
             else:
-                # sorted codes: the string comparison happens once per distinct value, not per row pair
-                key = pd.factorize(pd.Series(values).astype("string"), sort=True, use_na_sentinel=True)[0]
+                key = self._text_codes(i)[0]
         self._sort_keys[column] = key
         return key
+
+    def _text_codes(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """A text column factorised once: sorted distinct values and each row's code (-1 = missing).
+        Sorting, equality and text search then work on the few distinct values, not on every row."""
+        cached = self._codes.get(i)
+        if cached is None:
+            codes, uniques = pd.factorize(pd.Series(self._values[i], dtype=object), sort=True,
+                                          use_na_sentinel=True)
+            cached = (np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=object).astype(str))
+            self._codes[i] = cached
+        return cached
+
+    def ascending_order(self, column: int) -> np.ndarray:
+        """Record indexes in ascending order of ``column``: one argsort per column, then cached."""
+        cached = self._orders.get(column)
+        if cached is None:
+            cached = np.argsort(self._sort_key(column), kind="stable").astype(np.int64, copy=False)
+            self._orders[column] = cached
+        return cached
 
     def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
         if column < 0 or column >= self.columnCount():
@@ -260,15 +292,11 @@ class QueueModel(QAbstractTableModel):
         self.sort_column, self.sort_order = column, order
         if self.n == 0:
             return
-        key = self._sort_key(column)
+        ascending = self.ascending_order(column)
         self.layoutAboutToBeChanged.emit()
         old_visible = self.visible
-        if order == Qt.SortOrder.DescendingOrder:
-            # stable descending: sort the reversed key ascending, map back, keeps ties in file order
-            order_idx = np.argsort(-key if key.dtype.kind == "f" else -key.astype(np.int64), kind="stable")
-        else:
-            order_idx = np.argsort(key, kind="stable")
-        self.order = order_idx.astype(np.int64, copy=False)
+        # descending is the ascending permutation read backwards (ties then run in reverse file order)
+        self.order = ascending[::-1] if order == Qt.SortOrder.DescendingOrder else ascending
         self.visible = self._filtered(self.order)
         self._move_persistent(old_visible)
         self.layoutChanged.emit()
@@ -314,8 +342,9 @@ class QueueModel(QAbstractTableModel):
         return hit
 
     def _contains(self, i: int, text: str) -> np.ndarray:
-        s = pd.Series(self._values[i]).astype("string")
-        return s.str.contains(text, case=False, regex=False).fillna(False).to_numpy(dtype=bool)
+        codes, uniques = self._text_codes(i)
+        hit = pd.Series(uniques).str.contains(text, case=False, regex=False).to_numpy(dtype=bool)
+        return np.append(hit, False)[codes]  # code -1 (missing) reads the appended False
 
     def _column_matches(self, i: int, value: str) -> np.ndarray:
         values = self._values[i]
@@ -331,8 +360,8 @@ class QueueModel(QAbstractTableModel):
                 return values == float(expr)
             except ValueError:
                 return np.zeros(self.n, dtype=bool)
-        s = pd.Series(values).astype("string")
-        return (s == value).fillna(False).to_numpy(dtype=bool)
+        codes, uniques = self._text_codes(i)
+        return np.append(uniques == value, False)[codes]
 
     def _move_persistent(self, old_visible: np.ndarray) -> None:
         """Keep selections on the same records across a sort or filter (Orange's approach)."""

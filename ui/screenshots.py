@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("out", nargs="?", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--ecg", default=str(DEFAULT_ECG))
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--train-rows", type=int, default=10_000)
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
     shot("data")
 
     window.train_panel.set_detector("autoencoder", {"epochs": args.epochs, "hidden_layers": [64, 32]})
+    window.train_panel.sample_spin.setValue(args.train_rows)
     window.start_training()
     _wait(app, lambda: window.scores is not None or window.error_dialogs)
     if window.error_dialogs:
@@ -104,6 +106,7 @@ def main(argv=None) -> int:
         window.open_file(args.ecg)
         _wait(app, lambda: window.loaded is not None and window.loaded.path == str(args.ecg))
         window.train_panel.set_detector("autoencoder", {"epochs": 30, "hidden_layers": [32]})
+        window.train_panel.sample_spin.setValue(0)
         window.scores = None
         window.start_training()
         _wait(app, lambda: window.scores is not None or window.error_dialogs)

@@ -21,7 +21,7 @@ def test_settings_form_shows_only_the_chosen_detectors_settings(qtbot, window):
     layers = panel.form.editors["hidden_layers"]
     assert layers.text() in ("", "64-32")  # empty: the detector sizes the layers from the data
     layers.setText("64-32-8")
-    panel.form.editors["epochs"].setValue(3)
+    panel.form.set_value("epochs", 3)
     assert panel.params()["hidden_layers"] == [64, 32, 8]
     assert panel.params()["epochs"] == 3
     assert "activation" not in panel.params()  # only what the analyst changed
