@@ -186,9 +186,9 @@ class AutoencoderDetector(Detector):
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
                  score: str = "nll", input_noise: float = 0.0, masking: str | bool = "auto",
                  mask_rate: float = 0.2, numeric_variance: str | bool = "auto", numeric_loss: str = "mse",
-                 device: str = "auto", seed: int = 0):
+                 aggregate: str = "l2", device: str = "auto", seed: int = 0):
         self._params = dict(masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
-                            numeric_loss=numeric_loss,
+                            numeric_loss=numeric_loss, aggregate=aggregate,
                             hidden_layers=None if hidden_layers is None else [int(h) for h in hidden_layers], latent_dim=latent_dim, activation=activation,
                             dropout=dropout, batch_norm=batch_norm, optimizer=optimizer,
                             learning_rate=learning_rate, lr_schedule=lr_schedule, momentum=momentum,
@@ -418,12 +418,25 @@ class AutoencoderDetector(Detector):
             out[:, fm.categorical_source] += cat_terms
         return np.maximum(out, 0.0)
 
+    def _excess(self, raw: np.ndarray) -> np.ndarray:
+        """Each column's term above its typical (median training) value."""
+        return np.maximum(raw - getattr(self, "column_baseline_", 0.0), 0.0)
+
     def score_samples(self, fm) -> np.ndarray:
-        return self._column_scores(fm).sum(axis=1)
+        """``aggregate="l2"`` (default): the root of the summed squared excess terms, so one very
+        improbable column (a rare value, an account that never goes with this key) outranks a row that
+        is a little unusual everywhere (a rare but regular pattern); the plain sum breaks ties.
+        ``"sum"``: the total negative log-likelihood."""
+        raw = self._column_scores(fm)
+        if self.aggregate == "sum":
+            return raw.sum(axis=1)
+        return np.sqrt((self._excess(raw) ** 2).sum(axis=1)) + 1e-3 * raw.sum(axis=1)
 
     def feature_contributions(self, fm) -> np.ndarray:
         raw = self._column_scores(fm)
-        cols = np.maximum(raw - getattr(self, "column_baseline_", 0.0), 0.0)
+        cols = self._excess(raw)
+        if self.aggregate != "sum":
+            cols = cols ** 2  # shares of the squared score
         cols = np.where(cols.sum(axis=1, keepdims=True) > 1e-12, cols, raw)
         total = cols.sum(axis=1, keepdims=True)
         uniform = np.full_like(cols, 1.0 / max(cols.shape[1], 1))

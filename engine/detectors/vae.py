@@ -56,13 +56,14 @@ class VAEDetector(AutoencoderDetector):
                  momentum: float = 0.9, batch_size: int = 512, epochs: int | None = None, l1: float = 0.0,
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
                  score: str = "probability", n_samples: int = 10, beta: float = 1.0, input_noise: float = 0.0,
+                 aggregate: str = "l2",
                  device: str = "auto", seed: int = 0):
         super().__init__(hidden_layers=hidden_layers, latent_dim=latent_dim, activation=activation,
                          dropout=dropout, batch_norm=batch_norm, optimizer=optimizer,
                          learning_rate=learning_rate, lr_schedule=lr_schedule, momentum=momentum,
                          batch_size=batch_size, epochs=epochs, l1=l1, l2=l2,
                          validation_fraction=validation_fraction, early_stopping=early_stopping, score=score,
-                         input_noise=input_noise, device=device, seed=seed)
+                         input_noise=input_noise, aggregate=aggregate, device=device, seed=seed)
         for key in ("masking", "mask_rate", "numeric_variance", "numeric_loss"):  # the VAE: plain MSE, no masks
             self._params.pop(key, None)
         self._params.update(n_samples=n_samples, beta=beta)
