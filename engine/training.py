@@ -159,6 +159,7 @@ def train(model: nn.Module, batch_loss: Callable[[nn.Module, dict[str, torch.Ten
     n_train = int(train_rows.shape[0])
     # small tables: smaller batches, so that an epoch is at least ~16 optimiser steps
     bs = max(1, min(int(config.batch_size), max(32, n_train // 16), n_train))
+    history.batch_size = bs
     n_batches = max(1, n_train // bs)  # the last batch takes the remainder (never a tiny batch: batch norm)
     optimizer = make_optimizer(model.parameters(), config)
     scheduler, per_step = make_scheduler(optimizer, config, n_batches)
