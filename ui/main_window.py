@@ -45,6 +45,13 @@ class LoadOutcome:
     overrides: SchemaOverrides
     keys: np.ndarray
     seconds: float
+    # prepared in the worker so the GUI thread only swaps them in (seconds at a million rows)
+    columns: tuple | None = None  # QueueModel.column_arrays(frame)
+    labels: np.ndarray | None = None
+    store: object | None = None  # engine.feedback.VerdictStore, opened and attached in the worker
+    matched: dict | None = None
+    orphans: list | None = None
+    store_error: BaseException | None = None
 
 
 @dataclass(frozen=True)
@@ -289,18 +296,37 @@ class MainWindow(QMainWindow):
         self.jobs.slot("train").cancel()
         self.jobs.slot("retrain").cancel()
 
+        db_path = self._verdict_db_path(path)
+        user = self.user
+
         def job(progress, should_stop):
-            from engine.data import load
-            from engine.feedback import record_keys
+            from engine.data import label_vector, load
+            from engine.feedback import VerdictStore, record_keys
 
             t0 = time.perf_counter()
             progress(0.1, "reading")
             loaded, inferred = load(path)
             schema = overrides.apply(inferred) if (overrides.roles or overrides.label_column is not None) \
                 else inferred
-            progress(0.8, "computing record keys")
+            progress(0.6, "computing record keys")
             keys = record_keys(loaded.frame, schema)
-            return LoadOutcome(loaded, inferred, overrides, keys, time.perf_counter() - t0)
+            progress(0.7, "preparing the queue")
+            columns = QueueModel.column_arrays(loaded.frame)
+            labels = None
+            if schema.label_column:
+                try:
+                    labels = label_vector(loaded.frame, schema)
+                except AnomalyDeskError:
+                    labels = None
+            progress(0.85, "attaching the verdicts given earlier")
+            store = matched = orphans = error = None
+            try:
+                store = VerdictStore(db_path, user=user)
+                matched, orphans = store.attach(keys)
+            except AnomalyDeskError as exc:
+                error = exc
+            return LoadOutcome(loaded, inferred, overrides, keys, time.perf_counter() - t0, columns, labels,
+                               store, matched, orphans, error)
 
         self.jobs.slot("load").start(job, on_result=self._file_loaded,
                                      on_error=lambda e: self._load_failed(path, e))
@@ -323,13 +349,20 @@ class MainWindow(QMainWindow):
         self.feedback_state = None
         self.model_dir = None
         frame = self.loaded.frame
-        self.queue.set_frame(frame)
+        self.queue.set_frame(frame, columns=outcome.columns)
         problems = list(getattr(self.loaded, "problems", []) or []) + list(self.schema.problems or [])
         self.data_panel.set_file(self.loaded.path, len(frame), getattr(self.loaded, "encoding", "utf-8"),
                                  getattr(self.loaded, "delimiter", ","))
         self.data_panel.set_schema(self.inferred, self.overrides, problems)
-        self._update_labels()
-        self._open_store()
+        if outcome.columns is not None:  # prepared by the load worker
+            self.labels = outcome.labels
+            self._update_labels(recompute=False)
+        else:
+            self._update_labels()
+        if outcome.store is not None or outcome.store_error is not None:
+            self._take_store(outcome.store, outcome.matched, outcome.orphans, outcome.store_error)
+        else:
+            self._open_store()
         self.review_panel.clear_filters()
         self.review_panel.sort(0, Qt.SortOrder.DescendingOrder)
         self.detail_panel.show_record(None)
@@ -345,10 +378,19 @@ class MainWindow(QMainWindow):
             project, self._pending_project = self._pending_project, None
             self._continue_project(project)
 
+    def _take_store(self, store, matched, orphans, error) -> None:
+        if error is not None:
+            self.show_error("Verdicts unavailable", error)
+            self.store = None
+            return
+        self.store = store
+        self._show_verdicts(matched, orphans)
+        self.review_panel.set_reasons(self.store.reasons())
+
     def _open_store(self) -> None:
         from engine.feedback import VerdictStore
 
-        path = self._verdict_db_path()
+        path = self._verdict_db_path(self.loaded.path)
         try:
             self.store = VerdictStore(path, user=self.user)
         except AnomalyDeskError as exc:
@@ -362,18 +404,21 @@ class MainWindow(QMainWindow):
         if self.store is None or self.keys is None:
             return
         matched, orphans = self.store.attach(self.keys)
+        self._show_verdicts(matched, orphans)
+
+    def _show_verdicts(self, matched: dict, orphans: list) -> None:
         verdicts = {i: r.verdict for i, r in matched.items() if r.verdict}
         notes = {i: r.note for i, r in matched.items() if r.note}
         self.queue.set_all_verdicts(verdicts, notes)
         if orphans:
             self.status_label.setText(f"{len(orphans)} stored verdict(s) match no record of this file "
                                       "(kept in the database).")
-        self._update_labels()
+        self._update_labels(recompute=False)
 
-    def _verdict_db_path(self) -> Path:
+    def _verdict_db_path(self, data_path: str) -> Path:
         if self._pending_project is not None and self._pending_project.verdict_db:
             return Path(self._pending_project.verdict_db)
-        src = str(Path(self.loaded.path).resolve())
+        src = str(Path(data_path).resolve())
         digest = hashlib.sha1(src.encode()).hexdigest()[:10]
         return self.data_dir / "verdicts" / f"{Path(src).stem}-{digest}.sqlite"
 

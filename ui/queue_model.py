@@ -72,21 +72,30 @@ class QueueModel(QAbstractTableModel):
         self._frame: pd.DataFrame | None = None
         self.endResetModel()
 
-    def set_frame(self, frame: pd.DataFrame) -> None:
-        """Show a freshly loaded file, unscored, in file order."""
+    @staticmethod
+    def column_arrays(frame: pd.DataFrame) -> tuple[list[np.ndarray], list[bool]]:
+        """The numpy columns the model shows: float64 for numbers, object otherwise. Pure numpy/pandas,
+        so the load worker prepares them off the GUI thread."""
+        values, is_float = [], []
+        for c in frame.columns:
+            s = frame[c]
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                values.append(s.to_numpy(dtype=np.float64, na_value=np.nan))
+                is_float.append(True)
+            else:
+                values.append(s.to_numpy(dtype=object, na_value=None))
+                is_float.append(False)
+        return values, is_float
+
+    def set_frame(self, frame: pd.DataFrame, columns: tuple | None = None) -> None:
+        """Show a freshly loaded file, unscored, in file order (``columns``: ``column_arrays(frame)``
+        when the caller prepared them)."""
+        values, is_float = columns if columns is not None else self.column_arrays(frame)
         self.beginResetModel()
         self._frame = frame
         self.n = len(frame)
         self.columns = [str(c) for c in frame.columns]
-        self._values, self._is_float = [], []
-        for c in frame.columns:
-            s = frame[c]
-            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-                self._values.append(s.to_numpy(dtype=np.float64, na_value=np.nan))
-                self._is_float.append(True)
-            else:
-                self._values.append(s.to_numpy(dtype=object, na_value=None))
-                self._is_float.append(False)
+        self._values, self._is_float = list(values), list(is_float)
         self.scores = np.full(self.n, np.nan)
         self.severity = np.full(self.n, np.nan)
         self.verdicts = np.zeros(self.n, dtype=np.int8)

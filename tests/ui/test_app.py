@@ -1,12 +1,14 @@
 """The entry point the CLI's ``gui`` command calls."""
 
-from PySide6.QtCore import QSettings, QTimer
+import time
+
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from ui import app as app_module
 
 
-def test_run_app_opens_the_sample_and_returns_on_quit(qapp, monkeypatch, tmp_path):
+def test_run_app_opens_the_sample_and_returns_the_exit_code(qapp, monkeypatch, tmp_path):
     from ui.main_window import MainWindow
 
     seen = {}
@@ -18,17 +20,17 @@ def test_run_app_opens_the_sample_and_returns_on_quit(qapp, monkeypatch, tmp_pat
         original_init(self, *args, **kwargs)
         seen["window"] = self
 
+    def exec_until_loaded(self=None):
+        # stands in for the event loop: quitting the shared test QApplication would end later tests' loops
+        end = time.perf_counter() + 60
+        while seen["window"].loaded is None and time.perf_counter() < end:
+            QApplication.processEvents()
+            time.sleep(0.01)
+        seen["window"].close()
+        return 0
+
     monkeypatch.setattr(MainWindow, "__init__", init)
-
-    def quit_when_loaded():
-        w = seen.get("window")
-        if w is not None and w.loaded is not None:
-            w.close()
-            QApplication.instance().quit()
-        else:
-            QTimer.singleShot(50, quit_when_loaded)
-
-    QTimer.singleShot(50, quit_when_loaded)
+    monkeypatch.setattr(QApplication, "exec", exec_until_loaded)
     assert app_module.run_app(None) == 0
     assert seen["window"].loaded.path.endswith("sample_journal_entries.csv")
     assert seen["window"].queue.rowCount() == 20_000
