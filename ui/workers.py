@@ -154,12 +154,11 @@ class JobSlot(QObject):
               on_cancel: Callable | None = None, on_finish: Callable | None = None) -> Job:
         self.cancel()
         job = Job(self.name)
-        if on_progress:
-            job.progressed.connect(on_progress)
-        if on_result:
-            job.succeeded.connect(on_result)
-        if on_error:
-            job.failed.connect(on_error)
+        job.connected = []  # the window-facing signals we connected: cut on cancel
+        for signal, slot in ((job.progressed, on_progress), (job.succeeded, on_result), (job.failed, on_error)):
+            if slot:
+                signal.connect(slot)
+                job.connected.append(signal)
         if on_cancel:
             job.cancelled.connect(on_cancel)
         if on_finish:
@@ -177,7 +176,7 @@ class JobSlot(QObject):
             return
         job.cancel()
         if not job.is_done:
-            for sig in (job.progressed, job.succeeded, job.failed):
+            for sig in getattr(job, "connected", ()):
                 with contextlib.suppress(RuntimeError, TypeError):
                     sig.disconnect()
             self._retired.append(job)
