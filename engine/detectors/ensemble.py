@@ -11,6 +11,16 @@ the others (Spearman correlation of its scores with the mean of the others') get
 proportional to that agreement; a member that ranks rows at random relative to the others (as
 the isolation forest does on categorical ledgers) gets little weight. So one member being wrong
 where the others agree cannot drag the ensemble down to its level.
+
+Members by data type, chosen by measurement (issue 3 benchmark files, member scores combined
+exactly as here): on numeric tables iforest + ECOD + OCSVM average 93.06 AUCROC over the six
+ADBench files (each member alone: 91.84 / 90.73 / 91.99), and adding the autoencoder raised the
+three files measured with it (thyroid, cardio, annthyroid) from 92.84 to 93.16. On the categorical
+journal entries (100k rows) the four together reached only 0.895 because three members that see
+one-hot columns agree with each other (iforest 0.41, OCSVM 0.67, ECOD 0.76) and outvoted the
+autoencoder (0.92-0.95); for tables whose columns are mostly categorical the members are the
+autoencoder and ECOD (rare values): 0.954 AUCROC, 49/70 global and 24/30 local anomalies in the
+top 1%, against 0.953, 41/70 and 23/30 for the autoencoder alone.
 """
 
 from __future__ import annotations
