@@ -123,7 +123,7 @@ def main() -> int:
     from PySide6.QtCore import QSettings, Qt
     from PySide6.QtWidgets import QApplication
 
-    import ui  # noqa: F401 - before any Qt call (PySide6 6.12 refcount shield)
+    import ui  # noqa: F401
     from ui.main_window import MainWindow
     from ui.queue_model import SCORE
 

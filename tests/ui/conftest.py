@@ -10,7 +10,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QSettings, QThreadPool, QTimer  # noqa: E402
 
-import ui  # noqa: E402,F401 - first: shields None's refcount from the PySide6 6.12 bug on Python 3.11
+import ui  # noqa: E402,F401
 
 SMALL_ROWS = 1500
 
