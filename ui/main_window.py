@@ -781,7 +781,7 @@ class MainWindow(QMainWindow):
         self.feedback_state = fb.state
         result = outcome.result if outcome.result is not None else self.result
         self._set_result(result, scores=fb.scores, severity=fb.severity, score_order=outcome.score_order)
-        self.threshold_panel.set_threshold(fb.threshold, "best_f1", fb.threshold_explanation)
+        self.threshold_panel.set_threshold(fb.threshold, "cost", fb.threshold_explanation)
         self.review_panel.retrain_status.setText(
             f"retrained with {fb.n_anomalies} anomalies and {fb.n_normals} normals in {fb.seconds:.1f} s")
         self.review_panel.retrain_progress.setValue(1000)

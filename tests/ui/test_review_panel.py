@@ -119,7 +119,7 @@ def test_retrain_with_verdicts_rescores_and_keeps_the_analysts_place(qtbot, trai
     assert not np.allclose(before, w.scores)
     assert panel.current_record() == place
     assert "retrained with" in panel.retrain_status.text()
-    assert w.threshold_panel.method == "best_f1"
+    assert w.threshold_panel.method == "cost"  # recalibrated at least cost: the money figures are passed
     assert panel.retrain_button.isEnabled()
     # the verdicts survive and a second retrain works from the saved state
     assert w.queue.counts()["reviewed"] == 30
