@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.atomic import fsync_dir
 from engine.errors import ModelFileError
 
 FORMAT_NAME = "anomaly-desk-model"
@@ -82,17 +83,6 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_bundle(directory: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
@@ -128,7 +118,7 @@ def save_bundle(directory: str | Path, meta: dict[str, Any], arrays: dict[str, n
             fh.flush()
             os.fsync(fh.fileno())
         _set_permissions(tmp)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -155,9 +145,9 @@ def _swap_in(tmp: Path, target: Path) -> None:
         if previous.exists():
             shutil.rmtree(previous, ignore_errors=True)
         os.replace(target, previous)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     shutil.rmtree(previous, ignore_errors=True)
 
 

@@ -9,15 +9,13 @@ validates every field's type and refuses anything else with :class:`ModelFileErr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_write_text
 from engine.errors import ModelFileError
 from engine.schema import Role, SchemaOverrides
 
@@ -122,33 +120,6 @@ class Project:
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
             raise ModelFileError(f"{src}: not a valid project file ({exc})") from None
         return cls.from_dict(data, base_dir=path.parent.resolve(), source=src)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Temporary file in the target's folder + fsync + rename (+ fsync of the folder)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def _reject_constant(name: str):
