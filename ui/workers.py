@@ -109,7 +109,10 @@ class Job(QObject):
 class _Runnable(QRunnable):
     def __init__(self, job: Job, fn: Callable[[Callable, Callable], Any]):
         super().__init__()
-        self.setAutoDelete(True)
+        # Python owns the runnable (the job holds it until ``finished`` reaches the GUI thread):
+        # with auto-delete, Qt frees the C++ object on the worker thread while the Python wrapper
+        # may still sit in a reference cycle that the GUI thread's garbage collector frees later.
+        self.setAutoDelete(False)
         self.job, self.fn = job, fn
 
     def run(self) -> None:
@@ -166,7 +169,8 @@ class JobSlot(QObject):
         job.finished.connect(lambda j=job: self._job_finished(j))
         self.job = job
         self.busy_changed.emit(True)
-        self.pool.start(_Runnable(job, fn))
+        job.runnable = _Runnable(job, fn)
+        self.pool.start(job.runnable)
         return job
 
     def cancel(self) -> None:
@@ -189,6 +193,7 @@ class JobSlot(QObject):
             self.job.cancel()
 
     def _job_finished(self, job: Job) -> None:
+        job.runnable = None  # the worker is done with it: freed here, on the GUI thread
         if job in self._retired:
             self._retired.remove(job)
         if job is self.job:

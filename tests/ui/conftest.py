@@ -3,6 +3,8 @@ and a check that no job, thread or timer outlives the test."""
 
 from __future__ import annotations
 
+import gc
+
 import pandas as pd
 import pytest
 
@@ -58,6 +60,9 @@ def make_window(qtbot, tmp_path, settings):
         for timer in w.findChildren(QTimer):
             assert not timer.isActive(), f"timer {timer.objectName() or timer} still active after close"
     assert QThreadPool.globalInstance().activeThreadCount() == 0
+    # Free this test's Qt wrappers now, while no worker runs, rather than in a later test's event loop.
+    windows.clear()
+    gc.collect()
 
 
 @pytest.fixture
