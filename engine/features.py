@@ -268,6 +268,15 @@ class Preprocessor:
         categories: list[list[str]] = []
         unseen: dict[str, int] = {}
         missing_counts: dict[str, int] = {}
+
+        def add_missing(c: str, j: int, miss: np.ndarray, indicator: bool) -> None:
+            if indicator:  # a 0/1 column saying the value was imputed
+                num_blocks.append(miss.astype(np.float64))
+                num_names.append(f"{c}__missing")
+                num_source.append(j)
+            if miss.any():
+                missing_counts[c] = int(miss.sum())
+
         for j, c in enumerate(self.columns_):
             role = self.roles_[c]
             if role == Role.NUMERIC.value:
@@ -279,12 +288,7 @@ class Preprocessor:
                 num_blocks.append(np.clip(z, -_CLIP, _CLIP))
                 num_names.append(c)
                 num_source.append(j)
-                if spec["indicator"]:
-                    num_blocks.append(miss.astype(np.float64))
-                    num_names.append(f"{c}__missing")
-                    num_source.append(j)
-                if miss.any():
-                    missing_counts[c] = int(miss.sum())
+                add_missing(c, j, miss, spec["indicator"])
             elif role == Role.DATETIME.value:
                 spec = self.datetime_[c]
                 parts = _datetime_parts(frame[c])
@@ -296,12 +300,7 @@ class Preprocessor:
                     num_blocks.append(z)
                     num_names.append(f"{c}__{p}")
                     num_source.append(j)
-                if spec["indicator"]:
-                    num_blocks.append(miss.astype(np.float64))
-                    num_names.append(f"{c}__missing")
-                    num_source.append(j)
-                if miss.any():
-                    missing_counts[c] = int(miss.sum())
+                add_missing(c, j, miss, spec["indicator"])
             else:
                 levels = self.levels_[c]
                 text = _as_text(frame[c])
