@@ -34,7 +34,7 @@ import numpy as np
 from engine.detectors.base import Detector, encoded_values
 from engine.errors import AnomalyDeskError, Cancelled
 
-DEFAULT_MEMBERS = ("iforest", "ecod", "ocsvm", "autoencoder")
+DEFAULT_MEMBERS = ("iforest", "ecod", "autoencoder")
 #: members for tables whose feature columns are mostly categorical: trees and kernels over one-hot
 #: columns see no more than rare values, which ECOD already scores, while the autoencoder (with a
 #: cross-entropy term per categorical column) is the member that learns which values go together.
@@ -90,10 +90,10 @@ class AutoDetector(Detector):
     _fitted_attr: ClassVar[str] = "members_"
 
     def __init__(self, members: list[str] | None = None, member_params: dict[str, dict] | None = None,
-                 weighting: str = "agreement", combination: str = "mean", agreement_rows: int = 20000,
+                 weighting: str = "agreement", combination: str = "median", agreement_rows: int = 20000,
                  seed: int = 0, device: str = "auto", epochs: int | None = None):
-        if combination not in ("mean", "max"):
-            raise AnomalyDeskError(f"auto: combination must be 'mean' or 'max', not {combination!r}")
+        if combination not in ("median", "mean", "max"):
+            raise AnomalyDeskError(f"auto: combination must be 'median', 'mean' or 'max', not {combination!r}")
         if weighting not in ("agreement", "equal"):
             raise AnomalyDeskError(f"auto: weighting must be 'agreement' or 'equal', not {weighting!r}")
         self.combination = combination
@@ -200,6 +200,8 @@ class AutoDetector(Detector):
         z = self.standardized(raw)
         if self.combination == "max":  # the most alarmed member with a say decides
             return z[:, self.weights_ > 0].max(axis=1)
+        if self.combination == "median":  # one member, wrong either way, cannot move it past the others
+            return np.median(z, axis=1)
         return z @ self.weights_
 
     def score_samples(self, fm) -> np.ndarray:
