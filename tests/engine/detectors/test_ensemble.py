@@ -201,3 +201,27 @@ def test_median_combination_is_not_dragged_down_by_one_wrong_member(monkeypatch,
     meta, arrays = det.get_state()
     again = AutoDetector.from_state(json.loads(json.dumps(meta)), dict(arrays))
     np.testing.assert_array_equal(again.score_samples(fm), det.score_samples(fm))
+
+
+def test_default_auto_bundle_round_trip_scores_identically(tmp_path):
+    """The default members (the isolation forest on unlogged amounts, two-tailed ECOD, and the
+    autoencoder where torch is present) survive save/load through the pipeline's bundle."""
+    import pandas as pd
+
+    from engine.data import infer_schema
+    from engine.pipeline import AnomalyModel
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"amount": rng.lognormal(4.0, 1.2, size=300), "qty": rng.normal(10, 2, size=300),
+                          "rate": rng.exponential(2.0, size=300)})
+    frame.loc[:4, "amount"] *= 50.0
+    model = AnomalyModel(detector="auto", params={"epochs": 2}).fit(frame, infer_schema(frame))
+    det = model.detector_
+    assert det.combination == "median" and det.member_names_[:2] == ["iforest", "ecod"]
+    assert det.members_[0].undo_log and det.members_[1].tails == "both"
+    first = model.score(frame)
+    model.save(tmp_path / "m")
+    again = AnomalyModel.load(tmp_path / "m").score(frame)
+    np.testing.assert_array_equal(again.scores, first.scores)
+    np.testing.assert_array_equal(again.contributions, first.contributions)
+    assert np.isin(np.arange(5), np.argsort(-first.scores)[:10]).sum() >= 4  # inflated amounts rank high
