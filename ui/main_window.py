@@ -566,11 +566,7 @@ class MainWindow(QMainWindow):
     def _apply_default_threshold(self) -> None:
         from engine import thresholds
 
-        th = thresholds.automatic_threshold(self.scores)
-        share = (self.scores >= th.value).mean()
-        if share > 0.05 or share == 0:
-            # the automatic rule flags too much to review: start from a 1% queue instead
-            th = thresholds.by_contamination(self.scores, 0.01)
+        th = thresholds.default_threshold(self.scores)  # automatic, else a 1% queue
         self.threshold_panel.set_threshold(th.value, th.method, th.explanation)
 
     def _time_axis(self) -> tuple[np.ndarray | None, str]:
