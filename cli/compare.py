@@ -126,21 +126,22 @@ def _print_table(out: dict) -> None:
         "trained on the file itself, labels hidden"
     print(f"{out['file']}: {out['rows']} rows, {out['n_anomalies']} anomalies; {train}")
     head = f"{'detector':<12} {'AUCROC':>7} {'AUCPR':>7} {'prec':>6} {'recall':>6} {'F1':>6} " \
-           f"{'flagged':>7} {'fit s':>7} {'score s':>7} {'params':>9} {'bytes':>10}"
+           f"{'bestF1':>6} {'flagged':>7} {'fit s':>7} {'score s':>7} {'params':>9} {'bytes':>10}"
     print(head)
     print("-" * len(head))
     for d in out["detectors"]:
         print(f"{d['detector']:<12} {_f(d['aucroc']):>7} {_f(d['aucpr']):>7} {_f(d['precision'], 3):>6} "
-              f"{_f(d['recall'], 3):>6} {_f(d['f1'], 3):>6} {d['flagged']:>7} {d['fit_seconds']:>7.2f} "
+              f"{_f(d['recall'], 3):>6} {_f(d['f1'], 3):>6} {_f(d['best_f1'], 3):>6} {d['flagged']:>7} {d['fit_seconds']:>7.2f} "
               f"{d['score_seconds']:>7.2f} {d['parameters']:>9,} {d['model_bytes']:>10,}")
     for name, why in (out.get("failures") or {}).items():
         print(f"{name:<12} not compared: {why}")
-    print("precision/recall/F1 at each detector's default threshold (automatic, else the top 1%)")
+    print("precision/recall/F1 at each detector's default threshold (automatic, else the top 1%); "
+          "bestF1 at the best threshold for the labels (an upper bound)")
     if out["disagreements"]:
         print("\ndisagreements (flagged by one, not the other):")
         for d in out["disagreements"]:
-            print(f"  {d['a']} not {d['b']}: {d['only_a']:>6}    {d['b']} not {d['a']}: {d['only_b']:>6}    "
-                  f"both: {d['both']}")
+            print(f"  {d['a'] + ' not ' + d['b']:<28} {d['only_a']:>6}    {d['b'] + ' not ' + d['a']:<28} "
+                  f"{d['only_b']:>6}    both {d['both']}")
     for study in out.get("contamination") or []:
         print(f"\ncontamination study, {study['detector']}: {study['train_rows']} training rows, "
               f"measured on {study['eval_rows']} held-out rows ({study['eval_anomalies']} anomalies)")

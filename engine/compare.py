@@ -50,7 +50,7 @@ class DetectorRun:
     parameters: int  # numbers in the detector's saved state
     model_bytes: int  # bytes of the detector's saved state (arrays + JSON metadata)
     device: str = "cpu"
-    metrics: dict[str, Any] | None = None  # aucroc, aucpr, precision, recall, f1, tp, fp, fn, tn
+    metrics: dict[str, Any] | None = None  # aucroc, aucpr, precision, recall, f1, tp, fp, fn, tn, best_f1
     roc: dict[str, np.ndarray] | None = None  # fpr, tpr
     pr: dict[str, np.ndarray] | None = None  # recall, precision
     model: Any = field(default=None, repr=False)
@@ -62,7 +62,7 @@ class DetectorRun:
                                "model_bytes": self.model_bytes, "device": self.device,
                                "threshold": self.threshold, "threshold_method": self.threshold_method,
                                "flagged": int(self.flagged.sum())}
-        for key in ("aucroc", "aucpr", "precision", "recall", "f1", "tp", "fp", "fn", "tn"):
+        for key in ("aucroc", "aucpr", "precision", "recall", "f1", "best_f1", "tp", "fp", "fn", "tn"):
             out[key] = None if self.metrics is None else self.metrics.get(key)
         if self.roc is not None:
             out["roc"] = {k: [round(float(v), 6) for v in a] for k, a in self.roc.items()}
@@ -187,7 +187,7 @@ def measure(scores: np.ndarray, y: np.ndarray | None, idx: np.ndarray | None, th
     """Metrics, ROC and PR of ``scores`` against labels ``y`` on rows ``idx``, flagging >= threshold."""
     if y is None:
         return None, None, None
-    from engine.thresholds import metrics_at_threshold
+    from engine.thresholds import best_f1_threshold, metrics_at_threshold
 
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64)[idx], nan=-np.finfo(np.float64).max)
     m = metrics_at_threshold(s, y, threshold, curves=True)
@@ -198,6 +198,10 @@ def measure(scores: np.ndarray, y: np.ndarray | None, idx: np.ndarray | None, th
         rec, prec = _thin(m["pr"]["recall"][::-1], m["pr"]["precision"][::-1])
         pr = {"recall": rec, "precision": prec}
     keep = {k: m[k] for k in ("aucroc", "aucpr", "precision", "recall", "f1", "tp", "fp", "fn", "tn", "fpr")}
+    # the best this detector's ranking can do at any threshold (chosen with the labels: an upper bound)
+    best = best_f1_threshold(s, y)
+    keep["best_f1"] = metrics_at_threshold(s, y, best.value, curves=False)["f1"]
+    keep["best_f1_threshold"] = best.value
     return keep, roc, pr
 
 

@@ -46,8 +46,8 @@ from ui.plots import _plain_axes
 
 DEFAULT_CHECKED = ("pca", "ecod", "iforest")
 DEFAULT_SHARES_TEXT = "0, 5, 10, 30, 50"
-METRIC_COLUMNS = ("Detector", "AUCROC", "AUCPR", "Precision", "Recall", "F1", "Flagged", "Fit s", "Score s",
-                  "Parameters", "Size (bytes)")
+METRIC_COLUMNS = ("Detector", "AUCROC", "AUCPR", "Precision", "Recall", "F1", "Best F1", "Flagged", "Fit s",
+                  "Score s", "Parameters", "Size (bytes)")
 PLAYBACK_INTERVAL_MS = 60
 ROW_PREVIEW = 500  # rows listed in the disagreement panel (all of them go to the queue)
 
@@ -68,8 +68,13 @@ class CompareData:
         return self.labels is not None and self.labelled is None
 
 
+# distinct on white, in this order (Tableau 10), then pyqtgraph's hue wheel
+PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+
+
 def colour(i: int):
-    return pg.intColor(i, hues=9, values=1, maxValue=220)
+    return pg.mkColor(PALETTE[i]) if i < len(PALETTE) else pg.intColor(i, hues=13, maxValue=200)
 
 
 class _NumberItem(QTableWidgetItem):
@@ -100,7 +105,7 @@ def _overlay_plot(title: str, x_label: str, y_label: str, diagonal: bool = False
     item.showGrid(x=True, y=True, alpha=0.2)
     if diagonal:
         item.plot([0, 1], [0, 1], pen=pg.mkPen((170, 170, 170), style=Qt.PenStyle.DashLine))
-    w.addLegend(offset=(-10, 10) if not diagonal else (-10, -10))
+    w.addLegend(offset=(10, -10) if not diagonal else (-10, -10))  # PR: bottom left, ROC: bottom right
     return w
 
 
@@ -189,7 +194,7 @@ class ComparePanel(QWidget):
         metrics_page = QWidget()
         mv = QVBoxLayout(metrics_page)
         mv.setContentsMargins(2, 2, 2, 2)
-        mv.addWidget(self.table, 2)
+        mv.addWidget(self.table, 1)
         mv.addWidget(self.threshold_note)
         mv.addLayout(curves, 3)
 
@@ -292,6 +297,11 @@ class ComparePanel(QWidget):
         self.speed_spin.setRange(1, 100_000)
         self.speed_spin.setValue(50)
         self.speed_spin.setSuffix(" records / step")
+        self.play_threshold = QComboBox()
+        self.play_threshold.setObjectName("playbackThreshold")
+        self.play_threshold.addItem("each detector's default threshold", "default")
+        self.play_threshold.addItem("each detector's best-F1 threshold (chosen with the labels)", "best_f1")
+        self.play_threshold.currentIndexChanged.connect(lambda _i: self.restart_playback())
         self.play_status = QLabel("Run a comparison on a labelled file, then play it back in arrival order.")
         self.play_status.setObjectName("playbackStatus")
         self.play_status.setWordWrap(True)
@@ -322,6 +332,8 @@ class ComparePanel(QWidget):
         play_top.addWidget(self.restart_button)
         play_top.addWidget(QLabel("Speed:"))
         play_top.addWidget(self.speed_spin)
+        play_top.addWidget(QLabel("Flag at:"))
+        play_top.addWidget(self.play_threshold)
         play_top.addStretch(1)
         play_page = QWidget()
         pv = QVBoxLayout(play_page)
@@ -432,10 +444,11 @@ class ComparePanel(QWidget):
         self.progress.setValue(1000)
         names = [r.name for r in comparison.runs]
         failed = "".join(f" {n} failed: {why}." for n, why in comparison.failures.items())
+        source = "the reference file" if data.train_frame is not None else "this file, labels hidden"
         if comparison.n_labelled:
-            self.status.setText(f"Compared {', '.join(names)} against {comparison.label_source} "
-                                f"({comparison.n_anomalies:,} anomalies in {comparison.n_labelled:,} labelled "
-                                f"rows).{failed}")
+            self.status.setText(f"Compared {', '.join(names)}, each trained on {comparison.train_rows:,} rows of "
+                                f"{source}, against {comparison.label_source} ({comparison.n_anomalies:,} "
+                                f"anomalies in {comparison.n_labelled:,} labelled rows).{failed}")
         else:
             self.status.setText(f"Compared {', '.join(names)}: no labels or verdicts yet, so times, sizes and "
                                 f"disagreements only.{failed}")
@@ -457,18 +470,20 @@ class ComparePanel(QWidget):
             t.setItem(row, 0, name)
             values = [(m.get("aucroc"), _fmt(m.get("aucroc"))), (m.get("aucpr"), _fmt(m.get("aucpr"))),
                       (m.get("precision"), _fmt(m.get("precision"))), (m.get("recall"), _fmt(m.get("recall"))),
-                      (m.get("f1"), _fmt(m.get("f1"))), (float(r.flagged.sum()), f"{int(r.flagged.sum()):,}"),
+                      (m.get("f1"), _fmt(m.get("f1"))), (m.get("best_f1"), _fmt(m.get("best_f1"))),
+                      (float(r.flagged.sum()), f"{int(r.flagged.sum()):,}"),
                       (r.fit_seconds, f"{r.fit_seconds:.2f}"), (r.score_seconds, f"{r.score_seconds:.2f}"),
                       (float(r.parameters), f"{r.parameters:,}"), (float(r.model_bytes), f"{r.model_bytes:,}")]
             for col, (v, text) in enumerate(values, start=1):
                 t.setItem(row, col, _NumberItem(v, text))
         t.setSortingEnabled(True)
-        t.sortItems(1 if self.comparison.n_labelled else 7,
+        t.sortItems(1 if self.comparison.n_labelled else METRIC_COLUMNS.index("Fit s"),
                     Qt.SortOrder.DescendingOrder if self.comparison.n_labelled else Qt.SortOrder.AscendingOrder)
         methods = sorted({r.threshold_method for r in runs})
         self.threshold_note.setText(
             "Precision, recall and F1 at each detector's default threshold (the automatic rule, or the top 1% "
-            f"when it would flag nothing or more than 5%): {', '.join(methods)}. Size: bytes of the saved state.")
+            f"when it would flag nothing or more than 5%): {', '.join(methods)}. Best F1: at the best threshold for "
+            "the labels (an upper bound). Size: bytes of the saved state.")
 
     def table_values(self) -> dict[str, dict[str, str]]:
         """The metrics table as shown (detector -> column -> text), in the table's current order."""
@@ -672,18 +687,23 @@ class ComparePanel(QWidget):
             dashed = pg.mkPen(colour(i), width=1.5, style=Qt.PenStyle.DashLine)
             self._play_curves[r.name] = (self.play_plot.plot([], [], pen=pen, name=r.name),
                                          self.play_plot.plot([], [], pen=dashed))
-        self.play_status.setText(f"{self.comparison.rows:,} records ready to play in arrival order, each "
-                                 "detector at its default threshold.")
+        self.play_status.setText(f"{self.comparison.rows:,} records ready to play in arrival order, flagging at "
+                                 f"{self.play_threshold.currentText()}.")
+
+    def playback_thresholds(self) -> dict[str, float]:
+        best = self.play_threshold.currentData() == "best_f1"
+        return {r.name: float(r.metrics["best_f1_threshold"]) if best and r.metrics else r.threshold
+                for r in self.comparison.runs}
 
     def _start_iterator(self) -> None:
         from engine.compare import arrival_order, replay_scores
 
         c, data = self.comparison, self._data
         order = arrival_order(data.frame, data.schema)
+        cuts = self.playback_thresholds()
         self._playback = _SpeedAdjustable(
-            lambda step, start: replay_scores({r.name: r.scores for r in c.runs}, data.labels,
-                                              {r.name: r.threshold for r in c.runs}, order=order[start:],
-                                              step=step),
+            lambda step, start: replay_scores({r.name: r.scores for r in c.runs}, data.labels, cuts,
+                                              order=order[start:], step=step),
             int(self.speed_spin.value()))
 
     @property

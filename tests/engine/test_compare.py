@@ -58,6 +58,7 @@ def test_every_detector_gets_metrics_times_sizes_and_curves(data, comparison):
         assert m["aucroc"] > 0.9 and 0 < m["aucpr"] <= 1
         assert m["tp"] + m["fp"] + m["fn"] + m["tn"] == len(frame)
         assert m["tp"] + m["fp"] == int(run.flagged.sum())
+        assert m["f1"] <= m["best_f1"] <= 1
         # the product's default threshold on this detector's scores
         assert run.threshold == pytest.approx(default_threshold(run.scores).value)
         assert run.fit_seconds > 0 and run.score_seconds > 0

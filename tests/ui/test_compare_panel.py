@@ -41,10 +41,11 @@ def test_run_fills_a_sortable_table_and_overlaid_curves(qtbot, compared):
         assert 0.5 < float(row["AUCROC"]) <= 1.0, name
         assert int(row["Parameters"].replace(",", "")) > 0
         assert float(row["Fit s"]) >= 0
+        assert float(row["F1"]) <= float(row["Best F1"]) + 1e-9
     # sorted by AUCROC, best first; a click on the header re-sorts by another column
     aucs = [float(v["AUCROC"]) for v in values.values()]
     assert aucs == sorted(aucs, reverse=True)
-    panel.table.sortItems(9, Qt.SortOrder.AscendingOrder)
+    panel.table.sortItems(10, Qt.SortOrder.AscendingOrder)
     params = [int(v["Parameters"].replace(",", "")) for v in panel.table_values().values()]
     assert params == sorted(params)
     # one ROC and one PR curve per detector, each in the legend
@@ -125,6 +126,14 @@ def test_streaming_playback_plays_pauses_and_counts(qtbot, compared):
     assert row[1] == f"{len(w.loaded.frame):,}"
     prec_curve = panel._play_curves[row[0]][0]
     assert len(prec_curve.getData()[0]) >= 3  # a running line, not one point
+    # flagging at the best-F1 threshold instead: the playback starts over and ends on those counts
+    panel.play_threshold.setCurrentIndex(panel.play_threshold.findData("best_f1"))
+    assert panel.last_step is None and not panel.playing
+    panel.speed_spin.setValue(100_000)
+    panel.step_playback()
+    for run in panel.comparison.runs:
+        c = panel.last_step.counters[run.name]
+        assert c.tp + c.fp == int((run.scores >= run.metrics["best_f1_threshold"]).sum())
 
 
 def test_cancel_and_close_during_a_run_leave_nothing_behind(qtbot, window, small_csv):
