@@ -368,6 +368,25 @@ class ComparePanel(QWidget):
         self.study_slot = window.jobs.slot("contamination")
         self.queue_requested.connect(lambda rows, why: show_in_queue(window, rows, why))
         self.error.connect(lambda title, e: window.show_error(title, e))
+        window.file_loaded.connect(self.clear_results)  # results name rows of the file they ran on
+
+    def clear_results(self) -> None:
+        """Forget the results (another file was opened): their row numbers would name other records."""
+        for slot in (self.compare_slot, self.study_slot):
+            if slot is not None:
+                slot.cancel()
+        self._finished()
+        self._study_finished()
+        self.comparison = self.study = self._data = None
+        self.table.setRowCount(0)
+        self._clear_curves()
+        self.pair_combo.clear()
+        self.study_curve.setData([], [])
+        self.progress.setValue(0)
+        self.study_progress.setValue(0)
+        self.restart_playback()
+        self.status.setText("Tick the detectors to compare, then Run. Each detector is trained on the same rows "
+                            "with the same seed.")
 
     def checked_detectors(self) -> list[str]:
         out = []
@@ -493,13 +512,16 @@ class ComparePanel(QWidget):
             out[name] = {METRIC_COLUMNS[c]: self.table.item(row, c).text() for c in range(1, len(METRIC_COLUMNS))}
         return out
 
-    def _draw_curves(self) -> None:
+    def _clear_curves(self) -> None:
         for plot in (self.roc_plot, self.pr_plot):
             item = plot.getPlotItem()
             for curve in [c for c in item.listDataItems() if c.name()]:
                 item.removeItem(curve)
                 if item.legend is not None:
                     item.legend.removeItem(curve)
+
+    def _draw_curves(self) -> None:
+        self._clear_curves()
         for i, r in enumerate(self.comparison.runs):
             pen = pg.mkPen(colour(i), width=2)
             auc = "" if r.metrics is None else f" ({_fmt(r.metrics['aucroc'])})"

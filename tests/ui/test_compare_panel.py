@@ -76,6 +76,10 @@ def test_disagreement_pair_goes_to_the_review_queue(qtbot, compared):
     assert w.review_panel.subset_label.isVisible() and f"not by {b}" in w.review_panel.subset_label.text()
     qtbot.mouseClick(w.review_panel.subset_clear, Qt.MouseButton.LeftButton)
     assert w.queue.rowCount() == len(w.loaded.frame)
+    # another file: the results (row numbers of the old one) are gone
+    open_and_wait(qtbot, w, w.loaded.path)
+    assert panel.comparison is None and panel.table.rowCount() == 0 and panel.pair_combo.count() == 0
+    assert not panel.send_button.isEnabled() and not panel.play_button.isEnabled()
 
 
 def test_contamination_study_plots_aucroc_against_contamination(qtbot, compared):
