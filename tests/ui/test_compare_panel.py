@@ -63,7 +63,11 @@ def test_disagreement_pair_goes_to_the_review_queue(qtbot, compared):
     # the pair with the most disagreement, in its larger direction
     best = max(panel.comparison.disagreements, key=lambda d: max(len(d.only_a), len(d.only_b)))
     first = len(best.only_a) >= len(best.only_b)
-    panel.choose_pair(best.a, best.b, only_first=first)
+    # as a user: pick the pair in the list, then the direction
+    texts = [panel.pair_combo.itemText(i) for i in range(panel.pair_combo.count())]
+    panel.pair_combo.setCurrentIndex(next(i for i, t in enumerate(texts) if t.startswith(f"{best.a} vs {best.b} ")))
+    qtbot.mouseClick(panel.only_a if first else panel.only_b, Qt.MouseButton.LeftButton)
+    assert (panel.only_a if first else panel.only_b).isChecked()
     a, b, rows = panel.current_disagreement()
     assert len(rows) > 0 and panel.pair_rows.rowCount() == min(len(rows), 500)
     assert f"flagged by {a} and not by {b}" in panel.pair_summary.text()
