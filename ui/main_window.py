@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QTabW
 
 from engine.errors import AnomalyDeskError
 from engine.schema import Role, Schema, SchemaOverrides
+from ui.compare_panel import ComparePanel
 from ui.data_panel import DataPanel
 from ui.detail_panel import DetailPanel, RecordView, WhatIf
 from ui.dialogs import show_error, show_info
@@ -35,7 +36,7 @@ APP_NAME = "Anomaly Desk"
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "resources" / "sample_journal_entries.csv"
 PROJECT_SUFFIX = ".adproj"
 MAX_RECENT = 8
-TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD = range(4)
+TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD, TAB_COMPARE = range(5)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.train_panel, "2 · Train")
         self.tabs.addTab(review, "3 · Review")
         self.tabs.addTab(self.threshold_panel, "4 · Threshold")
+        self.compare_panel = ComparePanel()  # model lab: detectors side by side (ui/compare_panel.py)
+        self.tabs.addTab(self.compare_panel, "5 · Compare")
         self.setCentralWidget(self.tabs)
         self.status_label = QLabel("")
         self.statusBar().addWidget(self.status_label, 1)
@@ -199,6 +202,7 @@ class MainWindow(QMainWindow):
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.threshold_panel.error.connect(lambda exc: self.show_error("Threshold", exc))
         self.threshold_panel.job_slot = self.jobs.slot("curves")
+        self.compare_panel.attach(self)
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -228,7 +232,7 @@ class MainWindow(QMainWindow):
         self.act_import_verdicts = self._action(review_menu, "&Import verdicts (CSV)…", self.choose_import_verdicts)
 
         view_menu = mb.addMenu("&View")
-        for i, name in enumerate(("Data", "Train", "Review", "Threshold")):
+        for i, name in enumerate(("Data", "Train", "Review", "Threshold", "Compare")):
             self._action(view_menu, f"&{i + 1} {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
                          f"Ctrl+{i + 1}")
         help_menu = mb.addMenu("&Help")
@@ -566,11 +570,7 @@ class MainWindow(QMainWindow):
     def _apply_default_threshold(self) -> None:
         from engine import thresholds
 
-        th = thresholds.automatic_threshold(self.scores)
-        share = (self.scores >= th.value).mean()
-        if share > 0.05 or share == 0:
-            # the automatic rule flags too much to review: start from a 1% queue instead
-            th = thresholds.by_contamination(self.scores, 0.01)
+        th = thresholds.default_threshold(self.scores)  # automatic, else a 1% queue
         self.threshold_panel.set_threshold(th.value, th.method, th.explanation)
 
     def _time_axis(self) -> tuple[np.ndarray | None, str]:
@@ -1113,6 +1113,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer.stop()
         self.review_panel._filter_timer.stop()
         self.threshold_panel._live_timer.stop()
+        self.compare_panel.shutdown()
         self.jobs.shutdown()
         if self.store is not None:
             self.store.close()
