@@ -14,7 +14,7 @@ from engine.features import FeatureMatrix
 from engine.pipeline import AnomalyModel
 from engine.schema import ColumnInfo, Role, Schema
 
-FAST = dict(hidden_size=16, latent_dim=4, epochs=25, batch_size=32, device="cpu", early_stopping=0)
+FAST = dict(hidden_size=16, latent_dim=4, epochs=25, batch_size=32, device="cpu", early_stopping=0, bidirectional=False)
 T = 24
 SPIKE_ROW, SPIKE_STEP = 7, 10
 
