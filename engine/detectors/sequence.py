@@ -12,8 +12,8 @@ Two ways to read a table as sequences:
 The encoder reads the steps (value + a learned position embedding) and compresses its final state into
 a ``latent_dim`` code; the decoder reads the code and the position embedding at every step and
 rebuilds the sequence. ``bidirectional`` (default) makes both recurrent layers read in both directions
-(measured with window=0: AUCROC on KDD 0.947 one-way vs 0.954 both ways, ECG5000 0.971 vs 0.980, at
-about twice the training time).
+(measured with window=0 and 600 training steps: AUCROC on KDD 0.947 one-way vs 0.954 both ways,
+ECG5000 0.971 vs 0.980, at about twice the training time).
 
 Score: the sum over time steps and features of the squared reconstruction error (``score="mse"``,
 in the preprocessed units) or of ``0.5 (error / typical error)^2`` with each feature's typical error on
@@ -48,7 +48,9 @@ from engine.detectors.dense import (
 from engine.training import TrainConfig, choose_device, fit_with_fallback, init_module, train
 
 _SCORE_BATCH = 2048
-_STEP_BUDGET = 600  # optimiser steps when ``epochs`` is left empty (bounded to 1..200 epochs)
+# Optimiser steps when ``epochs`` is left empty (bounded to 1..200 epochs). Measured (bidirectional,
+# window=0): 400 steps give AUCROC 0.963 on KDD and 0.967 on ECG5000, 600 steps 0.954 and 0.980.
+_STEP_BUDGET = 400
 _POS_DIM = 8
 CELLS = ("gru", "lstm")
 STEP_LAYERS = ("auto", "shared", "per_step")
