@@ -480,6 +480,8 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "l2_views": 1.0,  # ridge penalty on those weights
     "pair_prior": 0.0,  # fixed weight of the categorical pair-rarity view in the ranking (0 = learnt only)
     "profile": True,  # learn weights for per-column / per-pair rarity features (``_column_profile``)
+    "profile_contributions": True,  # add the detector's per-column share of each row's score to the profile
+    "profile_nonneg": False,  # profile weights may only raise scores
     "l2_profile": 0.1,  # ridge penalty on those weights (0.03 and 1.0 measured worse; 0.03 unstable on cardio)
 }
 
@@ -579,7 +581,7 @@ def _region_embedding(X: np.ndarray, *, exclude: np.ndarray, n_trees: int, level
 
 def _learn_node_weights(nodes: np.ndarray, n_nodes: int, base_z: np.ndarray, idx: np.ndarray,
                         y: np.ndarray, prior: float, l2: float, views: np.ndarray | None = None,
-                        l2_views: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+                        l2_views: float = 1.0, nonneg_from: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Logistic loss on the labelled rows with the detector's score as a fixed offset, one free
     weight per forest region (ridge-penalised) and, when ``views`` are given, one weight per extra
     unsupervised score (XGBOD-like). A confirmed anomaly lifts the regions it shares with other
@@ -609,7 +611,11 @@ def _learn_node_weights(nodes: np.ndarray, n_nodes: int, base_z: np.ndarray, idx
         g = -cw * sign * expit(-margin)
         return val, np.concatenate([Z.T @ g + penalty * w, [g.sum()]])
 
-    res = minimize(loss, np.zeros(Z.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": 200})
+    bounds = None
+    if nonneg_from is not None:  # view columns from this one on may only raise a record's score
+        bounds = [(None, None)] * (len(touched) + nonneg_from) + [(0.0, None)] * (n_views - nonneg_from) + [(None, None)]
+    res = minimize(loss, np.zeros(Z.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 200})
     weights = np.zeros(n_nodes)
     weights[touched] = res.x[: len(touched)]
     return weights, (res.x[len(touched):-1] if n_views else None)
@@ -648,8 +654,9 @@ def _scaled_profile(cols: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _column_profile(frame: pd.DataFrame, schema: Schema, fm, *, max_categorical: int = 12,
-                    max_numeric: int = 32, max_context: int = 8) -> np.ndarray | None:
+def _column_profile(frame: pd.DataFrame, schema: Schema, fm, *, contributions: np.ndarray | None = None,
+                    base_z: np.ndarray | None = None, max_categorical: int = 12, max_numeric: int = 32,
+                    max_context: int = 8, max_contributions: int = 64) -> np.ndarray | None:
     """Per row, how rare each of its columns is, each pair of its categorical values is, and each
     amount is within the group of rows sharing a categorical value: a few dozen columns whatever the
     one-hot width, so a confirmed anomaly lifts records that are unusual *in the same way* (the same
@@ -660,7 +667,10 @@ def _column_profile(frame: pd.DataFrame, schema: Schema, fm, *, max_categorical:
       count(a) * count(b) / n, clipped at 0 (common values that almost never occur together);
     - numeric feature (as the detector sees it: logged, robust-scaled): |value|;
     - numeric feature within a categorical group: |value - group median| / group MAD (groups of at
-      least 20 rows; others use the whole column).
+      least 20 rows; others use the whole column);
+    - with ``contributions`` (the detector's per-column share of each row's score) and ``base_z``: each
+      column's share times the row's positive score, i.e. how much of the detector's alarm that column
+      carries (the autoencoder's per-column reconstruction error sees value combinations of any order).
     """
     import pandas as pd
 
@@ -697,6 +707,11 @@ def _column_profile(frame: pd.DataFrame, schema: Schema, fm, *, max_categorical:
                 mad = np.where(big & (mad > 0), mad, gmad)
                 med = np.where(big, med, gmed)
                 cols.append(np.abs(x - med) / mad)
+    if contributions is not None and base_z is not None:
+        contrib = np.asarray(contributions, dtype=np.float64)
+        if contrib.ndim == 2 and contrib.shape[0] == n and 0 < contrib.shape[1] <= max_contributions:
+            amount = np.clip(np.asarray(base_z, dtype=np.float64), 0.0, None)[:, None] * contrib
+            cols.extend(amount[:, j] for j in range(contrib.shape[1]))
     if not cols:
         return None
     return _scaled_profile(cols)
@@ -831,7 +846,10 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
             state.views, state.pair_view_index = _view_matrix(model, frame, schema, scored)
         if cfg["profile"]:
             report(0.7, "profiling columns")
-            state.profile = _column_profile(frame, schema, model.transform(frame))
+            state.profile = _column_profile(frame, schema, model.transform(frame),
+                                            contributions=getattr(scored, "contributions", None)
+                                            if cfg["profile_contributions"] else None,
+                                            base_z=state.base_z)
     report(0.8, "re-ranking with the verdicts")
     prior = float(cfg["prior"])
     idx = np.concatenate([anomalies, normals])
@@ -842,12 +860,13 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
                                             (state.profile, float(cfg["l2_profile"]))) if b is not None]
         dense = np.hstack([b for b, _ in blocks]) if blocks else None
         lams = np.concatenate([np.full(b.shape[1], lam) for b, lam in blocks]) if blocks else 1.0
+        nv = 0 if state.views is None else state.views.shape[1]
         w, a = _learn_node_weights(state.nodes, state.n_nodes, state.base_z, idx, y, prior, float(cfg["l2"]),
-                                   views=dense, l2_views=lams)
+                                   views=dense, l2_views=lams,
+                                   nonneg_from=nv if cfg["profile_nonneg"] and state.profile is not None else None)
         learnt = w[state.nodes].sum(axis=1)
         if a is not None:
             learnt += dense @ a
-            nv = 0 if state.views is None else state.views.shape[1]
             a, state.profile_weights = a[:nv] if nv else None, a[nv:] if state.profile is not None else None
         scores = state.base_z + learnt / prior
     else:

@@ -347,6 +347,11 @@ def test_column_profile_lifts_records_unusual_in_the_same_way():
     profile = _column_profile(frame, schema, fm)
     assert profile is not None and profile.shape[0] == n and np.isfinite(profile).all()
     assert profile.shape[1] < 20  # a few dozen columns at most, not one per level
+    scored = model.score(frame)
+    with_shares = _column_profile(frame, schema, fm, contributions=scored.contributions,
+                                  base_z=scored.scores)
+    assert with_shares.shape[1] == profile.shape[1] + scored.contributions.shape[1]
+    assert with_shares.min() >= 0 and with_shares.max() <= 5
     first = retrain_with_verdicts(model, frame, schema, {})
     top_normals = [int(i) for i in np.argsort(-first.scores) if i not in set(odd)][:20]
     verdicts = {int(odd[0]): "anomaly", int(odd[1]): "anomaly"} | {i: "normal" for i in top_normals}
