@@ -31,6 +31,7 @@ def test_feedback_finds_more_than_the_static_ranking():
     assert r["found_feedback"][0] == r["found_static"][0]  # the first batch is the static one
     assert r["found_feedback"][-1] >= r["found_static"][-1] + 5
     assert r["rows"] == len(frame) and r["anomalies"] == 30
+    assert r["prepare_seconds"] > 0
 
 
 def test_uses_the_verdict_store_and_reports_by_label_value(monkeypatch):
