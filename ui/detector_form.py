@@ -28,6 +28,7 @@ CHOICES = {
     "lr_schedule": ["constant", "cosine", "step", "plateau", "onecycle"],
     "cell": ["gru", "lstm"],
     "step_layers": ["auto", "shared", "per_step"],
+    "tails": ["both", "skew"],
 }
 HELP = {
     "hidden_layers": "sizes of the encoder's layers, e.g. 64-32-8 (the decoder mirrors them)",
@@ -52,6 +53,8 @@ HELP = {
     "reconstruction_weight": "weight of the reconstruction term in the encoder/generator loss",
     "label_smoothing": "one-sided label smoothing of the discriminator's real pairs",
     "grad_clip": "largest gradient norm per step (0: no clipping)",
+    "tails": "both: a value far out in either tail counts in full; skew: only the tail the column's skew points to",
+    "undo_log": "split the numeric values on their original scale (the log squeezes the tail where outliers are)",
     "feature_weight": "score share of the discriminator feature-matching distance (the rest: reconstruction)",
 }
 FALLBACK_SPECS: dict[str, list[tuple[str, Any]]] = {
