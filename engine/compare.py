@@ -247,7 +247,8 @@ def compare_detectors(frame: pd.DataFrame, schema: Schema, detectors: Sequence[s
 
         try:
             model = AnomalyModel(detector=name, params=dict(params.get(name, {})), device=device, seed=seed)
-            model.fit(train, schema, progress=fit_progress, should_stop=should_stop)
+            model.fit(train, schema, progress=fit_progress, should_stop=should_stop,
+                      known_good=train_frame is not None)
             _check_stop(should_stop)
             if progress:
                 progress(base + 0.92 / k, f"{name}: scoring {len(frame):,} rows", detector=name)

@@ -159,7 +159,7 @@ def evaluate(csv: str | Path, label_column: str, *, normal_value: str | None = N
         params.update(accepted_params(detector_class(detector), {"epochs": int(epochs)}))
     train_frame = load_training_frame(train_csv, schema) if train_csv is not None else loaded.frame
     model = AnomalyModel(detector=detector, params=params, device=device, seed=seed)
-    model.fit(train_frame, schema, progress=progress)
+    model.fit(train_frame, schema, progress=progress, known_good=train_csv is not None)
     start = time.perf_counter()
     result = model.score(loaded.frame)
     score_seconds = time.perf_counter() - start

@@ -49,9 +49,14 @@ class AnomalyModel:
 
     # -- fitting -----------------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame, schema: Schema, progress: ProgressCallback | None = None,
-            should_stop: StopCallback | None = None, sample_weight: np.ndarray | None = None) -> AnomalyModel:
+            should_stop: StopCallback | None = None, sample_weight: np.ndarray | None = None,
+            known_good: bool = False) -> AnomalyModel:
         """Fit preprocessing and detector. ``sample_weight`` (n,) >= 0: 0 drops a row from what the
-        model learns as normal (a confirmed anomaly), > 1 stresses it (a confirmed normal)."""
+        model learns as normal (a confirmed anomaly), > 1 stresses it (a confirmed normal).
+        ``known_good``: the rows are a reference file of known-good records, not the (possibly
+        contaminated) file being scored; ``auto`` then averages its members instead of taking their
+        median, since on clean data the deep member is the one to trust (measured on the two
+        reference-file benchmarks: KDD 0.944 vs 0.932, ECG5000 0.964 vs 0.928 AUCROC)."""
         from engine.detectors import make_detector
 
         if not schema.feature_columns:
@@ -72,7 +77,10 @@ class AnomalyModel:
             progress(0.0, "preprocessing")
         preprocessor = Preprocessor().fit(frame, schema)
         fm = preprocessor.transform(frame)
-        detector = make_detector(self.detector, seed=self.seed, device=self.device, **self.params)
+        params = dict(self.params)
+        if known_good and self.detector == "auto":
+            params.setdefault("combination", "mean")
+        detector = make_detector(self.detector, seed=self.seed, device=self.device, **params)
 
         def fit_progress(fraction, message="", **metrics):
             if progress:
@@ -85,6 +93,7 @@ class AnomalyModel:
         train_scores = np.asarray(cached if cached is not None and len(cached) == len(frame)
                                   else detector.score_samples(fm), dtype=np.float64)
         ref = train_scores if weight is None else train_scores[weight > 0]
+        self.params = params  # what was used (the model card and bundle show the combination)
         self.schema_ = schema
         self.preprocessor_ = preprocessor
         self.detector_ = detector

@@ -98,3 +98,17 @@ def test_importing_the_pipeline_does_not_import_torch():
     code = ("import sys, engine.pipeline, engine.detectors, engine.bundle, engine.evaluation; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_auto_averages_its_members_on_known_good_rows_and_takes_the_median_otherwise():
+    frame = ledger(300)
+    schema = infer_schema(frame)
+    members = {"members": ["iforest", "ecod"]}
+    contaminated = AnomalyModel("auto", params=members).fit(frame, schema)
+    reference = AnomalyModel("auto", params=members).fit(frame, schema, known_good=True)
+    chosen = AnomalyModel("auto", params={**members, "combination": "median"}).fit(frame, schema, known_good=True)
+    assert contaminated.detector_.combination == "median"
+    assert reference.detector_.combination == "mean" and reference.params["combination"] == "mean"
+    assert chosen.detector_.combination == "median"  # the analyst's explicit choice wins
+    other = AnomalyModel("iforest").fit(frame, schema, known_good=True)  # only auto has a combination
+    assert "combination" not in other.params
