@@ -8,7 +8,8 @@ sentence the GUI can show as is. Ways to choose:
   flagged, as alibi-detect's ``infer_threshold``.
 - ``automatic_threshold(scores, method="mad"|"iqr"|"otsu")``: no guess needed; a robust outlier rule
   on the score distribution (as PyThresh's MAD/IQR/Otsu methods).
-- ``default_threshold(scores)``: what the product starts from (automatic, else a 1% queue).
+- ``default_threshold(scores)``: what the product starts from (automatic, else a 1% queue; with a
+  reference file of known-good rows, 1% of those flagged).
 - ``best_f1_threshold(scores, labels)`` and ``min_cost_threshold(scores, labels, cost_missed=,
   cost_review=)``: from labels or verdicts.
 - ``dynamic_threshold(scores, window=, percentile=)``: a trailing-window percentile per record for
@@ -134,10 +135,21 @@ def automatic_threshold(scores, method: str = "mad", k: float | None = None) -> 
                      f"({100.0 * n / len(s):.2f}%), no contamination guess needed.", n)
 
 
-def default_threshold(scores, max_share: float = 0.05, fallback_share: float = 0.01) -> Threshold:
+def default_threshold(scores, max_share: float = 0.05, fallback_share: float = 0.01,
+                      reference_scores=None, reference_fpr: float = 0.01) -> Threshold:
     """The product's default: the automatic (MAD) rule; when it flags nothing or more than
-    ``max_share`` of the records (too much to review), the top ``fallback_share`` instead."""
+    ``max_share`` of the records (too much to review), the top ``fallback_share`` instead.
+
+    With ``reference_scores`` (the model's scores of a reference file of known-good rows, at least
+    20 of them) the threshold is the one that flags ``reference_fpr`` of the known-good rows: the
+    scored file may hold any share of anomalies (20% of KDD's test file, 69% of ECG5000's), which a
+    rule on its own score distribution cannot know."""
     s = _scores(scores)
+    if reference_scores is not None:
+        ref = np.asarray(reference_scores, dtype=np.float64).reshape(-1)
+        ref = ref[np.isfinite(ref)]
+        if len(ref) >= 20:
+            return by_target_fpr(ref, reference_fpr, s)
     th = automatic_threshold(s)
     share = float((s >= th.value).mean())
     if share > max_share or share == 0:

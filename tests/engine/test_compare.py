@@ -120,6 +120,9 @@ def test_a_reference_file_trains_and_the_file_is_scored(data):
     ref = frame[~y].drop(columns="label").head(300)
     c = compare_detectors(frame, schema, ["pca"], train_frame=ref, labels=y)
     assert c.train_rows == 300 and c.runs[0].metrics["aucroc"] > 0.9
+    run = c.runs[0]
+    # the threshold flags 1% of the known-good rows, whatever share of the scored file is anomalous
+    assert run.threshold == pytest.approx(default_threshold(run.scores, reference_scores=run_train_scores(ref, schema)).value)
 
 
 def test_contamination_study_aucroc_falls_as_anomalies_are_mixed_in():
@@ -186,3 +189,9 @@ def test_arrival_order_follows_a_datetime_column():
     assert "when" in schema.by_role(Role.DATETIME)
     assert list(arrival_order(frame, schema)) == list(range(39, -1, -1))
     assert list(arrival_order(frame, None)) == list(range(40))
+
+
+def run_train_scores(ref, schema):
+    from engine.pipeline import AnomalyModel
+
+    return AnomalyModel("pca").fit(ref, schema, known_good=True).train_scores_

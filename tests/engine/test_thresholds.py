@@ -122,3 +122,16 @@ def test_financial_impact_arithmetic():
     assert f["net_benefit"] == 1940.0 and f["total_cost"] == 1060.0
     m = th.metrics_at_threshold(scores, labels, 0.5)
     assert th.financial_impact(scores, labels, 0.5, avg_loss=1000.0, cost_per_review=20.0, metrics=m) == f
+
+
+def test_default_threshold_with_known_good_reference_flags_one_percent_of_it():
+    rng = np.random.default_rng(3)
+    reference = rng.normal(0, 1, 2000)
+    scored = np.r_[rng.normal(0, 1, 300), rng.normal(6, 1, 700)]  # 70% anomalous, as ECG5000's test file
+    own = th.default_threshold(scored)
+    assert own.flagged <= 0.05 * len(scored) + 1  # its own distribution cannot tell 70% are anomalies
+    t = th.default_threshold(scored, reference_scores=reference)
+    assert t.method == "target_fpr" and (reference >= t.value).mean() <= 0.01
+    assert t.flagged >= 690  # nearly every anomaly is flagged
+    few = th.default_threshold(scored, reference_scores=reference[:10])  # too few known-good scores
+    assert few.method == own.method and few.value == own.value
