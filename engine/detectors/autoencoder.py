@@ -80,13 +80,30 @@ class TabularInput(nn.Module):
             else:
                 h = self.numeric(x_num * keep[:, : self.n_numeric] if keep is not None else x_num)
         if self.embed is not None:
-            e = self.embed(codes + self.offsets)  # (B, n_cat, width)
-            known = (codes != self.other).to(e.dtype)
-            if keep is not None:
-                known = known * keep[:, self.n_numeric:]
-            e = e * known[:, :, None]
-            h = h + e.sum(dim=1)
+            # one fused gather-and-sum (embedding_bag) instead of a (B, n_cat, width) tensor times a mask
+            known = self.known(codes, keep)
+            h = h + torch.nn.functional.embedding_bag(codes + self.offsets, self.embed.weight, mode="sum",
+                                                      per_sample_weights=known)
         return h
+
+    def known(self, codes: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, n_cat) weight of each code's embedding: 0 for "<other>" and for masked columns."""
+        known = (codes != self.other).to(self.embed.weight.dtype)
+        return known * keep[:, self.n_numeric:] if keep is not None else known
+
+    def column_embedding(self, codes: torch.Tensor, j: int) -> torch.Tensor:
+        """(B, width): what categorical column ``j`` adds to the first layer (0 for "<other>")."""
+        e = torch.nn.functional.embedding(codes[:, j] + self.offsets[j], self.embed.weight)
+        return e * (codes[:, j] != self.other[j]).to(e.dtype)[:, None]
+
+    def numeric_part(self, x_num: torch.Tensor, hidden: bool) -> torch.Tensor | None:
+        """What the numeric block adds to the first layer, visible or (``hidden``) masked out."""
+        if self.numeric is None:
+            return None
+        if not self.mask_inputs:
+            return self.numeric(torch.zeros_like(x_num) if hidden else x_num)
+        k = torch.zeros_like(x_num) if hidden else torch.ones_like(x_num)
+        return self.numeric(torch.cat([x_num * k, 1.0 - k], dim=1))
 
 
 class TabularOutput(nn.Module):
@@ -347,13 +364,21 @@ class AutoencoderDetector(Detector):
         x_hat = torch.zeros((n, d), device=x_num.device, dtype=x_num.dtype)
         logvar = torch.zeros((n, d), device=x_num.device, dtype=x_num.dtype) if net.output.variance else None
         log_probs = torch.full((n, k, kmax), float("-inf"), device=x_num.device, dtype=x_num.dtype)
+        # The first layer is a sum over inputs: build it once with everything visible and take out the
+        # hidden group's part (the same as feeding the masked row, at a fraction of the cost).
+        inp = net.input
+        num_visible = inp.numeric_part(x_num, hidden=False)
+        cat_sum = (torch.nn.functional.embedding_bag(codes + inp.offsets, inp.embed.weight, mode="sum",
+                                                     per_sample_weights=inp.known(codes))
+                   if inp.embed is not None else None)
+        base = inp.bias if num_visible is None else num_visible
         for is_num, j in self._groups(d, k):
-            keep = torch.ones((n, d + k), device=x_num.device, dtype=x_num.dtype)
             if is_num:
-                keep[:, :d] = 0.0
+                h0 = inp.numeric_part(x_num, hidden=True)
+                h0 = h0 + cat_sum if cat_sum is not None else h0
             else:
-                keep[:, d + j] = 0.0
-            h = net.decoder(net.encode(x_num, codes, keep))
+                h0 = base + cat_sum - inp.column_embedding(codes, j)
+            h = net.decoder(net.encoder(net.input_act(h0)))
             if is_num:
                 out = torch.nn.functional.linear(h, head.weight[:n_num_out], head.bias[:n_num_out])
                 x_hat = out[:, :d]
