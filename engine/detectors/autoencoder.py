@@ -129,6 +129,15 @@ class TabularOutput(nn.Module):
             index, pad = np.zeros((0, 1), dtype=np.int64), np.zeros((0, 1), dtype=bool)
         self.register_buffer("index", torch.as_tensor(index), persistent=False)
         self.register_buffer("pad", torch.as_tensor(pad), persistent=False)
+        # for the fused training loss: each logit's column, a (total, n_cat) 0/1 column matrix and each
+        # column's first logit (relative to the first categorical output)
+        seg = np.repeat(np.arange(len(cardinalities), dtype=np.int64), np.asarray(cardinalities, dtype=np.int64))
+        self.register_buffer("segment", torch.as_tensor(seg), persistent=False)
+        matrix = np.zeros((len(seg), len(cardinalities)), dtype=np.float32)
+        matrix[np.arange(len(seg)), seg] = 1.0
+        self.register_buffer("segment_matrix", torch.as_tensor(matrix), persistent=False)
+        starts = np.concatenate([[0], np.cumsum(cardinalities)[:-1]]).astype(np.int64) if cardinalities else []
+        self.register_buffer("starts", torch.as_tensor(np.asarray(starts, dtype=np.int64)), persistent=False)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         out = self.head(h)
@@ -148,7 +157,38 @@ class TabularOutput(nn.Module):
         return x_num, logvar, torch.log_softmax(torch.stack(blocks, dim=1), dim=-1)
 
 
+    def terms(self, h: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(x_hat, logvar, nll) for training: the categorical negative log-likelihoods (B, n_cat) straight
+        from the flat logits (a log-sum-exp per column through one small matmul), without the padded
+        (B, n_cat, max_card) log-softmax that scoring builds: half the work and no padding to fill."""
+        out = self.head(h)
+        d = self.n_numeric
+        x_num = out[:, :d]
+        logvar = out[:, d: 2 * d].clamp(LOGVAR_MIN, LOGVAR_MAX) if self.variance else None
+        if not self.cardinalities:
+            return x_num, logvar, out.new_zeros((out.shape[0], 0))
+        logits = out[:, d * (2 if self.variance else 1):]
+        n = logits.shape[0]
+        with torch.no_grad():  # per-row, per-column maximum: keeps exp() in range
+            top = logits.new_full((n, len(self.cardinalities)), float("-inf")).scatter_reduce(
+                1, self.segment.expand(n, -1), logits, "amax")
+        expsum = torch.exp(logits - top.index_select(1, self.segment)) @ self.segment_matrix.to(logits.dtype)
+        nll = expsum.log() + top - logits.gather(1, codes + self.starts)
+        return x_num, logvar, nll
+
+
 LOGVAR_MIN, LOGVAR_MAX = -6.0, 4.0  # predicted variances stay within e^-6..e^4 (scaled units)
+
+
+def numeric_terms(x_num_hat: torch.Tensor, logvar: torch.Tensor | None, x_num: torch.Tensor,
+                  numeric_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, n_numeric) numeric terms (see ``column_terms``)."""
+    se = (x_num_hat - x_num) ** 2
+    if logvar is not None:
+        return 0.5 * (se * torch.exp(-logvar) + logvar - LOGVAR_MIN)
+    if numeric_scale is not None:
+        return 0.5 * se / numeric_scale ** 2
+    return se
 
 
 def column_terms(x_num_hat: torch.Tensor, logvar: torch.Tensor | None, log_probs: torch.Tensor,
@@ -157,11 +197,7 @@ def column_terms(x_num_hat: torch.Tensor, logvar: torch.Tensor | None, log_probs
     """Per-row terms: (B, n_numeric) numeric terms and (B, n_cat) categorical negative log-likelihoods.
     Numeric: with a predicted ``logvar`` the Gaussian NLL ``0.5 (se / var + logvar - LOGVAR_MIN)`` (>= 0);
     else ``0.5 se / numeric_scale^2`` when a scale is given, else the raw squared error."""
-    se = (x_num_hat - x_num) ** 2
-    if logvar is not None:
-        se = 0.5 * (se * torch.exp(-logvar) + logvar - LOGVAR_MIN)
-    elif numeric_scale is not None:
-        se = 0.5 * se / numeric_scale ** 2
+    se = numeric_terms(x_num_hat, logvar, x_num, numeric_scale)
     nll = -log_probs.gather(2, codes[:, :, None]).squeeze(2) if codes.shape[1] else codes.new_zeros(
         (codes.shape[0], 0), dtype=se.dtype)
     return se, nll
@@ -184,6 +220,10 @@ class _AENet(nn.Module):
 
     def forward(self, x_num, codes, keep=None):
         return self.output(self.decoder(self.encode(x_num, codes, keep)))
+
+    def train_terms(self, x_num, codes, keep=None):
+        """(x_hat, logvar, per-column categorical NLL): the fused training path."""
+        return self.output.terms(self.decoder(self.encode(x_num, codes, keep)), codes)
 
 
 def _weighted_mean(per_row: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
@@ -260,8 +300,8 @@ class AutoencoderDetector(Detector):
             n_in = batch["x"].shape[1] + batch["c"].shape[1]
             keep = (torch.rand((batch["x"].shape[0], n_in), generator=self._gen, device=batch["x"].device)
                     >= self.input_noise).to(batch["x"].dtype)
-        x_hat, logvar, log_probs = net(batch["x"], batch["c"], keep)
-        se, nll = column_terms(x_hat, logvar, log_probs, batch["x"], batch["c"])
+        x_hat, logvar, nll = net.train_terms(batch["x"], batch["c"], keep)
+        se = numeric_terms(x_hat, logvar, batch["x"])
         if logvar is None and self.numeric_loss == "huber":
             # Huber: rare extreme values (contamination, or a rare pattern of normal rows) pull the fit
             # linearly, not quadratically, so the model does not learn to reconstruct everything
@@ -286,8 +326,8 @@ class AutoencoderDetector(Detector):
         hide_num = hide[:, :1].expand(n, d) if d else hide[:, :0]
         hide_cat = hide[:, int(d > 0):]
         keep = 1.0 - torch.cat([hide_num, hide_cat], dim=1)
-        x_hat, logvar, log_probs = net(x, c, keep)
-        se, nll = column_terms(x_hat, logvar, log_probs, x, c)
+        x_hat, logvar, nll = net.train_terms(x, c, keep)
+        se = numeric_terms(x_hat, logvar, x)
         if logvar is None:
             se = 0.5 * se
         per_row = (se * hide_num).sum(dim=1) + (nll * hide_cat).sum(dim=1)

@@ -81,8 +81,8 @@ class VAEDetector(AutoencoderDetector):
                     >= self.input_noise).to(batch["x"].dtype)
         mu, logvar = net.encode(batch["x"], batch["c"], keep)
         z = mu + torch.randn(mu.shape, generator=self._gen, device=mu.device, dtype=mu.dtype) * (0.5 * logvar).exp()
-        x_hat, _, log_probs = net.decode(z)
-        se, nll = column_terms(x_hat, None, log_probs, batch["x"], batch["c"])
+        x_hat, _, nll = net.output.terms(net.decoder(z), batch["c"])
+        se = (x_hat - batch["x"]) ** 2
         kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(dim=1)
         per_row = 0.5 * se.sum(dim=1) + nll.sum(dim=1) + float(self.beta) * kl
         if w is None:
