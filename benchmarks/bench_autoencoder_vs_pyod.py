@@ -14,6 +14,7 @@ runs first. The defaults are the issue's comparison: a 100,000-row ledger, 20 ep
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-GENERATOR = ROOT.parent / "shared" / "tools" / "make_journal_entries.py"
+GENERATOR = Path(os.environ.get("ANOMALY_DESK_SHARED", ROOT.parent / "shared")) / "tools" / "make_journal_entries.py"
 
 
 def auc(y: np.ndarray, s: np.ndarray) -> float:
