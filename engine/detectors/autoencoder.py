@@ -28,12 +28,14 @@ from engine.training import (
     TrainHistory,
     activation,
     choose_device,
+    cpu_has_fast_bf16,
     fit_with_fallback,
     init_module,
     train,
 )
 
 _SCORE_BATCH = 65536
+_BF16_MIN_ROWS = 20_000  # precision="auto": bf16 training on capable CPUs from this many rows
 
 
 def mlp(sizes: list[int], act: str, dropout: float, batch_norm: bool, last_plain: bool) -> nn.Sequential:
@@ -161,7 +163,7 @@ class TabularOutput(nn.Module):
         """(x_hat, logvar, nll) for training: the categorical negative log-likelihoods (B, n_cat) straight
         from the flat logits (a log-sum-exp per column through one small matmul), without the padded
         (B, n_cat, max_card) log-softmax that scoring builds: half the work and no padding to fill."""
-        out = self.head(h)
+        out = self.head(h).float()  # loss terms in float32 whatever the autocast of the matmuls
         d = self.n_numeric
         x_num = out[:, :d]
         logvar = out[:, d: 2 * d].clamp(LOGVAR_MIN, LOGVAR_MAX) if self.variance else None
@@ -243,8 +245,8 @@ class AutoencoderDetector(Detector):
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
                  score: str = "nll", input_noise: float = 0.0, masking: str | bool = "auto",
                  mask_rate: float = 0.2, numeric_variance: str | bool = "auto", numeric_loss: str = "mse",
-                 aggregate: str = "l2", device: str = "auto", seed: int = 0):
-        self._params = dict(masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
+                 aggregate: str = "l2", precision: str = "fp32", device: str = "auto", seed: int = 0):
+        self._params = dict(precision=precision, masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
                             numeric_loss=numeric_loss, aggregate=aggregate,
                             hidden_layers=None if hidden_layers is None else [int(h) for h in hidden_layers], latent_dim=latent_dim, activation=activation,
                             dropout=dropout, batch_norm=batch_norm, optimizer=optimizer,
@@ -285,8 +287,24 @@ class AutoencoderDetector(Detector):
         then each categorical column. (True, -1) = the numeric group, (False, j) = categorical column j."""
         return ([(True, -1)] if n_numeric else []) + [(False, j) for j in range(n_cat)]
 
-    def _config(self, batch_size: int) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs_, batch_size=int(batch_size),
+    def _autocast(self, device: torch.device, n_rows: int) -> torch.dtype | None:
+        """``precision``: "fp32"; "bf16" (training forward passes under bfloat16 autocast; the weights,
+        the optimiser, the loss terms and all scoring stay float32); "auto": bf16 on CPUs with native
+        bf16 matmuls for tables of ``_BF16_MIN_ROWS`` rows or more (smaller ones train in seconds anyway),
+        float32 elsewhere (CUDA included). Not the default: on the 100k-row ledger (30 epochs, seeds 0
+        and 1) bf16 took 32-38 s of CPU against 47-53 s for float32 at about the same AUCROC, but ranked
+        23-24 of the 30 local anomalies in the top 1% against 27-29."""
+        p = str(getattr(self, "precision", "fp32")).lower()
+        if p in ("bf16", "bfloat16"):
+            return torch.bfloat16
+        if p == "auto" and device.type == "cpu" and n_rows >= _BF16_MIN_ROWS and cpu_has_fast_bf16():
+            return torch.bfloat16
+        if p not in ("auto", "fp32", "float32"):
+            raise ValueError(f"unknown precision '{self.precision}': choose auto, fp32 or bf16")
+        return None
+
+    def _config(self, batch_size: int, device: torch.device | None = None, n_rows: int = 0) -> TrainConfig:
+        return TrainConfig(autocast=None if device is None else self._autocast(device, n_rows),epochs=self.epochs_, batch_size=int(batch_size),
                            learning_rate=float(self.learning_rate), optimizer=self.optimizer,
                            momentum=float(self.momentum), weight_decay=float(self.l2), l1=float(self.l1),
                            lr_schedule=self.lr_schedule, validation_fraction=float(self.validation_fraction),
@@ -357,7 +375,7 @@ class AutoencoderDetector(Detector):
                     m.generator = self._gen
             data = {"x": torch.as_tensor(fm.numeric, device=device), "c": torch.as_tensor(fm.codes, device=device)}
             w = None if weights_np is None else torch.as_tensor(weights_np, device=device)
-            history = train(net, self._batch_loss, data, self._config(batch_size), weights=w, generator=init_gen,
+            history = train(net, self._batch_loss, data, self._config(batch_size, device, fm.n_rows), weights=w, generator=init_gen,
                             device=device, progress=progress, should_stop=should_stop)
             return net, history, data, w
 

@@ -220,3 +220,20 @@ def test_group_outputs_equal_feeding_each_masked_row(encoded, fitted):
             _, _, lp_ref = net(x, c, keep)
             card = fm.cardinalities[j]
             assert torch.allclose(log_probs[:, j, :card], lp_ref[:, j, :card], atol=1e-5)
+
+
+def test_precision_bf16_trains_and_auto_keeps_small_tables_in_float32(encoded):
+    assert AutoencoderDetector().get_params()["precision"] == "fp32"  # the default
+    """bf16 autocast (the CPU speed-up for large tables) trains to finite scores that still find the
+    planted anomalies; "auto" leaves small tables in float32 (identical to precision="fp32"); an
+    unknown precision is refused."""
+    _, fm, anomalous = encoded
+    det = AutoencoderDetector(**{**FAST, "epochs": 30}, precision="bf16").fit(fm)
+    s = det.score_samples(fm)
+    assert np.all(np.isfinite(s)) and s.dtype == np.float64
+    assert np.mean(np.argsort(-s)[:12] >= len(s) - 6) >= 0.5
+    auto = AutoencoderDetector(**FAST, precision="auto").fit(fm).score_samples(fm)
+    fp32 = AutoencoderDetector(**FAST, precision="fp32").fit(fm).score_samples(fm)
+    np.testing.assert_array_equal(auto, fp32)
+    with pytest.raises(ValueError, match="precision"):
+        AutoencoderDetector(**FAST, precision="fp8").fit(fm)
