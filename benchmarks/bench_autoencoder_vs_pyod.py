@@ -8,7 +8,7 @@ the speed ratio, and rows/s for training and scoring, on the CPU and, when prese
 runs first. The defaults are the issue's comparison: a 100,000-row ledger, 20 epochs, both models.
 
     .venv/bin/python benchmarks/bench_autoencoder_vs_pyod.py [--rows 100000] [--epochs 20] [--seed 7]
-        [--csv LEDGER.csv] [--skip-pyod] [--devices cpu,cuda]
+        [--csv LEDGER.csv] [--skip-pyod] [--devices cpu,cuda] [--precision fp32|bf16|auto]
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--csv", help="an existing ledger (label column 'label', normal value 'regular')")
     ap.add_argument("--skip-pyod", action="store_true", help="only time ours")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                    help="our training precision (AutoencoderDetector(precision=...)); fp32 is the default")
     ap.add_argument("--devices", default="cpu,cuda", help="devices to time ours on (cuda only when present)")
     args = ap.parse_args()
 
@@ -81,7 +83,8 @@ def main() -> int:
         if dev.startswith("cuda") and not torch.cuda.is_available():
             print(f"ours ({dev}): skipped, no CUDA device")
             continue
-        det = AutoencoderDetector(epochs=args.epochs, early_stopping=0, device=dev, seed=args.seed)
+        det = AutoencoderDetector(epochs=args.epochs, early_stopping=0, device=dev, seed=args.seed,
+                                  precision=args.precision)
         t, c = time.perf_counter(), time.process_time()
         det.fit(fm)
         fit_s, fit_cpu = time.perf_counter() - t, time.process_time() - c
@@ -92,7 +95,7 @@ def main() -> int:
         score_s = time.perf_counter() - t
         results[f"ours-{dev}"] = (fit_s, score_s, auc(y, s))
         print(f"ours AutoencoderDetector ({dev}, batch {det.history_.batch_size}, hidden {det.hidden_}, "
-              f"latent {det.latent_}, masked={det.masking_}): fit {fit_s:.1f} s (CPU {fit_cpu:.1f} s; "
+              f"latent {det.latent_}, masked={det.masking_}, precision {args.precision}): fit {fit_s:.1f} s (CPU {fit_cpu:.1f} s; "
               f"training loop {det.history_.seconds:.1f} s), score {score_s:.2f} s, "
               f"AUCROC {results[f'ours-{dev}'][2]:.4f}, train {det.history_.rows_per_s:,.0f} rows/s, "
               f"score {n / score_s:,.0f} rows/s; top 1%: {top1(s)}", flush=True)
