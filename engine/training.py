@@ -66,6 +66,17 @@ class TrainConfig:
     early_stopping: int = 5  # patience in epochs; 0 = off
     min_delta: float = 1e-4  # relative improvement that counts for early stopping
     progress_every: int = 0  # batches between progress reports; 0 = about 10 per epoch
+    autocast: torch.dtype | None = None  # e.g. torch.bfloat16: training forward passes under autocast
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with native bfloat16 matrix instructions (AVX512-BF16 or AMX), where bf16 autocast
+    runs the training matmuls about twice as fast as float32."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
 
 
 @dataclass
@@ -177,7 +188,9 @@ def train(model: nn.Module, batch_loss: Callable[[nn.Module, dict[str, torch.Ten
                 raise Cancelled("training cancelled")
             idx = perm[b * bs: (b + 1) * bs if b < n_batches - 1 else n_train]
             batch = {k: v[idx] for k, v in data.items()}
-            loss = batch_loss(model, batch, None if weights is None else weights[idx])
+            with torch.autocast(device.type, dtype=config.autocast or torch.float32,
+                                enabled=config.autocast is not None):
+                loss = batch_loss(model, batch, None if weights is None else weights[idx])
             if config.l1 > 0:
                 loss = loss + config.l1 * l1_penalty(model)
             optimizer.zero_grad(set_to_none=True)

@@ -64,10 +64,11 @@ class VAEDetector(AutoencoderDetector):
                          batch_size=batch_size, epochs=epochs, l1=l1, l2=l2,
                          validation_fraction=validation_fraction, early_stopping=early_stopping, score=score,
                          input_noise=input_noise, aggregate=aggregate, device=device, seed=seed)
-        for key in ("masking", "mask_rate", "numeric_variance", "numeric_loss"):  # the VAE: plain MSE, no masks
+        for key in ("masking", "mask_rate", "numeric_variance", "numeric_loss", "precision"):  # the VAE: plain MSE, no masks
             self._params.pop(key, None)
         self._params.update(n_samples=n_samples, beta=beta)
         self.n_samples, self.beta = n_samples, beta
+        self.precision = "fp32"  # the sampled latent and the KL term stay float32
 
     def _build(self, n_numeric: int, cardinalities: list[int]) -> nn.Module:
         return _VAENet(n_numeric, cardinalities, self.hidden_, self.latent_, self.activation,
@@ -81,8 +82,8 @@ class VAEDetector(AutoencoderDetector):
                     >= self.input_noise).to(batch["x"].dtype)
         mu, logvar = net.encode(batch["x"], batch["c"], keep)
         z = mu + torch.randn(mu.shape, generator=self._gen, device=mu.device, dtype=mu.dtype) * (0.5 * logvar).exp()
-        x_hat, _, log_probs = net.decode(z)
-        se, nll = column_terms(x_hat, None, log_probs, batch["x"], batch["c"])
+        x_hat, _, nll = net.output.terms(net.decoder(z), batch["c"])
+        se = (x_hat - batch["x"]) ** 2
         kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(dim=1)
         per_row = 0.5 * se.sum(dim=1) + nll.sum(dim=1) + float(self.beta) * kl
         if w is None:

@@ -152,3 +152,14 @@ def test_other_errors_are_not_swallowed():
 
     with pytest.raises(ValueError):
         fit_with_fallback(fit_once, torch.device("cuda"), 256)
+
+
+def test_bf16_autocast_trains_float32_weights():
+    """``TrainConfig.autocast``: forward passes under bf16 autocast, the weights stay float32 and learn."""
+    model = _model()
+    hist = train(model, _loss, _problem(), TrainConfig(epochs=15, batch_size=32, learning_rate=0.02,
+                                                       validation_fraction=0.0, early_stopping=0,
+                                                       autocast=torch.bfloat16),
+                 generator=torch.Generator().manual_seed(1), device=torch.device("cpu"))
+    assert hist.train_loss[-1] < 0.5 * hist.train_loss[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())

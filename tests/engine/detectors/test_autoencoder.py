@@ -175,3 +175,65 @@ def test_numeric_only_and_categorical_only(encoded):
     det = AutoencoderDetector(**FAST).fit(cat)
     assert np.isfinite(det.score_samples(cat)).all()
     assert det.feature_contributions(cat).shape == (cat.n_rows, len(cat.source_columns))
+
+
+def test_fused_training_nll_equals_log_softmax_of_each_column():
+    """The training loss's per-column log-sum-exp gives the same NLL as the scoring path's log-softmax,
+    also for logits far apart (each column keeps its own maximum)."""
+    import torch
+
+    from engine.detectors.autoencoder import TabularOutput
+
+    torch.manual_seed(0)
+    cards = [3, 1, 7, 2]
+    for variance in (False, True):
+        out = TabularOutput(8, 2, cards, variance=variance)
+        h = torch.randn(50, 8) * 30.0
+        codes = torch.stack([torch.randint(0, c, (50,)) for c in cards], dim=1)
+        x_hat, logvar, log_probs = out(h)
+        x2, lv2, nll = out.terms(h, codes)
+        expected = -log_probs.gather(2, codes[:, :, None]).squeeze(2)
+        assert torch.allclose(nll, expected, atol=1e-4, rtol=1e-5)
+        assert torch.equal(x_hat, x2) and (logvar is None) == (lv2 is None)
+        nll.sum().backward()  # differentiable
+
+
+def test_group_outputs_equal_feeding_each_masked_row(encoded, fitted):
+    """Masked scoring builds the first layer once and takes out the hidden group's part: the result is
+    the same as running the network on the row with that group masked."""
+    import torch
+
+    _, fm, _ = encoded
+    net = fitted.net_
+    x, c = torch.as_tensor(fm.numeric[:40]), torch.as_tensor(fm.codes[:40])
+    d, k = x.shape[1], c.shape[1]
+    with torch.no_grad():
+        x_hat, logvar, log_probs = fitted._group_outputs(net, x, c)
+        keep = torch.ones((40, d + k))
+        keep[:, :d] = 0.0
+        x_ref, lv_ref, _ = net(x, c, keep)
+        assert torch.allclose(x_hat, x_ref, atol=1e-5)
+        assert (logvar is None and lv_ref is None) or torch.allclose(logvar, lv_ref, atol=1e-5)
+        for j in range(k):
+            keep = torch.ones((40, d + k))
+            keep[:, d + j] = 0.0
+            _, _, lp_ref = net(x, c, keep)
+            card = fm.cardinalities[j]
+            assert torch.allclose(log_probs[:, j, :card], lp_ref[:, j, :card], atol=1e-5)
+
+
+def test_precision_bf16_trains_and_auto_keeps_small_tables_in_float32(encoded):
+    assert AutoencoderDetector().get_params()["precision"] == "fp32"  # the default
+    """bf16 autocast (the CPU speed-up for large tables) trains to finite scores that still find the
+    planted anomalies; "auto" leaves small tables in float32 (identical to precision="fp32"); an
+    unknown precision is refused."""
+    _, fm, anomalous = encoded
+    det = AutoencoderDetector(**{**FAST, "epochs": 30}, precision="bf16").fit(fm)
+    s = det.score_samples(fm)
+    assert np.all(np.isfinite(s)) and s.dtype == np.float64
+    assert np.mean(np.argsort(-s)[:12] >= len(s) - 6) >= 0.5
+    auto = AutoencoderDetector(**FAST, precision="auto").fit(fm).score_samples(fm)
+    fp32 = AutoencoderDetector(**FAST, precision="fp32").fit(fm).score_samples(fm)
+    np.testing.assert_array_equal(auto, fp32)
+    with pytest.raises(ValueError, match="precision"):
+        AutoencoderDetector(**FAST, precision="fp8").fit(fm)
