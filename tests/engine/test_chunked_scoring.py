@@ -22,11 +22,11 @@ SCHEMA = Schema(columns=[ColumnInfo("amount", Role.NUMERIC, "t"), ColumnInfo("qt
                          ColumnInfo("shop", Role.CATEGORICAL, "t")])
 
 
-@pytest.mark.parametrize("detector", ["pca", "iforest", "ecod"])
+@pytest.mark.parametrize("detector", ["pca", "iforest", "ecod", "auto"])
 def test_blocks_give_the_same_result_as_one_call(detector):
     frame = _frame()
-    model = AnomalyModel(detector, params={"n_estimators": 20} if detector == "iforest" else {}).fit(
-        frame.head(300), SCHEMA)
+    params = {"n_estimators": 20} if detector == "iforest" else {}
+    model = AnomalyModel(detector, params=params).fit(frame.head(300), SCHEMA)
     whole = model.score(frame)
     seen = []
     blocks = score_in_blocks(model, frame, block_rows=97, progress=lambda f, m="", **k: seen.append(f),
