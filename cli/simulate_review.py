@@ -68,5 +68,5 @@ def run(args) -> int:
         print(f"  {value}: {d['count']} in the data, found static {d['found_static'][-1]}, "
               f"with feedback {d['found_feedback'][-1]}")
     print(f"retrain seconds: mean {result['retrain_seconds_mean']:.3f}, max {result['retrain_seconds_max']:.3f} "
-          f"(detector fit {result['fit_seconds']:.2f} s)")
+          f"(first call {result['prepare_seconds']:.2f} s, detector fit {result['fit_seconds']:.2f} s)")
     return 0

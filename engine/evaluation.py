@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from engine.errors import AnomalyDeskError, DataError
 
@@ -102,7 +103,9 @@ def metrics(labels, scores, values=None, budget: int = DEFAULT_BUDGET) -> dict[s
     return out
 
 
-def _load_labelled(csv: str | Path, label_column: str, normal_value: str | None):
+def load_labelled(csv: str | Path, label_column: str, normal_value: str | None = None):
+    """(loaded file, schema with the label column, anomalous: bool per row, label values); refuses a
+    file whose label column is missing or holds one class only, naming the file and column."""
     from engine.data import label_values, label_vector, load
     from engine.schema import SchemaOverrides
 
@@ -130,6 +133,18 @@ def _load_labelled(csv: str | Path, label_column: str, normal_value: str | None)
     return loaded, schema, anomalous, values
 
 
+def load_training_frame(train_csv: str | Path, schema) -> pd.DataFrame:
+    """A reference file of known-good rows to train on; it must hold every feature column of ``schema``."""
+    from engine.data import read_csv
+
+    train_frame = read_csv(train_csv).frame
+    missing = [c for c in schema.feature_columns if c not in train_frame.columns]
+    if missing:
+        raise DataError(f"the training file lacks column(s) {', '.join(missing)} of the scored file",
+                        file=str(train_csv))
+    return train_frame
+
+
 def evaluate(csv: str | Path, label_column: str, *, normal_value: str | None = None,
              train_csv: str | Path | None = None, detector: str = "auto", params: dict | None = None,
              epochs: int | None = None, seed: int = 0, device: str = "auto",
@@ -138,20 +153,11 @@ def evaluate(csv: str | Path, label_column: str, *, normal_value: str | None = N
     from engine.detectors import accepted_params, detector_class
     from engine.pipeline import AnomalyModel
 
-    loaded, schema, anomalous, values = _load_labelled(csv, label_column, normal_value)
+    loaded, schema, anomalous, values = load_labelled(csv, label_column, normal_value)
     params = dict(params or {})
     if epochs is not None:
         params.update(accepted_params(detector_class(detector), {"epochs": int(epochs)}))
-    if train_csv is not None:
-        from engine.data import read_csv
-
-        train_frame = read_csv(train_csv).frame
-        missing = [c for c in schema.feature_columns if c not in train_frame.columns]
-        if missing:
-            raise DataError(f"the training file lacks column(s) {', '.join(missing)} of the scored file",
-                            file=str(train_csv))
-    else:
-        train_frame = loaded.frame
+    train_frame = load_training_frame(train_csv, schema) if train_csv is not None else loaded.frame
     model = AnomalyModel(detector=detector, params=params, device=device, seed=seed)
     model.fit(train_frame, schema, progress=progress)
     start = time.perf_counter()
@@ -172,3 +178,6 @@ def evaluate(csv: str | Path, label_column: str, *, normal_value: str | None = N
             for name, w in zip(result.member_scores, weights, strict=False):
                 out["members"][name]["weight"] = float(w)
     return out
+
+
+_load_labelled = load_labelled  # the earlier private name

@@ -49,7 +49,7 @@ class FeatureMatrix:
                  numeric_source: np.ndarray | None = None, codes: np.ndarray | None = None,
                  categorical_source: np.ndarray | None = None, categories: list[list[str]] | None = None,
                  unseen: dict[str, int] | None = None, missing: dict[str, int] | None = None,
-                 rare_nll: np.ndarray | None = None):
+                 rare_nll: np.ndarray | None = None, numeric_log: np.ndarray | None = None):
         if numeric is None:
             # A plain matrix (e.g. built by a test): every column numeric.
             if values is None:
@@ -76,6 +76,10 @@ class FeatureMatrix:
         # value seen once in training or never is rarer than one seen four times.
         self.rare_nll = (np.zeros(self.codes.shape, dtype=np.float32) if rare_nll is None
                          else np.ascontiguousarray(rare_nll, dtype=np.float32))
+        # (d_num, 3) per numeric feature: log kind (0 none, 1 log1p, 2 signed log1p), center, scale, so
+        # a detector that needs the unlogged values (``linear_numeric``) can undo the log transform.
+        self.numeric_log = (None if numeric_log is None
+                            else np.asarray(numeric_log, dtype=np.float64).reshape(self.numeric.shape[1], 3))
         self._values = None if values is None or codes is not None else self.numeric
 
     # -- shape of the encoding -----------------------------------------------------------------------
@@ -141,8 +145,22 @@ class FeatureMatrix:
         fm = FeatureMatrix(numeric=self.numeric[rows], numeric_names=self.numeric_names,
                            numeric_source=self.numeric_source, codes=self.codes[rows],
                            categorical_source=self.categorical_source, categories=self.categories,
-                           source_columns=self.source_columns, rare_nll=self.rare_nll[rows])
+                           source_columns=self.source_columns, rare_nll=self.rare_nll[rows],
+                           numeric_log=self.numeric_log)
         return fm
+
+    def linear_numeric(self) -> np.ndarray:
+        """The numeric block (float64) with the log transform undone, still centred and scaled in the
+        log domain's units: ``sign(t) * expm1(|t|)`` with ``t = z * scale + center`` (exponent capped at
+        80 so float32 stays finite). For detectors whose splits are drawn uniformly over a feature's
+        range (isolation forest): the log squeezes exactly the right tail where outliers lie."""
+        x = self.numeric.astype(np.float64)
+        if self.numeric_log is None:
+            return x
+        for j in np.flatnonzero(self.numeric_log[:, 0] > 0):
+            t = x[:, j] * self.numeric_log[j, 2] + self.numeric_log[j, 1]
+            x[:, j] = np.sign(t) * np.expm1(np.minimum(np.abs(t), 80.0))
+        return x
 
     def __repr__(self) -> str:
         return (f"FeatureMatrix(rows={self.n_rows}, numeric={self.numeric.shape[1]}, "
@@ -262,6 +280,7 @@ class Preprocessor:
         num_blocks: list[np.ndarray] = []
         num_names: list[str] = []
         num_source: list[int] = []
+        num_log: list[tuple[float, float, float]] = []
         codes: list[np.ndarray] = []
         rare_nll: list[np.ndarray] = []
         cat_source: list[int] = []
@@ -274,6 +293,7 @@ class Preprocessor:
                 num_blocks.append(miss.astype(np.float64))
                 num_names.append(f"{c}__missing")
                 num_source.append(j)
+                num_log.append((0.0, 0.0, 1.0))
             if miss.any():
                 missing_counts[c] = int(miss.sum())
 
@@ -288,6 +308,8 @@ class Preprocessor:
                 num_blocks.append(np.clip(z, -_CLIP, _CLIP))
                 num_names.append(c)
                 num_source.append(j)
+                num_log.append(({"log1p": 1.0, "signed_log1p": 2.0}.get(spec["transform"], 0.0),
+                                float(spec["center"]), float(spec["scale"])))
                 add_missing(c, j, miss, spec["indicator"])
             elif role == Role.DATETIME.value:
                 spec = self.datetime_[c]
@@ -300,6 +322,7 @@ class Preprocessor:
                     num_blocks.append(z)
                     num_names.append(f"{c}__{p}")
                     num_source.append(j)
+                    num_log.append((0.0, 0.0, 1.0))
                 add_missing(c, j, miss, spec["indicator"])
             else:
                 levels = self.levels_[c]
@@ -322,7 +345,8 @@ class Preprocessor:
                              categorical_source=np.asarray(cat_source, dtype=np.int64),
                              categories=categories, source_columns=list(self.columns_),
                              unseen=unseen, missing=missing_counts,
-                             rare_nll=np.column_stack(rare_nll) if rare_nll else None)
+                             rare_nll=np.column_stack(rare_nll) if rare_nll else None,
+                             numeric_log=np.asarray(num_log, dtype=np.float64).reshape(-1, 3))
 
     def _rare_surprise(self, column: str, text: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, int]:
         out = np.zeros(len(text), dtype=np.float32)

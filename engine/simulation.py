@@ -39,7 +39,8 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
     ``labels``: boolean (n,) ground truth (True = anomaly). Returns a dict with
     ``found_static`` / ``found_feedback`` (cumulative anomalies found after each batch: the static
     ranking, and the ranking retrained on all verdicts so far), ``retrain_seconds`` (one per retrain),
-    ``retrain_seconds_mean``/``_max``, ``fit_seconds``, ``detector``, ``rows``, ``anomalies``,
+    ``retrain_seconds_mean``/``_max``, ``prepare_seconds`` (the first call, which scores the rows and
+builds the region forest and column profile the later retrains reuse), ``fit_seconds``, ``detector``, ``rows``, ``anomalies``,
     ``budget``, ``batch``, ``seed``. ``model``: an AnomalyModel to use instead of a new one.
     ``label_values``: the raw label per row (such as ``global``/``local``); when given, the result
     also holds ``by_value``: for each anomalous value its ``count`` and cumulative ``found_static`` /
@@ -82,8 +83,10 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
     with tempfile.TemporaryDirectory(prefix="anomaly-desk-sim-") as tmp:
         store = VerdictStore(Path(tmp) / "verdicts.sqlite", user="simulated-analyst")
         try:
+            tp = time.perf_counter()
             result = retrain_with_verdicts(model, frame, schema, {}, should_stop=should_stop, refit=False,
                                            params=params)
+            prepare_seconds = time.perf_counter() - tp
             found = 0
             for r, end in enumerate(ends):
                 stop_check()
@@ -113,6 +116,7 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
         "retrain_seconds_mean": float(np.mean(retrain_seconds)) if retrain_seconds else 0.0,
         "retrain_seconds_max": float(np.max(retrain_seconds)) if retrain_seconds else 0.0,
         "fit_seconds": fit_seconds,
+        "prepare_seconds": prepare_seconds,
         "detector": getattr(model, "detector_name_", None) or getattr(model, "detector", detector),
         "rows": n,
         "anomalies": int(y.sum()),

@@ -8,6 +8,7 @@ sentence the GUI can show as is. Ways to choose:
   flagged, as alibi-detect's ``infer_threshold``.
 - ``automatic_threshold(scores, method="mad"|"iqr"|"otsu")``: no guess needed; a robust outlier rule
   on the score distribution (as PyThresh's MAD/IQR/Otsu methods).
+- ``default_threshold(scores)``: what the product starts from (automatic, else a 1% queue).
 - ``best_f1_threshold(scores, labels)`` and ``min_cost_threshold(scores, labels, cost_missed=,
   cost_review=)``: from labels or verdicts.
 - ``dynamic_threshold(scores, window=, percentile=)``: a trailing-window percentile per record for
@@ -131,6 +132,17 @@ def automatic_threshold(scores, method: str = "mad", k: float | None = None) -> 
     n = _count(s, t)
     return Threshold(float(t), f"auto_{method}", f"Automatic ({why}): flags {n} of {len(s)} records "
                      f"({100.0 * n / len(s):.2f}%), no contamination guess needed.", n)
+
+
+def default_threshold(scores, max_share: float = 0.05, fallback_share: float = 0.01) -> Threshold:
+    """The product's default: the automatic (MAD) rule; when it flags nothing or more than
+    ``max_share`` of the records (too much to review), the top ``fallback_share`` instead."""
+    s = _scores(scores)
+    th = automatic_threshold(s)
+    share = float((s >= th.value).mean())
+    if share > max_share or share == 0:
+        th = by_contamination(s, fallback_share)
+    return th
 
 
 def _cut_table(s: np.ndarray, y: np.ndarray):

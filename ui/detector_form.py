@@ -26,6 +26,9 @@ CHOICES = {
     "combine": ["mean", "max", "rank"],
     "weighting": ["agreement", "equal"],
     "lr_schedule": ["constant", "cosine", "step", "plateau", "onecycle"],
+    "cell": ["gru", "lstm"],
+    "step_layers": ["auto", "shared", "per_step"],
+    "tails": ["both", "skew"],
 }
 HELP = {
     "hidden_layers": "sizes of the encoder's layers, e.g. 64-32-8 (the decoder mirrors them)",
@@ -40,6 +43,19 @@ HELP = {
     "l2": "L2 penalty on the weights (regularisation)",
     "members": "detectors to combine, comma separated (empty: chosen from the data)",
     "early_stopping": "stop after this many epochs without validation improvement (0: never)",
+    "window": "0: each row is a sequence (its numeric columns are the time steps); 2 or more: the file is "
+              "time-ordered and windows of this many consecutive rows are the sequences",
+    "cell": "recurrent cell of the encoder and decoder", "bidirectional": "read each sequence in both directions",
+    "hidden_size": "units of the recurrent layers", "num_layers": "stacked recurrent layers",
+    "step_layers": "output layer per time step or shared (auto: per step for sequences of up to 32 steps)",
+    "discriminator_width": "units of the discriminator's layers",
+    "spectral_norm": "spectral normalisation of the discriminator (training stability)",
+    "reconstruction_weight": "weight of the reconstruction term in the encoder/generator loss",
+    "label_smoothing": "one-sided label smoothing of the discriminator's real pairs",
+    "grad_clip": "largest gradient norm per step (0: no clipping)",
+    "tails": "both: a value far out in either tail counts in full; skew: only the tail the column's skew points to",
+    "undo_log": "split the numeric values on their original scale (the log squeezes the tail where outliers are)",
+    "feature_weight": "score share of the discriminator feature-matching distance (the rest: reconstruction)",
 }
 FALLBACK_SPECS: dict[str, list[tuple[str, Any]]] = {
     # used while a detector's module is not in this build yet

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QTabW
 from engine.chunked_scoring import score_in_blocks
 from engine.errors import AnomalyDeskError
 from engine.schema import Role, Schema, SchemaOverrides
+from ui.compare_panel import ComparePanel
 from ui.data_panel import DataPanel
 from ui.detail_panel import DetailPanel, RecordView, WhatIf
 from ui.dialogs import show_error, show_info
@@ -36,7 +37,7 @@ APP_NAME = "Anomaly Desk"
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "resources" / "sample_journal_entries.csv"
 PROJECT_SUFFIX = ".adproj"
 MAX_RECENT = 8
-TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD = range(4)
+TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD, TAB_COMPARE = range(5)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.train_panel, "2 · Train")
         self.tabs.addTab(review, "3 · Review")
         self.tabs.addTab(self.threshold_panel, "4 · Threshold")
+        self.compare_panel = ComparePanel()  # model lab: detectors side by side (ui/compare_panel.py)
+        self.tabs.addTab(self.compare_panel, "5 · Compare")
         self.setCentralWidget(self.tabs)
         self.status_label = QLabel("")
         self.statusBar().addWidget(self.status_label, 1)
@@ -201,6 +204,7 @@ class MainWindow(QMainWindow):
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.threshold_panel.error.connect(lambda exc: self.show_error("Threshold", exc))
         self.threshold_panel.job_slot = self.jobs.slot("curves")
+        self.compare_panel.attach(self)
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -230,7 +234,7 @@ class MainWindow(QMainWindow):
         self.act_import_verdicts = self._action(review_menu, "&Import verdicts (CSV)…", self.choose_import_verdicts)
 
         view_menu = mb.addMenu("&View")
-        for i, name in enumerate(("Data", "Train", "Review", "Threshold")):
+        for i, name in enumerate(("Data", "Train", "Review", "Threshold", "Compare")):
             self._action(view_menu, f"&{i + 1} {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
                          f"Ctrl+{i + 1}")
         help_menu = mb.addMenu("&Help")
@@ -512,6 +516,8 @@ class MainWindow(QMainWindow):
             progress(0.99, "ordering the queue")
             order = np.argsort(result.scores, kind="stable")  # numpy sorts without the GIL
             # medians of a million scores: 0.14 s that would otherwise freeze the GUI thread
+            from engine.thresholds import default_threshold
+
             default = default_threshold(np.asarray(result.scores, dtype=float))
             progress(1.0, "done")
             return TrainOutcome(model, result, ref_scores, time.perf_counter() - t0, order, default)
@@ -576,8 +582,10 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _apply_default_threshold(self, th=None) -> None:
-        """``th``: ``default_threshold(self.scores)`` when a worker computed it already."""
-        th = th if th is not None else default_threshold(self.scores)
+        """``th``: ``thresholds.default_threshold(self.scores)`` when a worker computed it already."""
+        from engine import thresholds
+
+        th = th if th is not None else thresholds.default_threshold(self.scores)  # automatic, else a 1% queue
         self.threshold_panel.set_threshold(th.value, th.method, th.explanation)
 
     def _time_axis(self) -> tuple[np.ndarray | None, str]:
@@ -1124,6 +1132,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer.stop()
         self.review_panel._filter_timer.stop()
         self.threshold_panel._live_timer.stop()
+        self.compare_panel.shutdown()
         self.jobs.shutdown()
         if self.store is not None:
             self.store.close()
@@ -1144,18 +1153,6 @@ def _freeze_long_lived_objects() -> None:
     import gc
 
     gc.freeze()
-
-
-def default_threshold(scores: np.ndarray):
-    """The threshold a fresh result starts from (engine.thresholds.Threshold)."""
-    from engine import thresholds
-
-    th = thresholds.automatic_threshold(scores)
-    share = (scores >= th.value).mean()
-    if share > 0.05 or share == 0:
-        # the automatic rule flags too much to review: start from a 1% queue instead
-        th = thresholds.by_contamination(scores, 0.01)
-    return th
 
 
 def _project_method(method: str) -> str:

@@ -8,7 +8,7 @@ takes about a tenth of a second; text columns are factorised once (sorted codes)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -30,11 +30,12 @@ class QueueFilter:
     column: str | None = None  # filter by a column's value
     column_value: str = ""
     text: str = ""  # free text searched in every text column
+    records: np.ndarray | None = field(default=None, compare=False)  # only these record indices (Compare)
 
     @property
     def is_active(self) -> bool:
         return bool(self.flagged_only or self.not_reviewed or self.verdict or
-                    (self.column and self.column_value) or self.text)
+                    (self.column and self.column_value) or self.text or self.records is not None)
 
 
 def _severity_brushes() -> list[QBrush]:
@@ -334,6 +335,11 @@ class QueueModel(QAbstractTableModel):
             mask &= self.verdicts == VERDICT_CODE.get(flt.verdict, -1)
         if flt.column and flt.column_value and flt.column in self.columns:
             mask &= self._column_matches(self.columns.index(flt.column), flt.column_value)
+        if flt.records is not None:
+            keep = np.zeros(self.n, dtype=bool)
+            rows = np.asarray(flt.records, dtype=np.int64)
+            keep[rows[(rows >= 0) & (rows < self.n)]] = True
+            mask &= keep
         if flt.text:
             hit = np.zeros(self.n, dtype=bool)
             for i, is_float in enumerate(self._is_float):

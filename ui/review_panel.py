@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -91,6 +92,16 @@ class ReviewPanel(QWidget):
         self.search_edit.setClearButtonEnabled(True)
         clear = QPushButton("Clear filters")
         clear.clicked.connect(self.clear_filters)
+        # a set of records sent from another screen (Compare: flagged by one detector, not another)
+        self.records_subset = None
+        self.subset_label = QLabel("")
+        self.subset_label.setObjectName("recordSubset")
+        self.subset_label.setStyleSheet("background:#e8f0fb; padding:2px 6px;")
+        self.subset_label.setVisible(False)
+        self.subset_clear = QPushButton("Show all records")
+        self.subset_clear.setObjectName("clearRecordSubset")
+        self.subset_clear.setVisible(False)
+        self.subset_clear.clicked.connect(lambda: self.show_records(None))
         for w in (self.flagged_check, self.unreviewed_check):
             w.toggled.connect(self.apply_filters)
         self.verdict_combo.currentIndexChanged.connect(self.apply_filters)
@@ -113,6 +124,9 @@ class ReviewPanel(QWidget):
         filters.addWidget(self.value_edit)
         filters.addWidget(self.search_edit, 1)
         filters.addWidget(clear)
+        subset_row = QHBoxLayout()
+        subset_row.addWidget(self.subset_label, 1)
+        subset_row.addWidget(self.subset_clear)
 
         # note, counter, cheat sheet, retrain
         self.note_edit = QLineEdit()
@@ -158,6 +172,7 @@ class ReviewPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(filters)
+        layout.addLayout(subset_row)
         layout.addWidget(self.view, 1)
         layout.addLayout(note_row)
         layout.addWidget(self.cheat_sheet)
@@ -172,13 +187,24 @@ class ReviewPanel(QWidget):
                            not_reviewed=self.unreviewed_check.isChecked(),
                            verdict=None if verdict == ANY_VERDICT else verdict,
                            column=column, column_value=self.value_edit.text().strip(),
-                           text=self.search_edit.text().strip())
+                           text=self.search_edit.text().strip(), records=self.records_subset)
 
     def apply_filters(self) -> None:
         self._filter_timer.stop()
         record = self.current_record()
         self.model.apply_filter(self.current_filter())
         self._restore(record)
+
+    def show_records(self, records, description: str = "") -> None:
+        """Show only these records (indices) in the queue, with a line saying where they came from;
+        ``None`` shows every record again."""
+        self.records_subset = None if records is None else np.asarray(records, dtype=np.int64)
+        shown = self.records_subset is not None
+        n = 0 if records is None else len(self.records_subset)
+        self.subset_label.setText(f"Showing {n:,} record(s): {description}" if shown else "")
+        self.subset_label.setVisible(shown)
+        self.subset_clear.setVisible(shown)
+        self.apply_filters()
 
     def _column_filter_changed(self) -> None:
         if self.value_edit.text().strip():
@@ -194,6 +220,9 @@ class ReviewPanel(QWidget):
         self.column_combo.setCurrentIndex(0)
         self.value_edit.clear()
         self.search_edit.clear()
+        self.records_subset = None
+        self.subset_label.setVisible(False)
+        self.subset_clear.setVisible(False)
         for w in (self.flagged_check, self.unreviewed_check, self.verdict_combo, self.column_combo,
                   self.value_edit, self.search_edit):
             w.blockSignals(False)

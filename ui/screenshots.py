@@ -2,7 +2,8 @@
 
 Usage: QT_QPA_PLATFORM=offscreen .venv/bin/python -m ui.screenshots [OUT_DIR] [--ecg CSV]
 Writes data.png, train.png, review.png, threshold.png and heartbeat.png (a 140-point ECG beat beside
-its reconstruction) into OUT_DIR (default docs/screenshots).
+its reconstruction) into OUT_DIR (default docs/screenshots), and compare.png, compare_contamination.png
+and compare_playback.png (the Compare screen on the ECG file). ``--only compare`` renders just those.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ecg", default=str(DEFAULT_ECG))
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--train-rows", type=int, default=10_000)
+    ap.add_argument("--only", choices=("compare",), help="render only these screens")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,11 @@ def main(argv=None) -> int:
         _settle(app)
         window.grab().save(str(out / f"{name}.png"))
         print(f"wrote {out / name}.png")
+
+    if args.only == "compare":
+        code = compare_shots(app, window, shot, args.ecg)
+        window.close()
+        return code
 
     window.open_file(SAMPLE_CSV)
     _wait(app, lambda: window.loaded is not None)
@@ -113,7 +120,52 @@ def main(argv=None) -> int:
         window.tabs.setCurrentIndex(TAB_REVIEW)
         panel.select_row(0)
         shot("heartbeat")
+        compare_shots(app, window, shot, args.ecg)
     window.close()
+    return 0
+
+
+def compare_shots(app, window, shot, ecg: str) -> int:
+    """The Compare screen on the labelled ECG file: metrics and curves, the contamination study, and
+    the streaming playback half-way."""
+    from ui.main_window import TAB_COMPARE
+
+    if not Path(ecg).is_file():
+        print(f"no ECG file at {ecg}: compare screenshots skipped")
+        return 1
+    # the published split when it is there: train on 200 normal beats, compare on the other 300
+    test, normal = Path(ecg).parent / "ecg5000_test.csv", Path(ecg).parent / "ecg5000_train_normal.csv"
+    if test.is_file() and normal.is_file():
+        ecg = str(test)
+    if window.loaded is None or window.loaded.path != str(ecg):
+        window.open_file(ecg)
+        _wait(app, lambda: window.loaded is not None and window.loaded.path == str(ecg))
+    if test.is_file() and normal.is_file():
+        window.set_reference(normal)
+        _wait(app, lambda: window.reference is not None)
+    window.tabs.setCurrentIndex(TAB_COMPARE)
+    panel = window.compare_panel
+    panel.set_checked(["autoencoder", "pca", "iforest", "ecod", "ocsvm"])
+    panel.run()
+    _wait(app, lambda: panel.comparison is not None or window.error_dialogs)
+    if window.error_dialogs:
+        print("comparison failed:", window.error_dialogs[-1].text())
+        return 1
+    panel.pages.setCurrentIndex(0)
+    shot("compare")
+    panel.pages.setCurrentIndex(2)
+    panel.study_detector.setCurrentText("autoencoder")
+    panel.run_study()
+    _wait(app, lambda: panel.study is not None or window.error_dialogs)
+    shot("compare_contamination")
+    panel.pages.setCurrentIndex(3)
+    panel.speed_spin.setValue(10)
+    panel.play_threshold.setCurrentIndex(panel.play_threshold.findData("best_f1"))
+    panel.play()
+    half = len(window.loaded.frame) // 2
+    _wait(app, lambda: panel.last_step is not None and panel.last_step.seen >= half, 120)
+    panel.pause()
+    shot("compare_playback")
     return 0
 
 

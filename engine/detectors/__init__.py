@@ -1,6 +1,6 @@
 """Detector registry: ``make_detector(name, **params)``.
 
-Modules that need torch (autoencoder, vae) are imported only when such a detector is asked for, so
+Modules that need torch (autoencoder, vae, bigan, sequence_ae) are imported only when such a detector is asked for, so
 importing the engine (and the GUI) stays free of torch.
 """
 
@@ -18,6 +18,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "auto": ("engine.detectors.ensemble", "AutoDetector"),
     "autoencoder": ("engine.detectors.autoencoder", "AutoencoderDetector"),
     "vae": ("engine.detectors.vae", "VAEDetector"),
+    "bigan": ("engine.detectors.bigan", "BiGANDetector"),
+    "sequence_ae": ("engine.detectors.sequence", "SequenceAutoencoderDetector"),
     "iforest": ("engine.detectors.classical", "IsolationForestDetector"),
     "ocsvm": ("engine.detectors.classical", "OCSVMDetector"),
     "pca": ("engine.detectors.classical", "PCADetector"),
@@ -26,7 +28,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 
 DETECTOR_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 #: detectors that need torch (deep models)
-TORCH_DETECTORS: frozenset[str] = frozenset({"autoencoder", "vae"})
+TORCH_DETECTORS: frozenset[str] = frozenset({"autoencoder", "vae", "bigan", "sequence_ae"})
 
 
 def detector_class(name: str) -> type[Detector]:

@@ -76,21 +76,37 @@ class IsolationForestDetector(Detector):
     up to ``log(n_root / n_leaf)``, so the features that isolate a row in few, decisive splits get
     the largest shares. This avoids the TreeSHAP-on-path-length pitfall (where the *negative*
     attributions drive the anomaly): every credit here is positive and points at the anomaly.
+
+    Features (``undo_log``, default on): the trees see numeric columns *without* the preprocessing's
+    log transform (``FeatureMatrix.linear_numeric``). A split is drawn uniformly over a feature's
+    range, and the log squeezes exactly the long right tail where the outliers lie, so fewer splits
+    land there. Measured (issue 3, six ADBench files, seeds 0/1, AUCROC x100): 91.84 with the logged
+    features, 92.49 without (cardio 91.65 -> 93.47, mammography 84.06 -> 86.12, the others within
+    0.2), the published IForest (raw features) being 92.4.
     """
 
     name: ClassVar[str] = "iforest"
 
     def __init__(self, n_estimators: int = 100, max_samples: int | float | str = "auto",
-                 max_features: float = 1.0, seed: int = 0):
+                 max_features: float = 1.0, undo_log: bool = True, seed: int = 0):
         self._params = dict(n_estimators=n_estimators, max_samples=max_samples, max_features=max_features,
-                            seed=seed)
+                            undo_log=undo_log, seed=seed)
         self.n_estimators, self.max_samples, self.max_features, self.seed = (
             n_estimators, max_samples, max_features, seed)
+        self.undo_log = undo_log
+
+    def _matrix(self, fm) -> np.ndarray:
+        x = encoded_values(fm)
+        if self.undo_log and getattr(fm, "numeric_log", None) is not None:
+            lin = fm.linear_numeric()
+            x = x.copy()
+            x[:, : lin.shape[1]] = np.nan_to_num(lin, nan=0.0, posinf=0.0, neginf=0.0)
+        return x.astype(np.float32)
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
         from sklearn.ensemble import IsolationForest
 
-        x = encoded_values(fm).astype(np.float32)
+        x = self._matrix(fm)
         w = _weights(sample_weight, x.shape[0])
         _check_stop(should_stop)
         rng = np.random.default_rng(self.seed)
@@ -125,7 +141,7 @@ class IsolationForestDetector(Detector):
 
     def _walk(self, fm, with_contrib: bool):
         self._check_fitted()
-        x = encoded_values(fm).astype(np.float32)
+        x = self._matrix(fm)
         _check_width(self, x)
         n = x.shape[0]
         depth_sum = np.zeros(n)
@@ -174,7 +190,9 @@ class IsolationForestDetector(Detector):
 
     @classmethod
     def from_state(cls, meta, arrays):
-        det = cls(**meta["params"])
+        params = dict(meta["params"])
+        params.setdefault("undo_log", False)  # models saved before undo_log saw the logged features
+        det = cls(**params)
         det.children_left_ = np.asarray(arrays["children_left"], dtype=np.int64)
         det.children_right_ = np.asarray(arrays["children_right"], dtype=np.int64)
         det.feature_ = np.asarray(arrays["feature"], dtype=np.int64)
@@ -389,19 +407,26 @@ class PCADetector(Detector):
 class ECODDetector(Detector):
     """ECOD (Li et al. 2022): empirical-CDF tail probabilities per feature, summed.
 
-    For each feature: left tail ``-log P(X <= x)``, right tail ``-log P(X >= x)``, the tail the
-    feature's skewness points to, and their mean; the feature's outlyingness is the larger of the
-    skew tail and the mean, and the row's score is the sum over features (so contributions are
-    exact). The empirical CDFs come from the (weighted) training data only, smoothed by one count so
+    For each feature: left tail ``-log P(X <= x)`` and right tail ``-log P(X >= x)``. With
+    ``tails="both"`` (the default, as PyOD's ECOD computes it) the feature's outlyingness is the
+    larger of the two: a value far out in either tail counts in full. With ``tails="skew"`` (the
+    rule before issue 3) it is the larger of the tail the feature's skewness points to and the mean
+    of both tails, which halves a value far out in the short tail. The row's score is the sum over
+    features (so contributions are exact). Measured (issue 3, six ADBench files, AUCROC x100):
+    "both" 92.13 against "skew" 90.73 (cardio 93.52/92.17, thyroid 97.72/93.89, pendigits
+    92.75/90.48, annthyroid 78.88/77.60, mammography 90.62/90.54, shuttle 99.30/99.69); published
+    ECOD 91.94 on the same files. The empirical CDFs come from the (weighted) training data only, smoothed by one count so
     values beyond the training range stay finite. A one-hot column's rare level gets a large
     right-tail term: rare categories surface.
     """
 
     name: ClassVar[str] = "ecod"
 
-    def __init__(self, seed: int = 0):
-        self._params = dict(seed=seed)
-        self.seed = seed
+    def __init__(self, tails: str = "both", seed: int = 0):
+        if tails not in ("both", "skew"):
+            raise AnomalyDeskError(f"ecod: tails must be 'both' or 'skew', not {tails!r}")
+        self._params = dict(tails=tails, seed=seed)
+        self.tails, self.seed = tails, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
         x = encoded_values(fm)
@@ -448,6 +473,9 @@ class ECODDetector(Detector):
             lt = cw0[np.searchsorted(vals, col, side="left")]  # weight of training values < x
             u_left = -np.log((le + 1.0) / (total + 1.0))
             u_right = -np.log((total - lt + 1.0) / (total + 1.0))
+            if self.tails == "both":
+                out[:, j] = np.maximum(u_left, u_right)
+                continue
             s = self.skew_sign_[j]
             u_skew = u_left * -np.sign(s - 1) + u_right * np.sign(s + 1)
             out[:, j] = np.maximum(u_skew, (u_left + u_right) / 2.0)
@@ -468,7 +496,9 @@ class ECODDetector(Detector):
 
     @classmethod
     def from_state(cls, meta, arrays):
-        det = cls(**meta["params"])
+        params = dict(meta["params"])
+        params.setdefault("tails", "skew")  # models saved before the tails parameter used the skew rule
+        det = cls(**params)
         det.values_ = np.asarray(arrays["values"], dtype=np.float64)
         det.cum_weight_ = np.asarray(arrays["cum_weight"], dtype=np.float64)
         det.offsets_ = np.asarray(arrays["offsets"], dtype=np.int64)

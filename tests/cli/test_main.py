@@ -3,7 +3,7 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-SUBCOMMANDS = ("gui", "inspect", "train", "score", "evaluate", "simulate-review", "report")
+SUBCOMMANDS = ("gui", "inspect", "train", "score", "evaluate", "compare", "simulate-review", "report")
 
 
 def test_help_lists_every_subcommand():

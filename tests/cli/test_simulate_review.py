@@ -39,7 +39,7 @@ def test_simulate_review_json(tmp_path):
     assert out["rows"] == 650 and out["anomalies"] == 20 and out["detector"]
     assert len(out["found_static"]) == len(out["found_feedback"]) == 4
     assert out["found_feedback"][-1] >= out["found_static"][-1]
-    assert len(out["retrain_seconds"]) == 3 and out["seed"] == 1
+    assert len(out["retrain_seconds"]) == 3 and out["seed"] == 1 and out["prepare_seconds"] > 0
 
 
 def test_simulate_review_table_and_errors(tmp_path):
@@ -47,7 +47,7 @@ def test_simulate_review_table_and_errors(tmp_path):
     proc = _run("simulate-review", str(path), "--label-column", "status", "--budget", "20",
                 "--detector", "iforest")
     assert proc.returncode == 0, proc.stderr
-    assert "found_static" in proc.stdout and "retrain seconds: mean" in proc.stdout
+    assert "found_static" in proc.stdout and "retrain seconds: mean" in proc.stdout and "first call" in proc.stdout
     missing = _run("simulate-review", str(path), "--label-column", "nope")
     assert missing.returncode != 0
     assert "nope" in missing.stderr and "Traceback" not in missing.stderr

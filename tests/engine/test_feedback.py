@@ -326,3 +326,38 @@ def test_pair_rarity_view_flags_novel_combinations_of_common_values():
     result = retrain_with_verdicts(model, frame, schema, {7: "anomaly", 0: "normal", 1: "normal"},
                                    params={"views": True})
     assert result.state.views is not None and result.state.view_weights[-1] > 0
+
+
+def test_column_profile_lifts_records_unusual_in_the_same_way():
+    """Records whose company/account pair is never seen elsewhere: confirming two of them lifts the
+    others (the per-pair rarity weight rises), whatever the one-hot width."""
+    from engine.feedback import _column_profile
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    template = rng.integers(0, 40, n)
+    frame = pd.DataFrame({"company": [f"C{t}" for t in template], "account": [f"A{t}" for t in template],
+                          "desk": [f"D{t % 7}" for t in template], "amount": rng.gamma(2.0, 10.0, n)})
+    odd = np.arange(100, 3000, 150)  # 20 rows: common company, common account, never together
+    frame.loc[odd, "account"] = [f"A{(template[i] + 1 + i % 5) % 40}" for i in odd]
+    frame.loc[rng.choice(n, 40, replace=False), "amount"] *= 30  # extreme but normal amounts lead
+    schema = infer_schema(frame)
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    fm = model.transform(frame)
+    profile = _column_profile(frame, schema, fm)
+    assert profile is not None and profile.shape[0] == n and np.isfinite(profile).all()
+    assert profile.shape[1] < 20  # a few dozen columns at most, not one per level
+    scored = model.score(frame)
+    with_shares = _column_profile(frame, schema, fm, contributions=scored.contributions,
+                                  base_z=scored.scores)
+    assert with_shares.shape[1] == profile.shape[1] + scored.contributions.shape[1]
+    assert with_shares.min() >= 0 and with_shares.max() <= 5
+    first = retrain_with_verdicts(model, frame, schema, {})
+    top_normals = [int(i) for i in np.argsort(-first.scores) if i not in set(odd)][:20]
+    verdicts = {int(odd[0]): "anomaly", int(odd[1]): "anomaly"} | {i: "normal" for i in top_normals}
+    result = retrain_with_verdicts(model, frame, schema, verdicts, state=first.state)
+    before = np.argsort(np.argsort(-first.scores))[odd[2:]]
+    after = np.argsort(np.argsort(-result.scores))[odd[2:]]
+    assert np.median(after) < np.median(before) / 3
+    weights = result.state.profile_weights
+    assert weights is not None and weights.max() > 0 and weights.min() >= 0  # rarity only lifts

@@ -29,7 +29,8 @@ def test_settings_form_shows_only_the_chosen_detectors_settings(qtbot, window):
     assert "hidden_layers" not in panel.form.editors
     assert "n_estimators" in panel.form.editors
     panel.detector_combo.setCurrentText("ecod")
-    assert panel.form.editors == {}
+    assert set(panel.form.editors) == {"tails"}  # ECOD's only setting, offered as a choice
+    assert panel.form.editors["tails"].currentText() == "both"
     assert panel.detector_combo.itemText(0) == "auto"  # auto is the default choice
 
 
