@@ -383,13 +383,18 @@ class QueueModel(QAbstractTableModel):
         persistent = self.persistentIndexList()
         if not persistent:
             return
-        position = np.full(self.n, -1, dtype=np.int64)
-        position[self.visible] = np.arange(len(self.visible))
+        # a view holds a handful of persistent indexes (current, selection): look each record up
+        # rather than building a full position array (two fresh 8 MB arrays per sort at 1M rows)
+        rows: dict[int, int] = {}
         new = []
         for idx in persistent:
             row = idx.row()
             if 0 <= row < len(old_visible):
-                new_row = int(position[old_visible[row]])
+                record = int(old_visible[row])
+                if record not in rows:
+                    rows[record] = self.row_of(record)
+                    rows[record] = -1 if rows[record] is None else rows[record]
+                new_row = rows[record]
                 new.append(self.index(new_row, idx.column()) if new_row >= 0 else QModelIndex())
             else:
                 new.append(QModelIndex())

@@ -24,6 +24,23 @@ from engine.errors import Cancelled
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress signals a second: the GUI thread stays free
 
 
+@contextlib.contextmanager
+def leave_a_core_for_the_gui():
+    """Within a job: BLAS/OpenMP pools (numpy matmul and SVD, scikit-learn) use one core fewer than
+    the machine has. By default OpenBLAS runs a thread on every core; on a 2-core machine a 1M-row
+    PCA score then keeps both busy and the GUI thread waits 90-150 ms for a core (measured with a
+    faulthandler watchdog: the stalls sat in matmul/SVD, which release the GIL)."""
+    import os
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings it; without it, nothing to limit
+        yield
+        return
+    with threadpool_limits(limits=max(1, (os.cpu_count() or 2) - 1)):
+        yield
+
+
 @dataclass(frozen=True)
 class Progress:
     fraction: float
@@ -65,6 +82,7 @@ class Job(QObject):
         self._train: dict[float, float] = {}
         self._val: dict[float, float] = {}
         self._started = time.perf_counter()
+        self._delivered = False  # its outcome reached the GUI thread (set there, before the window's slots)
 
     # -- called from the worker thread ----------------------------------------------------------
     def should_stop(self) -> bool:
@@ -101,6 +119,9 @@ class Job(QObject):
     @property
     def is_done(self) -> bool:
         return self._done.is_set()
+
+    def _mark_delivered(self, *_args) -> None:
+        self._delivered = True
 
     def wait(self, timeout_s: float | None = None) -> bool:
         return self._done.wait(timeout_s)
@@ -150,7 +171,7 @@ class JobSlot(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.job is not None and not self.job.is_done
+        return self.job is not None and not self.job.is_done and not self.job._delivered
 
     def start(self, fn: Callable[[Callable, Callable], Any], *, on_progress: Callable | None = None,
               on_result: Callable | None = None, on_error: Callable | None = None,
@@ -158,6 +179,11 @@ class JobSlot(QObject):
         self.cancel()
         job = Job(self.name)
         job.connected = []  # the window-facing signals we connected: cut on cancel
+        # connected first, so it runs before the window's slots: a window slot that asks ``busy``
+        # while handling the result must not see the job as still running (the worker thread may
+        # not have reached its ``finally`` yet under load)
+        for signal in (job.succeeded, job.failed, job.cancelled):
+            signal.connect(job._mark_delivered)
         for signal, slot in ((job.progressed, on_progress), (job.succeeded, on_result), (job.failed, on_error)):
             if slot:
                 signal.connect(slot)
