@@ -503,7 +503,7 @@ class MainWindow(QMainWindow):
             with leave_a_core_for_the_gui():
                 model = AnomalyModel(detector=detector, params=params, device=device, seed=0)
                 model.fit(data, schema, progress=lambda f, m="", **k: progress(0.85 * f, m, **k),
-                          should_stop=should_stop)
+                          should_stop=should_stop, known_good=use_reference)
                 if should_stop():
                     raise _cancelled()
                 progress(0.88, f"scoring {len(frame):,} records", device=getattr(model, "device_", None))
@@ -518,7 +518,8 @@ class MainWindow(QMainWindow):
             # medians of a million scores: 0.14 s that would otherwise freeze the GUI thread
             from engine.thresholds import default_threshold
 
-            default = default_threshold(np.asarray(result.scores, dtype=float))
+            # trained on known-good rows: flag 1% of them, whatever share of the file is anomalous
+            default = default_threshold(np.asarray(result.scores, dtype=float), reference_scores=ref_scores)
             progress(1.0, "done")
             return TrainOutcome(model, result, ref_scores, time.perf_counter() - t0, order, default)
 
@@ -585,7 +586,8 @@ class MainWindow(QMainWindow):
         """``th``: ``thresholds.default_threshold(self.scores)`` when a worker computed it already."""
         from engine import thresholds
 
-        th = th if th is not None else thresholds.default_threshold(self.scores)  # automatic, else a 1% queue
+        if th is None:  # automatic, else a 1% queue; 1% of the known-good rows with a reference file
+            th = thresholds.default_threshold(self.scores, reference_scores=self.reference_scores)
         self.threshold_panel.set_threshold(th.value, th.method, th.explanation)
 
     def _time_axis(self) -> tuple[np.ndarray | None, str]:

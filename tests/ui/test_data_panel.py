@@ -6,7 +6,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from engine.schema import Role
-from tests.ui.conftest import open_and_wait
+from tests.ui.conftest import open_and_wait, train_and_wait
 from ui.data_panel import NO_LABEL
 
 
@@ -84,6 +84,11 @@ def test_reference_file_of_known_good_rows(qtbot, window, small_csv, tmp_path):
     qtbot.waitUntil(lambda: window.reference is not None, timeout=20_000)
     assert "known_good.csv" in window.data_panel.reference_label.text()
     assert window.train_panel.use_reference()
+    # trained on the known-good rows: the default threshold flags 1% of them
+    train_and_wait(qtbot, window, detector="pca")
+    assert window.threshold_panel.method == "target_fpr"
+    assert window.model.detector == "pca" and window.reference_scores is not None
+    assert (window.reference_scores >= window.threshold_panel.value).mean() <= 0.01
     window.data_panel.reference_clear.click()
     assert window.reference is None and not window.train_panel.use_reference()
 
