@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+from cli.evaluate import json_safe
 from cli.train import StderrProgress, check_device
 from engine.errors import AnomalyDeskError
 
@@ -65,16 +66,6 @@ def parse_shares(text: str) -> list[float]:
     return out
 
 
-def _clean(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _f(v, digits: int = 4) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
 
@@ -109,7 +100,7 @@ def run(args) -> int:
                                         progress=progress)
             studies.append(study.summary())
         out["contamination"] = studies
-    out = _clean(out)
+    out = json_safe(out)
     if args.json:
         if not args.details:
             for d in out["detectors"]:

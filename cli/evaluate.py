@@ -24,13 +24,14 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _clean(value):
+def json_safe(value):
+    """``value`` with NaN/inf floats as None (strict JSON has no NaN), recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -45,7 +46,7 @@ def run(args) -> int:
     result = evaluate(args.csv, args.label_column, normal_value=args.normal_value, train_csv=args.train_csv,
                       detector=args.detector, epochs=args.epochs, seed=args.seed, device=args.device,
                       progress=StderrProgress())
-    result = _clean(result)
+    result = json_safe(result)
     if args.json:
         print(json.dumps(result))
         return 0
