@@ -151,6 +151,14 @@ def split_rows(n: int, weights: torch.Tensor | None, config: TrainConfig, genera
     return perm[n_val:].to(device), perm[:n_val].to(device)
 
 
+def weighted_mean(per_row: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Mean of a per-row loss, weighted by the rows' sample weights when there are any (a row of
+    weight 0, a confirmed anomaly, is not learnt as normal)."""
+    if w is None:
+        return per_row.mean()
+    return (per_row * w).sum() / w.sum().clamp_min(1e-12)
+
+
 def l1_penalty(model: nn.Module) -> torch.Tensor:
     terms = [p.abs().sum() for name, p in model.named_parameters() if p.dim() > 1 and "weight" in name]
     return torch.stack(terms).sum() if terms else torch.zeros(())

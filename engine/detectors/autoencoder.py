@@ -32,6 +32,7 @@ from engine.training import (
     fit_with_fallback,
     init_module,
     train,
+    weighted_mean,
 )
 
 _SCORE_BATCH = 65536
@@ -228,12 +229,6 @@ class _AENet(nn.Module):
         return self.output.terms(self.decoder(self.encode(x_num, codes, keep)), codes)
 
 
-def _weighted_mean(per_row: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-    if w is None:
-        return per_row.mean()
-    return (per_row * w).sum() / w.sum().clamp_min(1e-12)
-
-
 class AutoencoderDetector(Detector):
     name: ClassVar[str] = "autoencoder"
     _fitted_attr: ClassVar[str] = "net_"
@@ -325,7 +320,7 @@ class AutoencoderDetector(Detector):
             # linearly, not quadratically, so the model does not learn to reconstruct everything
             se = 2.0 * torch.nn.functional.huber_loss(x_hat, batch["x"], reduction="none", delta=1.0)
         per_row = (se.sum(dim=1) if logvar is not None else 0.5 * se.sum(dim=1)) + nll.sum(dim=1)
-        return _weighted_mean(per_row, w)
+        return weighted_mean(per_row, w)
 
     def _masked_loss(self, net, batch, w):
         """Masked-column training: each group is hidden with probability ``mask_rate`` (at least one per
@@ -335,7 +330,7 @@ class AutoencoderDetector(Detector):
         if not net.training:  # validation: exactly the score (each group hidden in turn), no random masks
             x_hat, logvar, log_probs = self._group_outputs(net, x, c)
             se, nll = column_terms(x_hat, logvar, log_probs, x, c)
-            return _weighted_mean((se if logvar is not None else 0.5 * se).sum(dim=1) + nll.sum(dim=1), w)
+            return weighted_mean((se if logvar is not None else 0.5 * se).sum(dim=1) + nll.sum(dim=1), w)
         g = int(d > 0) + k
         hide = torch.rand((n, g), generator=self._gen, device=x.device) < float(self.mask_rate)
         forced = torch.randint(0, g, (n,), generator=self._gen, device=x.device)
@@ -349,7 +344,7 @@ class AutoencoderDetector(Detector):
         if logvar is None:
             se = 0.5 * se
         per_row = (se * hide_num).sum(dim=1) + (nll * hide_cat).sum(dim=1)
-        return _weighted_mean(per_row, w)
+        return weighted_mean(per_row, w)
 
     # -- fitting ---------------------------------------------------------------------------------------
     def fit(self, fm, *, sample_weight: np.ndarray | None = None, progress: ProgressCallback | None = None,

@@ -50,7 +50,14 @@ from engine.detectors.dense import (
     to_columns,
 )
 from engine.errors import Cancelled
-from engine.training import LocalDropout, TrainHistory, choose_device, fit_with_fallback, init_module
+from engine.training import (
+    LocalDropout,
+    TrainHistory,
+    choose_device,
+    fit_with_fallback,
+    init_module,
+    weighted_mean,
+)
 
 _SCORE_BATCH = 16384
 # Optimiser steps when ``epochs`` is left empty (bounded to 5..400 epochs). Measured: on KDD a long
@@ -127,9 +134,7 @@ class _BiGANNet(nn.Module):
 
 def _bce(logits: torch.Tensor, target: float, w: torch.Tensor | None) -> torch.Tensor:
     loss = F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none")
-    if w is None:
-        return loss.mean()
-    return (loss * w).sum() / w.sum().clamp_min(1e-12)
+    return weighted_mean(loss, w)
 
 
 class BiGANDetector(Detector):
@@ -252,7 +257,7 @@ class BiGANDetector(Detector):
                 adv = _bce(d_real, 0.0, w) + _bce(d_fake, 1.0, None)
                 x_rec, log_probs = net.generate(z_real)
                 per_row = 0.5 * feature_terms(x_rec, log_probs, x, self.n_numeric_).sum(dim=1)
-                rec = per_row.mean() if w is None else (per_row * w).sum() / w.sum().clamp_min(1e-12)
+                rec = weighted_mean(per_row, w)
                 loss_eg = adv + rec_weight * rec
                 opt_eg.zero_grad(set_to_none=True)
                 loss_eg.backward()

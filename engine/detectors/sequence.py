@@ -45,7 +45,7 @@ from engine.detectors.dense import (
     shares,
     to_columns,
 )
-from engine.training import TrainConfig, choose_device, fit_with_fallback, init_module, train
+from engine.training import TrainConfig, choose_device, fit_with_fallback, init_module, train, weighted_mean
 
 _SCORE_BATCH = 2048
 # Optimiser steps when ``epochs`` is left empty (bounded to 1..200 epochs). Measured (bidirectional,
@@ -220,9 +220,7 @@ class SequenceAutoencoderDetector(Detector):
         per_row = feature_terms(steps, step_lp, x, n_num).sum(dim=(1, 2))
         if ctx is not None and ctx.shape[1]:
             per_row = per_row + feature_terms(ctx_hat, ctx_lp, ctx, 0).sum(dim=1)
-        if w is None:
-            return per_row.mean()
-        return (per_row * w).sum() / w.sum().clamp_min(1e-12)
+        return weighted_mean(per_row, w)
 
     # -- fitting ---------------------------------------------------------------------------------------
     def fit(self, fm, *, sample_weight: np.ndarray | None = None, progress: ProgressCallback | None = None,

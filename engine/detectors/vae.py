@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from engine.detectors.autoencoder import AutoencoderDetector, TabularInput, TabularOutput, column_terms, mlp
-from engine.training import LocalDropout, activation
+from engine.training import LocalDropout, activation, weighted_mean
 
 
 class _VAENet(nn.Module):
@@ -86,9 +86,7 @@ class VAEDetector(AutoencoderDetector):
         se = (x_hat - batch["x"]) ** 2
         kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(dim=1)
         per_row = 0.5 * se.sum(dim=1) + nll.sum(dim=1) + float(self.beta) * kl
-        if w is None:
-            return per_row.mean()
-        return (per_row * w).sum() / w.sum().clamp_min(1e-12)
+        return weighted_mean(per_row, w)
 
     def _terms(self, fm, scaled: bool = True):
         if self.score != "probability":
