@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import AnomalyDeskError
-from ui.plots import _plain_axes
+from ui.plots import setup_curve_axes
 
 DEFAULT_CHECKED = ("pca", "ecod", "iforest")
 DEFAULT_SHARES_TEXT = "0, 5, 10, 30, 50"
@@ -97,14 +97,7 @@ def _fmt(v, digits=3) -> str:
 
 def _overlay_plot(title: str, x_label: str, y_label: str, diagonal: bool = False) -> pg.PlotWidget:
     w = pg.PlotWidget()
-    item = w.getPlotItem()
-    _plain_axes(item)
-    item.setTitle(title)
-    item.setLabel("bottom", x_label)
-    item.setLabel("left", y_label)
-    item.showGrid(x=True, y=True, alpha=0.2)
-    if diagonal:
-        item.plot([0, 1], [0, 1], pen=pg.mkPen((170, 170, 170), style=Qt.PenStyle.DashLine))
+    setup_curve_axes(w.getPlotItem(), title, x_label, y_label, diagonal)
     w.addLegend(offset=(10, -10) if not diagonal else (-10, -10))  # PR: bottom left, ROC: bottom right
     return w
 
@@ -259,11 +252,8 @@ class ComparePanel(QWidget):
         self.study_plot = pg.PlotWidget()
         self.study_plot.setObjectName("studyPlot")
         si = self.study_plot.getPlotItem()
-        _plain_axes(si)
-        si.setTitle("AUCROC against contamination of the training rows")
-        si.setLabel("bottom", "anomalies in the training rows (%)")
-        si.setLabel("left", "AUCROC")
-        si.showGrid(x=True, y=True, alpha=0.2)
+        setup_curve_axes(si, "AUCROC against contamination of the training rows",
+                         "anomalies in the training rows (%)", "AUCROC", diagonal=False)
         si.setYRange(0, 1, padding=0.02)
         si.plot([0, 100], [0.5, 0.5], pen=pg.mkPen((170, 170, 170), style=Qt.PenStyle.DashLine))
         self.study_curve = si.plot([], [], pen=pg.mkPen((40, 90, 170), width=2), symbol="o", symbolSize=8,
@@ -316,10 +306,8 @@ class ComparePanel(QWidget):
         self.play_plot = pg.PlotWidget()
         self.play_plot.setObjectName("playbackPlot")
         pi = self.play_plot.getPlotItem()
-        _plain_axes(pi)
-        pi.setTitle("running precision (solid) and recall (dashed)")
-        pi.setLabel("bottom", "records played")
-        pi.showGrid(x=True, y=True, alpha=0.2)
+        setup_curve_axes(pi, "running precision (solid) and recall (dashed)", "records played", "",
+                         diagonal=False)
         pi.setYRange(0, 1, padding=0.02)
         self.play_plot.addLegend(offset=(-10, -10))
         self._play_curves: dict[str, tuple] = {}

@@ -270,21 +270,26 @@ class LossPlot(pg.PlotWidget):
         self.val.setData(h[has_val, 0], h[has_val, 2])
 
 
+def setup_curve_axes(item: pg.PlotItem, title: str, x_label: str, y_label: str, diagonal: bool) -> None:
+    """Axes of a ROC or precision-recall plot (ROC with the chance diagonal)."""
+    _plain_axes(item)
+    item.setTitle(title)
+    item.setLabel("bottom", x_label)
+    item.setLabel("left", y_label)
+    item.showGrid(x=True, y=True, alpha=0.2)
+    if diagonal:
+        item.plot([0, 1], [0, 1], pen=pg.mkPen((170, 170, 170), style=Qt.PenStyle.DashLine))
+
+
 class CurvePlot(pg.PlotWidget):
     """ROC or precision-recall curve with the current threshold's point."""
 
     def __init__(self, title: str, x_label: str, y_label: str, diagonal: bool, parent=None):
         super().__init__(parent)
         item = self.getPlotItem()
-        _plain_axes(item)
-        item.setTitle(title)
-        item.setLabel("bottom", x_label)
-        item.setLabel("left", y_label)
-        item.showGrid(x=True, y=True, alpha=0.2)
+        setup_curve_axes(item, title, x_label, y_label, diagonal)
         item.setXRange(0, 1, padding=0.02)
         item.setYRange(0, 1, padding=0.02)
-        if diagonal:
-            item.plot([0, 1], [0, 1], pen=pg.mkPen((170, 170, 170), style=Qt.PenStyle.DashLine))
         self.curve = item.plot([], [], pen=pg.mkPen(LINE, width=2))
         self.point = pg.ScatterPlotItem(size=11, brush=pg.mkBrush(*ANOMALY), pen=pg.mkPen("k"))
         self.addItem(self.point)
