@@ -487,10 +487,11 @@ class ComparePanel(QWidget):
         t.sortItems(1 if self.comparison.n_labelled else METRIC_COLUMNS.index("Fit s"),
                     Qt.SortOrder.DescendingOrder if self.comparison.n_labelled else Qt.SortOrder.AscendingOrder)
         methods = sorted({r.threshold_method for r in runs})
+        rule = ("the score that 1% of the reference file's known-good rows exceed" if "target_fpr" in methods
+                else "the automatic rule, or the top 1% when it would flag nothing or more than 5%")
         self.threshold_note.setText(
-            "Precision, recall and F1 at each detector's default threshold (the automatic rule, or the top 1% "
-            f"when it would flag nothing or more than 5%): {', '.join(methods)}. Best F1: at the best threshold for "
-            "the labels (an upper bound). Size: bytes of the saved state.")
+            f"Precision, recall and F1 at each detector's default threshold ({rule}): {', '.join(methods)}. "
+            "Best F1: at the best threshold for the labels (an upper bound). Size: bytes of the saved state.")
 
     def table_values(self) -> dict[str, dict[str, str]]:
         """The metrics table as shown (detector -> column -> text), in the table's current order."""

@@ -53,6 +53,7 @@ def test_run_fills_a_sortable_table_and_overlaid_curves(qtbot, compared):
     assert len(roc_items) == 3 and all(len(c.getData()[0]) > 2 for c in roc_items)
     assert len([c for c in panel.pr_plot.getPlotItem().listDataItems() if c.name()]) == 3
     assert "label column" in panel.status.text()
+    assert "automatic rule" in panel.threshold_note.text()  # trained on the file itself
 
 
 def test_disagreement_pair_goes_to_the_review_queue(qtbot, compared):
@@ -165,3 +166,24 @@ def test_without_a_file_or_detectors_it_says_what_to_do(qtbot, window):
     tick(panel, ("pca",))
     panel.run_button.click()
     assert "Open a file" in panel.status.text()
+
+
+def test_with_a_reference_file_each_threshold_flags_one_percent_of_its_rows(qtbot, window, small_csv, tmp_path):
+    import pandas as pd
+
+    open_and_wait(qtbot, window, small_csv)
+    ref = tmp_path / "known_good.csv"
+    frame = pd.read_csv(small_csv)
+    frame[frame["label"] == "regular"].to_csv(ref, index=False)
+    window.set_reference(ref)
+    qtbot.waitUntil(lambda: window.reference is not None, timeout=20_000)
+    window.tabs.setCurrentIndex(TAB_COMPARE)
+    panel = window.compare_panel
+    tick(panel, ("pca",))
+    with qtbot.waitSignal(panel.compared, timeout=120_000):
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    assert "reference file" in panel.status.text()
+    assert "1% of the reference file's known-good rows" in panel.threshold_note.text()
+    run = panel.comparison.run("pca")
+    assert run.threshold_method == "target_fpr"
+    assert (run.model.train_scores_ >= run.threshold).mean() <= 0.01
