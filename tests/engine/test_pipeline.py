@@ -112,3 +112,20 @@ def test_auto_averages_its_members_on_known_good_rows_and_takes_the_median_other
     assert chosen.detector_.combination == "median"  # the analyst's explicit choice wins
     other = AnomalyModel("iforest").fit(frame, schema, known_good=True)  # only auto has a combination
     assert "combination" not in other.params
+
+
+def test_the_autoencoder_trims_only_when_fitted_on_the_all_numeric_file_it_scores():
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    numeric = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    schema = infer_schema(numeric)
+    fast = {"hidden_layers": [8], "latent_dim": 2, "epochs": 2}
+    self_trained = AnomalyModel("autoencoder", params=fast).fit(numeric, schema)
+    reference = AnomalyModel("autoencoder", params=fast).fit(numeric, schema, known_good=True)
+    chosen = AnomalyModel("autoencoder", params={**fast, "trim": 0.05}).fit(numeric, schema)
+    mixed = ledger(300)
+    categorical = AnomalyModel("autoencoder", params=fast).fit(mixed, infer_schema(mixed))
+    assert self_trained.detector_.trim == 0.2 and self_trained.params["trim"] == 0.2
+    assert reference.detector_.trim == 0.0 and "trim" not in reference.params
+    assert chosen.detector_.trim == 0.05  # the analyst's explicit choice wins
+    assert categorical.detector_.trim == 0.0  # the masked model is not trimmed by default

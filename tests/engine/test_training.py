@@ -163,3 +163,15 @@ def test_bf16_autocast_trains_float32_weights():
                  generator=torch.Generator().manual_seed(1), device=torch.device("cpu"))
     assert hist.train_loss[-1] < 0.5 * hist.train_loss[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_validation_rows_are_capped():
+    """A large table holds out at most MAX_VALIDATION_ROWS for early stopping (one masked pass per group
+    per epoch is the validation cost); the rest trains."""
+    from engine.training import MAX_VALIDATION_ROWS, TrainConfig, split_rows
+
+    config = TrainConfig(validation_fraction=0.1, early_stopping=5)
+    train_rows, val_rows = split_rows(200_000, None, config, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert val_rows.shape[0] == MAX_VALIDATION_ROWS and train_rows.shape[0] == 200_000 - MAX_VALIDATION_ROWS
+    _, small = split_rows(1_000, None, config, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert small.shape[0] == 100
