@@ -92,7 +92,8 @@ class AnomalyModel:
         if known_good and self.detector == "auto":
             params.setdefault("combination", "mean")
         if not known_good and self.detector == "autoencoder" and not fm.cardinalities:
-            params.setdefault("trim", SELF_TRAINED_TRIM)
+            if params.get("trim") is None:
+                params["trim"] = SELF_TRAINED_TRIM
         detector = make_detector(self.detector, seed=self.seed, device=self.device, **params)
 
         def fit_progress(fraction, message="", **metrics):

@@ -55,6 +55,8 @@ HELP = {
     "grad_clip": "largest gradient norm per step (0: no clipping)",
     "tails": "both: a value far out in either tail counts in full; skew: only the tail the column's skew points to",
     "undo_log": "split the numeric values on their original scale (the log squeezes the tail where outliers are)",
+    "trim": "share of each batch's worst-reconstructed rows left out of training, so anomalies in the "
+            "training rows are not learnt as normal (empty: 0.2 on an all-numeric file fitted on itself, else 0)",
     "feature_weight": "score share of the discriminator feature-matching distance (the rest: reconstruction)",
 }
 FALLBACK_SPECS: dict[str, list[tuple[str, Any]]] = {

@@ -12,7 +12,7 @@ Compared with the raw squared error on one-hot vectors this makes a rare level, 
 improbable in its context, count for as much as it is improbable, and puts every column on the same
 footing (``score="mse"`` gives the plain error instead). A column's contribution is its share.
 
-``trim`` (share of each batch, default 0): the rows with the highest loss in a batch get no
+``trim`` (share of each batch; None, the default, is 0 unless ``AnomalyModel`` chooses): the rows with the highest loss in a batch get no
 gradient, so a model fitted on the very file it scores (contaminated) does not learn its anomalies
 as normal. ``AnomalyModel`` sets 0.2 for an all-numeric table fitted on itself; see engine.pipeline.
 
@@ -248,7 +248,7 @@ class AutoencoderDetector(Detector):
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
                  score: str = "nll", input_noise: float = 0.0, masking: str | bool = "auto",
                  mask_rate: float = 0.2, numeric_variance: str | bool = "auto", numeric_loss: str = "mse",
-                 aggregate: str = "l2", trim: float = 0.0, precision: str = "fp32", device: str = "auto",
+                 aggregate: str = "l2", trim: float | None = None, precision: str = "fp32", device: str = "auto",
                  seed: int = 0):
         self._params = dict(trim=trim, precision=precision, masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
                             numeric_loss=numeric_loss, aggregate=aggregate,

@@ -126,6 +126,6 @@ def test_the_autoencoder_trims_only_when_fitted_on_the_all_numeric_file_it_score
     mixed = ledger(300)
     categorical = AnomalyModel("autoencoder", params=fast).fit(mixed, infer_schema(mixed))
     assert self_trained.detector_.trim == 0.2 and self_trained.params["trim"] == 0.2
-    assert reference.detector_.trim == 0.0 and "trim" not in reference.params
+    assert not reference.detector_.trim and "trim" not in reference.params
     assert chosen.detector_.trim == 0.05  # the analyst's explicit choice wins
-    assert categorical.detector_.trim == 0.0  # the masked model is not trimmed by default
+    assert not categorical.detector_.trim  # the masked model is not trimmed by default

@@ -25,6 +25,11 @@ def test_settings_form_shows_only_the_chosen_detectors_settings(qtbot, window):
     assert panel.params()["hidden_layers"] == [64, 32, 8]
     assert panel.params()["epochs"] == 3
     assert "activation" not in panel.params()  # only what the analyst changed
+    trim = panel.form.editors["trim"]
+    assert trim.text() == "" and "learnt as normal" in trim.toolTip()
+    assert "trim" not in panel.params()  # empty: the app chooses (0.2 on an all-numeric file fitted on itself)
+    trim.setText("0.1")
+    assert panel.params()["trim"] == pytest.approx(0.1)
     panel.detector_combo.setCurrentText("iforest")
     assert "hidden_layers" not in panel.form.editors
     assert "n_estimators" in panel.form.editors
