@@ -362,8 +362,20 @@ class AutoencoderDetector(Detector):
         hide_cat = hide[:, int(d > 0):]
         keep = 1.0 - torch.cat([hide_num, hide_cat], dim=1)
         h = net.decoder(net.encode(x, c, keep))
-        per_row = self._hidden_group_loss(net, h, x, c, hide)
+        if x.device.type == "cpu":
+            per_row = self._hidden_group_loss(net, h, x, c, hide)
+        else:  # on a GPU the full output layer is cheap, and the slices' row lists would sync with the host
+            per_row = self._full_output_loss(net, h, x, c, hide)
         return weighted_mean(per_row, self._trimmed(per_row, w))
+
+    @staticmethod
+    def _full_output_loss(net, h: torch.Tensor, x: torch.Tensor, c: torch.Tensor, hide: torch.Tensor) -> torch.Tensor:
+        """(B,) the same loss as ``_hidden_group_loss`` from every output, the visible groups masked away."""
+        x_hat, logvar, nll = net.output.terms(h, c)
+        se = numeric_terms(x_hat, logvar, x)
+        hide_num = hide[:, :1].expand_as(x) if x.shape[1] else hide[:, :0]
+        return ((se if logvar is not None else 0.5 * se) * hide_num).sum(dim=1) + (
+            nll * hide[:, int(x.shape[1] > 0):]).sum(dim=1)
 
     def _hidden_group_loss(self, net, h: torch.Tensor, x: torch.Tensor, c: torch.Tensor,
                            hide: torch.Tensor) -> torch.Tensor:

@@ -240,8 +240,8 @@ def test_precision_bf16_trains_and_auto_keeps_small_tables_in_float32(encoded):
 
 
 def test_hidden_group_loss_equals_the_full_output_layer_masked(encoded, fitted):
-    """Masked training computes only the hidden groups' outputs; the per-row loss is the one the full
-    output layer gives once the visible groups are masked away (and its gradients match too)."""
+    """Masked training on the CPU computes only the hidden groups' outputs; the per-row loss is the one
+    the full output layer (the GPU path) gives once the visible groups are masked away, gradients too."""
     import torch
 
     from engine.detectors.autoencoder import numeric_terms
@@ -258,10 +258,11 @@ def test_hidden_group_loss_equals_the_full_output_layer_masked(encoded, fitted):
     try:
         h = net.decoder(net.encode(x, c, keep))
         sliced = fitted._hidden_group_loss(net, h, x, c, hide)
+        full = fitted._full_output_loss(net, h, x, c, hide)  # the GPU path
         x_hat, logvar, nll = net.output.terms(h, c)
         se = numeric_terms(x_hat, logvar, x)
-        se = se if logvar is not None else 0.5 * se
-        full = (se * hide_num).sum(dim=1) + (nll * hide_cat).sum(dim=1)
+        by_hand = ((se if logvar is not None else 0.5 * se) * hide_num).sum(dim=1) + (nll * hide_cat).sum(dim=1)
+        assert torch.allclose(full, by_hand)
         assert torch.allclose(sliced, full, atol=1e-4, rtol=1e-5)
         g_sliced = torch.autograd.grad(sliced.sum(), net.output.head.weight, retain_graph=True)[0]
         g_full = torch.autograd.grad(full.sum(), net.output.head.weight)[0]
