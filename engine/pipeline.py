@@ -91,9 +91,8 @@ class AnomalyModel:
         params = dict(self.params)
         if known_good and self.detector == "auto":
             params.setdefault("combination", "mean")
-        if not known_good and self.detector == "autoencoder" and not fm.cardinalities:
-            if params.get("trim") is None:
-                params["trim"] = SELF_TRAINED_TRIM
+        if not known_good and self.detector == "autoencoder" and not fm.cardinalities and params.get("trim") is None:
+            params["trim"] = SELF_TRAINED_TRIM
         detector = make_detector(self.detector, seed=self.seed, device=self.device, **params)
 
         def fit_progress(fraction, message="", **metrics):
