@@ -12,12 +12,13 @@ Compared with the raw squared error on one-hot vectors this makes a rare level, 
 improbable in its context, count for as much as it is improbable, and puts every column on the same
 footing (``score="mse"`` gives the plain error instead). A column's contribution is its share.
 
-``trim`` (share of each batch; None, the default, is 0 unless ``AnomalyModel`` chooses): the rows with the highest loss in a batch get no
-gradient, so a model fitted on the very file it scores (contaminated) does not learn its anomalies
-as normal. ``AnomalyModel`` sets 0.2 for an all-numeric table fitted on itself; see engine.pipeline.
+``trim`` (a share of each batch; None, the default, means 0 unless ``AnomalyModel`` chooses): the
+rows with the highest loss in a batch get no gradient, so a model fitted on the very file it scores
+(contaminated) does not learn its anomalies as normal. ``AnomalyModel`` sets 0.2 for an all-numeric
+table fitted on itself; see engine.pipeline.
 
-Masked training computes only the hidden groups' outputs (``_hidden_group_loss``): the same loss as
-the full output layer masked, in about 30% less time on the 100k-row ledger.
+Masked training on the CPU computes only the hidden groups' outputs (``_hidden_group_loss``): the
+same loss as the full output layer masked (100k-row ledger, 20 epochs: fit 18.1 s -> 13.0 s).
 """
 
 from __future__ import annotations
@@ -380,9 +381,9 @@ class AutoencoderDetector(Detector):
     def _hidden_group_loss(self, net, h: torch.Tensor, x: torch.Tensor, c: torch.Tensor,
                            hide: torch.Tensor) -> torch.Tensor:
         """(B,) summed NLL of each row's hidden groups. Only the hidden groups' outputs are computed:
-        a row hides one or two of its groups, so the output layer (for the ledger, 311 of its 380k
-        multiply-adds per row) shrinks to the slices of those groups; the loss is the same as
-        computing every output and masking the visible ones away, at about 40% less compute."""
+        a row hides one or two of its groups, so the output layer (for the ledger 311 outputs, about
+        half of a forward pass's multiply-adds) shrinks to the slices of those groups; the loss is
+        the same as computing every output and masking the visible ones away."""
         head = net.output.head
         d = x.shape[1]
         n_num_out = d * (2 if net.output.variance else 1)
