@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from engine.detectors.base import Detector, ProgressCallback, StopCallback
+from engine.detectors.dense import history_from, load_net_state, loading_device, net_state
 from engine.training import (
     LocalDropout,
     TrainConfig,
@@ -603,7 +604,7 @@ class AutoencoderDetector(Detector):
                 "masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
                 "latent": self.latent_, "epochs": self.epochs_,
                 "cardinalities": list(self.cardinalities_), "history": self.history_.to_dict()}
-        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        arrays = net_state(self.net_)
         arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
         arrays["column_baseline"] = np.asarray(self.column_baseline_, dtype=np.float64)
         return meta, arrays
@@ -618,15 +619,10 @@ class AutoencoderDetector(Detector):
         det.hidden_, det.latent_ = [int(h) for h in meta["hidden"]], int(meta["latent"])
         det.epochs_ = int(meta.get("epochs") or 0)
         net = det._build(det.n_numeric_, det.cardinalities_)
-        state = {k[len("net."):]: torch.as_tensor(np.array(v)) for k, v in arrays.items() if k.startswith("net.")}
-        net.load_state_dict(state, strict=True)
-        try:
-            det.device_ = choose_device(det.device)
-        except ValueError:  # a model trained on a GPU opened on a machine without one
-            det.device_ = torch.device("cpu")
+        load_net_state(net, arrays)
+        det.device_ = loading_device(det.device)  # a model trained on a GPU opens on the CPU without one
         det.net_ = net.to(det.device_).eval()
         det.numeric_scale_ = np.asarray(arrays["numeric_scale"], dtype=np.float32)
         det.column_baseline_ = np.asarray(arrays["column_baseline"], dtype=np.float64)
-        h = meta.get("history") or {}
-        det.history_ = TrainHistory(**{k: v for k, v in h.items() if k in TrainHistory.__dataclass_fields__})
+        det.history_ = history_from(meta)
         return det
