@@ -76,6 +76,19 @@ def open_and_wait(qtbot, window, path, timeout=30_000):
     return window
 
 
+def set_known_good_reference(qtbot, window, csv, folder):
+    """Writes the labelled ``csv``'s regular rows to ``folder/known_good.csv`` and sets it as the window's
+    reference file, waiting until it is loaded. Returns its path."""
+    import pandas as pd
+
+    ref = folder / "known_good.csv"
+    frame = pd.read_csv(csv)
+    frame[frame["label"] == "regular"].to_csv(ref, index=False)
+    window.set_reference(ref)
+    qtbot.waitUntil(lambda: window.reference is not None, timeout=20_000)
+    return ref
+
+
 def train_and_wait(qtbot, window, detector="iforest", params=None, timeout=120_000):
     window.train_panel.set_detector(detector, params or {})
     with qtbot.waitSignal(window.scored, timeout=timeout):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.ui.conftest import open_and_wait
+from tests.ui.conftest import open_and_wait, set_known_good_reference
 from ui.main_window import TAB_COMPARE, TAB_REVIEW
 
 CHEAP = ("pca", "ecod", "iforest")
@@ -169,14 +169,8 @@ def test_without_a_file_or_detectors_it_says_what_to_do(qtbot, window):
 
 
 def test_with_a_reference_file_each_threshold_flags_one_percent_of_its_rows(qtbot, window, small_csv, tmp_path):
-    import pandas as pd
-
     open_and_wait(qtbot, window, small_csv)
-    ref = tmp_path / "known_good.csv"
-    frame = pd.read_csv(small_csv)
-    frame[frame["label"] == "regular"].to_csv(ref, index=False)
-    window.set_reference(ref)
-    qtbot.waitUntil(lambda: window.reference is not None, timeout=20_000)
+    set_known_good_reference(qtbot, window, small_csv, tmp_path)
     window.tabs.setCurrentIndex(TAB_COMPARE)
     panel = window.compare_panel
     tick(panel, ("pca",))

@@ -6,7 +6,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from engine.schema import Role
-from tests.ui.conftest import open_and_wait, train_and_wait
+from tests.ui.conftest import open_and_wait, set_known_good_reference, train_and_wait
 from ui.data_panel import NO_LABEL
 
 
@@ -75,13 +75,7 @@ def test_label_column_and_normal_value_pickers(qtbot, window, small_csv):
 
 def test_reference_file_of_known_good_rows(qtbot, window, small_csv, tmp_path):
     open_and_wait(qtbot, window, small_csv)
-    import pandas as pd
-
-    ref = tmp_path / "known_good.csv"
-    frame = pd.read_csv(small_csv)
-    frame[frame["label"] == "regular"].to_csv(ref, index=False)
-    window.set_reference(ref)
-    qtbot.waitUntil(lambda: window.reference is not None, timeout=20_000)
+    set_known_good_reference(qtbot, window, small_csv, tmp_path)
     assert "known_good.csv" in window.data_panel.reference_label.text()
     assert window.train_panel.use_reference()
     # trained on the known-good rows: the default threshold flags 1% of them
