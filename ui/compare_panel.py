@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     QSpinBox,
@@ -43,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import AnomalyDeskError
 from ui.plots import setup_curve_axes
+from ui.widgets import PROGRESS_STEPS, job_controls
 
 DEFAULT_CHECKED = ("pca", "ecod", "iforest")
 DEFAULT_SHARES_TEXT = "0, 5, 10, 30, 50"
@@ -134,16 +134,8 @@ class ComparePanel(QWidget):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if name in DEFAULT_CHECKED else Qt.CheckState.Unchecked)
             self.detector_list.addItem(item)
-        self.run_button = QPushButton("Run comparison")
-        self.run_button.setObjectName("compareRun")
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("compareCancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.progress = QProgressBar()
-        self.progress.setObjectName("compareProgress")
-        self.progress.setRange(0, 1000)
+        self.run_button, self.cancel_button, self.progress = job_controls(
+            "Run comparison", self.run, self.cancel, name="compare")
         self.status = QLabel("Open a file, tick the detectors to compare, then Run. Each detector is trained "
                              "on the same rows with the same seed.")
         self.status.setObjectName("compareStatus")
@@ -236,15 +228,8 @@ class ComparePanel(QWidget):
         self.shares_edit = QLineEdit(DEFAULT_SHARES_TEXT)
         self.shares_edit.setObjectName("studyShares")
         self.shares_edit.setToolTip("percentages of known anomalies among the training rows")
-        self.study_button = QPushButton("Run study")
-        self.study_button.setObjectName("studyRun")
-        self.study_button.clicked.connect(self.run_study)
-        self.study_cancel = QPushButton("Cancel")
-        self.study_cancel.setObjectName("studyCancel")
-        self.study_cancel.setEnabled(False)
-        self.study_cancel.clicked.connect(self.cancel_study)
-        self.study_progress = QProgressBar()
-        self.study_progress.setRange(0, 1000)
+        self.study_button, self.study_cancel, self.study_progress = job_controls(
+            "Run study", self.run_study, self.cancel_study, name="study")
         self.study_status = QLabel("How much do anomalies in the training data hurt? The study retrains with a "
                                    "share of known anomalies mixed in and measures AUCROC on held-out rows.")
         self.study_status.setObjectName("studyStatus")
@@ -430,7 +415,7 @@ class ComparePanel(QWidget):
             self.status.setText("Cancelling…")
 
     def _progress(self, p) -> None:
-        self.progress.setValue(int(1000 * p.fraction))
+        self.progress.setValue(int(PROGRESS_STEPS * p.fraction))
         if p.message:
             self.status.setText(p.message)
 
@@ -448,7 +433,7 @@ class ComparePanel(QWidget):
     def _compared(self, comparison, data: CompareData) -> None:
         self._finished()  # the job is done: the buttons come back with its results
         self.comparison, self._data = comparison, data
-        self.progress.setValue(1000)
+        self.progress.setValue(PROGRESS_STEPS)
         names = [r.name for r in comparison.runs]
         failed = "".join(f" {n} failed: {why}." for n, why in comparison.failures.items())
         source = "the reference file" if data.train_frame is not None else "this file, labels hidden"
@@ -649,7 +634,7 @@ class ComparePanel(QWidget):
             self.study_slot.request_stop()
 
     def _study_progress(self, p) -> None:
-        self.study_progress.setValue(int(1000 * p.fraction))
+        self.study_progress.setValue(int(PROGRESS_STEPS * p.fraction))
 
     def _study_failed(self, error) -> None:
         self.study_status.setText(f"Study failed: {error.exception}")
@@ -662,7 +647,7 @@ class ComparePanel(QWidget):
     def _studied(self, study) -> None:
         self._study_finished()
         self.study = study
-        self.study_progress.setValue(1000)
+        self.study_progress.setValue(PROGRESS_STEPS)
         done = [p for p in study.points if p.aucroc is not None]
         self.study_curve.setData([100 * p.share for p in done], [p.aucroc for p in done])
         figures = ", ".join(f"{100 * p.share:g}%: {p.aucroc:.3f}" for p in done)

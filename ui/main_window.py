@@ -31,6 +31,7 @@ from ui.queue_model import SCORE, SEVERITY, VERDICTS, QueueModel
 from ui.review_panel import CHEAT_SHEET, ReviewPanel
 from ui.threshold_panel import ThresholdPanel
 from ui.train_panel import TrainPanel
+from ui.widgets import PROGRESS_STEPS
 from ui.workers import JobError, JobManager, leave_a_core_for_the_gui
 
 APP_NAME = "Anomaly Desk"
@@ -557,7 +558,7 @@ class MainWindow(QMainWindow):
         card_device = getattr(self.model, "device_", "cpu")
         self.train_panel.status.setText(
             f"Trained {self.model.detector} in {outcome.seconds:.1f} s on {card_device}; every record scored.")
-        self.train_panel.progress.setValue(1000)
+        self.train_panel.progress.setValue(PROGRESS_STEPS)
         self.status_label.setText(f"Trained {self.model.detector}: every record scored. Review the queue "
                                   "with the keyboard (A/N/U).")
         self._set_result(outcome.result, score_order=outcome.score_order)
@@ -781,7 +782,7 @@ class MainWindow(QMainWindow):
         self.review_panel.set_retraining(True)
         self.review_panel.retrain_status.setText(f"retraining with {len(verdicts)} verdicts…")
         self.jobs.slot("retrain").start(
-            job, on_progress=lambda p: self.review_panel.retrain_progress.setValue(int(1000 * p.fraction)),
+            job, on_progress=lambda p: self.review_panel.retrain_progress.setValue(int(PROGRESS_STEPS * p.fraction)),
             on_result=self._retrained, on_error=lambda e: self.show_error("Retraining failed", e),
             on_cancel=lambda: self.review_panel.retrain_status.setText("retraining cancelled"),
             on_finish=self._retrain_finished)
@@ -803,7 +804,7 @@ class MainWindow(QMainWindow):
         self.threshold_panel.set_threshold(fb.threshold, "cost", fb.threshold_explanation)
         self.review_panel.retrain_status.setText(
             f"retrained with {fb.n_anomalies} anomalies and {fb.n_normals} normals in {fb.seconds:.1f} s")
-        self.review_panel.retrain_progress.setValue(1000)
+        self.review_panel.retrain_progress.setValue(PROGRESS_STEPS)
         self.retrained.emit()
 
     # ------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.queue_model import FIXED_HEADERS, QueueFilter, QueueModel
+from ui.widgets import job_controls
 
 CHEAT_SHEET = ("<b>Keys</b>: <b>A</b> anomaly · <b>N</b> normal · <b>U</b> unsure · <b>Z</b> undo · "
                "<b>↑/↓</b> or <b>J/K</b> move · <b>Enter</b> note · <b>Esc</b> back to the queue")
@@ -149,17 +149,9 @@ class ReviewPanel(QWidget):
         self.cheat_sheet = QLabel(CHEAT_SHEET)
         self.cheat_sheet.setObjectName("cheatSheet")
         self.cheat_sheet.setStyleSheet("background:#f4f4e8; padding:4px; border:1px solid #ddd;")
-        self.retrain_button = QPushButton("Retrain with verdicts")
-        self.retrain_button.setObjectName("retrainButton")
-        self.retrain_button.setEnabled(False)
-        self.retrain_button.clicked.connect(self.retrain_requested)
-        self.retrain_cancel = QPushButton("Cancel")
-        self.retrain_cancel.setObjectName("cancelRetrainButton")
-        self.retrain_cancel.setEnabled(False)
-        self.retrain_cancel.clicked.connect(self.cancel_retrain_requested)
-        self.retrain_progress = QProgressBar()
-        self.retrain_progress.setObjectName("retrainProgress")
-        self.retrain_progress.setRange(0, 1000)
+        self.retrain_button, self.retrain_cancel, self.retrain_progress = job_controls(
+            "Retrain with verdicts", self.retrain_requested, self.cancel_retrain_requested, name="retrain")
+        self.retrain_button.setEnabled(False)  # until there are verdicts
         self.retrain_progress.setMaximumWidth(160)
         self.retrain_status = QLabel("")
         bottom = QHBoxLayout()

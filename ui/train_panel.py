@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QProgressBar,
-    QPushButton,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from ui.detector_form import DetectorForm, detector_names
 from ui.plots import LossPlot
+from ui.widgets import PROGRESS_STEPS, job_controls
 from ui.workers import Progress
 
 DESCRIPTIONS = {
@@ -82,14 +82,9 @@ class TrainPanel(QWidget):
         sb.addWidget(self.form)
         sb.addStretch(1)
 
-        self.train_button = QPushButton("Train and score")
-        self.train_button.setObjectName("trainButton")
+        self.train_button, self.cancel_button, _ = job_controls(
+            "Train and score", self.train_requested, self.cancel_requested, name="train", progress=False)
         self.train_button.setDefault(True)
-        self.train_button.clicked.connect(self.train_requested)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("cancelTrainButton")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel_requested)
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
@@ -106,7 +101,7 @@ class TrainPanel(QWidget):
 
         self.progress = QProgressBar()
         self.progress.setObjectName("trainProgress")
-        self.progress.setRange(0, 1000)
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
         self.status = QLabel("Not trained yet.")
@@ -182,7 +177,7 @@ class TrainPanel(QWidget):
             self.epoch_label.setText("")
 
     def show_progress(self, p: Progress) -> None:
-        self.progress.setValue(int(1000 * max(0.0, min(1.0, p.fraction))))
+        self.progress.setValue(int(PROGRESS_STEPS * max(0.0, min(1.0, p.fraction))))
         if p.message:
             self.status.setText(p.message)
         self.eta_label.setText(f"ETA {format_seconds(p.eta_s)}")
