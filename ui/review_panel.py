@@ -151,7 +151,7 @@ class ReviewPanel(QWidget):
         self.cheat_sheet.setStyleSheet("background:#f4f4e8; padding:4px; border:1px solid #ddd;")
         self.retrain_button, self.retrain_cancel, self.retrain_progress = job_controls(
             "Retrain with verdicts", self.retrain_requested, self.cancel_retrain_requested, name="retrain")
-        self.retrain_button.setEnabled(False)  # until there are verdicts
+        self.retrain_button.setEnabled(False)  # until a model is trained
         self.retrain_progress.setMaximumWidth(160)
         self.retrain_status = QLabel("")
         bottom = QHBoxLayout()
