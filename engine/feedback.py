@@ -760,6 +760,34 @@ def _is_fitted(model) -> bool:
     return any(hasattr(model, a) for a in ("model_", "detector_", "preprocessor_"))
 
 
+_RULE_NAMES = {"best_f1": "best F1", "min_cost": "least expected cost"}
+
+
+def _within_reach_of_verdicts(th, scores: np.ndarray, reviewed: np.ndarray):
+    """The verdict threshold ``th``, unless it is above the product's default cut and most of the
+    records it would unflag (those between the two cuts) have not been reviewed. Verdicts come from
+    the top of the queue: three of them (two anomalies, one normal) put the best cut at the lowest
+    confirmed anomaly and would unflag every record below it, on no evidence about those records. The
+    verdicts may always lower the cut, and may raise it over records the analyst has looked at."""
+    from engine import thresholds
+
+    auto = thresholds.default_threshold(scores)
+    if th.value <= auto.value:
+        return th
+    band = (scores >= auto.value) & (scores < th.value)
+    looked = np.zeros(len(scores), dtype=bool)
+    looked[reviewed] = True
+    unreviewed = int((band & ~looked).sum())
+    if unreviewed <= int((band & looked).sum()):
+        return th
+    return thresholds.Threshold(
+        auto.value, auto.method,
+        f"{auto.explanation} Kept: {unreviewed} of the records a cut from the {len(reviewed)} verdicts "
+        f"would unflag have not been reviewed, and the verdicts say nothing about them "
+        f"({_RULE_NAMES.get(th.method, th.method)} on the verdicts alone: {th.value:.4g}, flagging "
+        f"{int((scores >= th.value).sum())}).", int((scores >= auto.value).sum()))
+
+
 def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: Mapping[int, str], *,
                           progress: ProgressCallback | None = None, should_stop: StopCallback | None = None,
                           state: FeedbackState | None = None, refit: bool | str = "auto",
@@ -782,7 +810,9 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
       in-context rarity; logistic loss on the verdicts, ridge-penalised), so records near confirmed
       anomalies, or unusual in the same columns, rise and records near confirmed normals sink.
     - the threshold: best F1 on the verdicts, or minimum expected cost when ``cost_missed`` and
-      ``cost_review`` are given (engine.thresholds); automatic when verdicts hold a single class.
+      ``cost_review`` are given (engine.thresholds); the default rule (``default_threshold``) when the
+      verdicts hold a single class, and when they would raise the cut above it over records nobody reviewed
+      (``_within_reach_of_verdicts``).
     """
     from engine import thresholds
 
@@ -882,8 +912,9 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
                                                cost_review=cost_review)
         else:
             th = thresholds.best_f1_threshold(scores[idx], y_lab)
+        th = _within_reach_of_verdicts(th, scores, idx)
     else:
-        th = thresholds.automatic_threshold(scores)
+        th = thresholds.default_threshold(scores)
     report(1.0, "re-ranked")
     return FeedbackResult(scores=scores, severity=severity, model=model, threshold=float(th.value),
                           threshold_explanation=th.explanation, seconds=time.perf_counter() - t0,

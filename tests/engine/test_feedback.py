@@ -361,3 +361,24 @@ def test_column_profile_lifts_records_unusual_in_the_same_way():
     assert np.median(after) < np.median(before) / 3
     weights = result.state.profile_weights
     assert weights is not None and weights.max() > 0 and weights.min() >= 0  # rarity only lifts
+
+
+def test_a_few_verdicts_from_the_top_do_not_unflag_the_rest_of_the_queue():
+    """Two confirmed anomalies and one normal, all at the top of the ranking: the best cut on those three
+    alone would flag only the two anomalies. The default rule's cut stays (it flags more), saying why;
+    once the records between the two cuts have been reviewed, the verdicts set the threshold."""
+    from engine import thresholds
+
+    frame, schema, y = _hidden_cluster()
+    model = AnomalyModel(detector="iforest").fit(frame, schema)
+    order = np.argsort(-model.score(frame).scores)
+    few = {int(order[0]): "anomaly", int(order[1]): "anomaly", int(order[2]): "normal"}
+    result = retrain_with_verdicts(model, frame, schema, few)
+    default = thresholds.default_threshold(result.scores)
+    assert result.threshold == pytest.approx(default.value)
+    assert (result.scores >= result.threshold).sum() > 2
+    assert "the verdicts say nothing about them" in result.threshold_explanation
+    # reviews that reach far down the ranking: the verdicts decide
+    many = {int(i): ("anomaly" if y[i] else "normal") for i in order[: len(order) // 2]}
+    deep = retrain_with_verdicts(model, frame, schema, many)
+    assert "F1" in deep.threshold_explanation and "Kept" not in deep.threshold_explanation

@@ -127,6 +127,26 @@ def test_retrain_with_verdicts_rescores_and_keeps_the_analysts_place(qtbot, trai
         w.start_retrain()
 
 
+def test_three_verdicts_at_the_top_keep_the_rest_of_the_queue_flagged(qtbot, trained_window):
+    """A, A, N on the first three records and Retrain: the cut from those three alone would flag only
+    the two confirmed anomalies; the queue keeps the default rule's cut on the new scores instead, and
+    the threshold note says why."""
+    from engine.thresholds import default_threshold
+
+    w = trained_window
+    panel = w.review_panel
+    panel.view.setFocus()
+    panel.select_row(0)
+    for k in (Qt.Key.Key_A, Qt.Key.Key_A, Qt.Key.Key_N):
+        key(qtbot, w, k)
+    with qtbot.waitSignal(w.retrained, timeout=120_000):
+        panel.retrain_button.click()
+    assert w.queue.counts()["reviewed"] == 3
+    assert w.threshold_panel.current_cut() == default_threshold(w.scores).value
+    assert int(w.queue.flagged.sum()) > 2
+    assert "verdicts say nothing about them" in w.threshold_panel.explanation.text()
+
+
 def test_a_thousand_quick_verdicts_are_all_kept(qtbot, trained_window):
     w = trained_window
     panel = w.review_panel
