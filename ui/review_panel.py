@@ -154,6 +154,9 @@ class ReviewPanel(QWidget):
         self.retrain_button.setEnabled(False)  # until a model is trained
         self.retrain_progress.setMaximumWidth(160)
         self.retrain_status = QLabel("")
+        # long texts wrap instead of widening the panel (the splitter would squeeze the detail view)
+        self.retrain_status.setWordWrap(True)
+        self.counter.setWordWrap(True)
         bottom = QHBoxLayout()
         bottom.addWidget(self.counter, 1)
         bottom.addWidget(self.retrain_status)
