@@ -116,9 +116,13 @@ class VAEDetector(AutoencoderDetector):
 
     def _resolve_modes(self, n_numeric, cardinalities) -> None:
         self.masking_, self.variance_ = False, False  # the VAE reconstructs the whole row from its latent
+        self.score_ = self._resolve_score(cardinalities, self.masking_)
         self.hidden_ = list(self.hidden_layers) if self.hidden_layers is not None else [64, 32]
         self.latent_ = int(self.latent_dim) if self.latent_dim is not None else 8
         self.epochs_ = int(self.epochs) if self.epochs is not None else 30
+
+    def _resolve_score(self, cardinalities, masking) -> str:
+        return str(self.score)  # "probability", or the autoencoder's "nll" / "mse" on one decoding
 
     def _calibrate(self, fm, weights) -> None:
         for attr in ("numeric_scale_", "column_baseline_"):

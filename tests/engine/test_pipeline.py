@@ -129,3 +129,24 @@ def test_the_autoencoder_trims_only_when_fitted_on_the_all_numeric_file_it_score
     assert not reference.detector_.trim and "trim" not in reference.params
     assert chosen.detector_.trim == 0.05  # the analyst's explicit choice wins
     assert not categorical.detector_.trim  # the masked model is not trimmed by default
+
+
+def test_auto_trims_its_autoencoder_member_by_the_same_rule():
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    numeric = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    schema = infer_schema(numeric)
+    fast = {"members": ["ecod", "autoencoder"], "epochs": 2}
+    self_trained = AnomalyModel("auto", params=fast).fit(numeric, schema)
+    reference = AnomalyModel("auto", params=fast).fit(numeric, schema, known_good=True)
+    chosen = AnomalyModel("auto", params={**fast, "member_params": {"autoencoder": {"trim": 0.05, "latent_dim": 1}}}
+                          ).fit(numeric, schema)
+    mixed = ledger(300)
+    categorical = AnomalyModel("auto", params=fast).fit(mixed, infer_schema(mixed))
+    member = {m.name: m for m in self_trained.detector_.members_}["autoencoder"]
+    assert member.trim == 0.2 and self_trained.params["member_params"] == {"autoencoder": {"trim": 0.2}}
+    assert not {m.name: m for m in reference.detector_.members_}["autoencoder"].trim
+    assert "member_params" not in reference.params
+    chosen_member = {m.name: m for m in chosen.detector_.members_}["autoencoder"]
+    assert chosen_member.trim == 0.05 and chosen_member.latent_ == 1  # the analyst's choice wins
+    assert not {m.name: m for m in categorical.detector_.members_}["autoencoder"].trim

@@ -319,3 +319,27 @@ def test_calibration_uses_a_sample_of_large_tables(encoded, monkeypatch):
     sampled = AutoencoderDetector(**FAST).fit(fm)
     assert seen[0] == 300
     np.testing.assert_allclose(sampled.column_baseline_, full.column_baseline_, rtol=0.25, atol=0.05)
+
+
+def test_auto_score_is_the_likelihood_with_categorical_columns_and_the_plain_error_without(encoded):
+    _, fm, _ = encoded
+    num = fm.subset(np.arange(fm.n_rows))
+    num.codes, num.categories, num.categorical_source = num.codes[:, :0], [], num.categorical_source[:0]
+    mixed = AutoencoderDetector(**FAST).fit(fm)
+    numeric = AutoencoderDetector(**FAST).fit(num)
+    assert mixed.score_ == "nll" and numeric.score_ == "mse"
+    # all-numeric, "auto" scores exactly as an explicit "mse"
+    explicit = AutoencoderDetector(**FAST, score="mse").fit(num)
+    np.testing.assert_allclose(numeric.score_samples(num), explicit.score_samples(num), rtol=1e-6)
+    # the resolved score travels with the bundle state
+    meta, arrays = numeric.get_state()
+    assert meta["score"] == "mse"
+    restored = AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays)
+    np.testing.assert_allclose(restored.score_samples(num), numeric.score_samples(num), rtol=1e-6)
+    # a state written before "auto" existed names its score in the params only
+    old = json.loads(json.dumps(meta))
+    del old["score"]
+    old["params"]["score"] = "nll"
+    assert AutoencoderDetector.from_state(old, arrays).score_ == "nll"
+    with pytest.raises(ValueError, match="score"):
+        AutoencoderDetector(**FAST, score="likelihood").fit(num)
