@@ -57,6 +57,8 @@ HELP = {
     "undo_log": "split the numeric values on their original scale (the log squeezes the tail where outliers are)",
     "trim": "share of each batch's worst-reconstructed rows left out of training, so anomalies in the "
             "training rows are not learnt as normal (empty: 0.2 on an all-numeric file fitted on itself, else 0)",
+    "score": "how a row's reconstruction becomes its score (autoencoder: auto = the likelihood when there "
+             "are categorical columns, the plain squared error otherwise; nll; mse. VAE: probability, nll, mse)",
     "feature_weight": "score share of the discriminator feature-matching distance (the rest: reconstruction)",
 }
 FALLBACK_SPECS: dict[str, list[tuple[str, Any]]] = {

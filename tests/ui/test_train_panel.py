@@ -30,6 +30,10 @@ def test_settings_form_shows_only_the_chosen_detectors_settings(qtbot, window):
     assert "trim" not in panel.params()  # empty: the app chooses (0.2 on an all-numeric file fitted on itself)
     trim.setText("0.1")
     assert panel.params()["trim"] == pytest.approx(0.1)
+    score = panel.form.editors["score"]
+    assert score.text() == "auto" and "squared error" in score.toolTip()
+    score.setText("nll")
+    assert panel.params()["score"] == "nll"
     panel.detector_combo.setCurrentText("iforest")
     assert "hidden_layers" not in panel.form.editors
     assert "n_estimators" in panel.form.editors
