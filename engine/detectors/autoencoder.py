@@ -23,6 +23,17 @@ rows with the highest loss in a batch get no gradient, so a model fitted on the 
 (contaminated) does not learn its anomalies as normal. ``AnomalyModel`` sets 0.2 for an all-numeric
 table fitted on itself; see engine.pipeline.
 
+Inputs whose typical value sits at the edge of their range (a rate that is nearly always 0, a
+count or indicator whose median is its minimum, a share whose median is its maximum) are the
+scaled value 0 for most rows: such rows give the first layer's weights no gradient (x * delta = 0),
+so under Adam's per-weight step sizes those weights are fitted to the rare rows alone, and what the
+model learns depends on the seed. Those features enter the network offset by one scaled unit
+(``input_offset_``: +1 where the training median is the minimum, -1 where it is the maximum, else
+0; errors and scores are unchanged by a shift, only training is). Measured: KDD (18 such features of
+18) 4 seeds 0.810 -> 0.968 (min 0.962), six ADBench files fitted on themselves 88.4 -> 90.9
+(mammography 73.6 -> 87.9); ECG5000 has none (0.9855 either way). Offsetting every feature instead
+costs ECG5000 0.016.
+
 Masked training on the CPU computes only the hidden groups' outputs (``_hidden_group_loss``): the
 same loss as the full output layer masked (100k-row ledger, 20 epochs: fit 18.1 s -> 13.0 s).
 """
@@ -245,6 +256,16 @@ class _AENet(nn.Module):
         return self.output.terms(self.decoder(self.encode(x_num, codes, keep)), codes)
 
 
+def input_offset(numeric: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """(d,) float32: +1 for a feature whose median (over ``rows``) is its minimum, -1 for one whose
+    median is its maximum, 0 otherwise and for constant features (see the module docstring)."""
+    x = numeric if rows is None else numeric[rows]
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return np.zeros(numeric.shape[1], dtype=np.float32)
+    lo, med, hi = x.min(axis=0), np.median(x, axis=0), x.max(axis=0)
+    return np.where(lo == hi, 0.0, np.where(med <= lo, 1.0, np.where(med >= hi, -1.0, 0.0))).astype(np.float32)
+
+
 class AutoencoderDetector(Detector):
     name: ClassVar[str] = "autoencoder"
     _fitted_attr: ClassVar[str] = "net_"
@@ -442,6 +463,11 @@ class AutoencoderDetector(Detector):
             if weights_np.shape[0] != fm.n_rows or not np.all(np.isfinite(weights_np)) or (weights_np < 0).any():
                 raise ValueError("sample_weight must hold one finite, non-negative weight per row")
 
+        learnt = np.flatnonzero(np.ones(fm.n_rows, dtype=bool) if weights_np is None else weights_np > 0)
+        if learnt.size > _CALIBRATION_ROWS:  # a median over 20,000 rows decides as well as over all
+            learnt = np.sort(np.random.default_rng(int(self.seed)).choice(learnt, _CALIBRATION_ROWS, replace=False))
+        self.input_offset_ = input_offset(fm.numeric, learnt)
+
         def fit_once(device: torch.device, batch_size: int):
             init_gen = torch.Generator().manual_seed(int(self.seed))
             net = self._build(n_numeric, cards)
@@ -451,7 +477,8 @@ class AutoencoderDetector(Detector):
             for m in net.modules():
                 if isinstance(m, LocalDropout):
                     m.generator = self._gen
-            data = {"x": torch.as_tensor(fm.numeric, device=device), "c": torch.as_tensor(fm.codes, device=device)}
+            data = {"x": torch.as_tensor(fm.numeric + self.input_offset_, device=device),
+                    "c": torch.as_tensor(fm.codes, device=device)}
             w = None if weights_np is None else torch.as_tensor(weights_np, device=device)
             history = train(net, self._batch_loss, data, self._config(batch_size, device, fm.n_rows), weights=w, generator=init_gen,
                             device=device, progress=progress, should_stop=should_stop)
@@ -534,13 +561,15 @@ class AutoencoderDetector(Detector):
 
     @torch.no_grad()
     def _run(self, fm, fn):
-        """Apply ``fn(x_num, codes, x_hat, log_probs)`` batch-wise; concatenates the numpy results."""
+        """Apply ``fn(x_num, codes, x_hat, log_probs)`` batch-wise; concatenates the numpy results.
+        ``x_num`` and ``x_hat`` are offset by ``input_offset_`` (differences are not)."""
         self._check_fitted()
         self._check_input(fm)
         self.net_.eval()
+        offset = np.asarray(getattr(self, "input_offset_", np.zeros(fm.numeric.shape[1])), dtype=np.float32)
         outs: list[tuple] = []
         for s in range(0, fm.n_rows, _SCORE_BATCH):
-            x = torch.as_tensor(fm.numeric[s: s + _SCORE_BATCH], device=self.device_)
+            x = torch.as_tensor(fm.numeric[s: s + _SCORE_BATCH] + offset, device=self.device_)
             c = torch.as_tensor(fm.codes[s: s + _SCORE_BATCH], device=self.device_)
             x_hat, logvar, log_probs = self._forward(x, c)
             outs.append(tuple(t.detach().cpu().numpy() for t in fn(x, c, x_hat, logvar, log_probs)))
@@ -612,7 +641,7 @@ class AutoencoderDetector(Detector):
     def expected_values(self, fm) -> np.ndarray:
         self._check_fitted()
         x_hat, probs = self._run(fm, lambda x, c, x_hat, lv, lp: (x_hat, lp.exp()))
-        parts = [x_hat.astype(np.float32)]
+        parts = [(x_hat - self.input_offset_).astype(np.float32)]
         parts += [probs[:, j, :k].astype(np.float32) for j, k in enumerate(self.cardinalities_)]
         return np.concatenate(parts, axis=1)
 
@@ -626,6 +655,7 @@ class AutoencoderDetector(Detector):
         arrays = net_state(self.net_)
         arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
         arrays["column_baseline"] = np.asarray(self.column_baseline_, dtype=np.float64)
+        arrays["input_offset"] = np.asarray(self.input_offset_, dtype=np.float32)
         return meta, arrays
 
     @classmethod
@@ -645,5 +675,9 @@ class AutoencoderDetector(Detector):
         det.net_ = net.to(det.device_).eval()
         det.numeric_scale_ = np.asarray(arrays["numeric_scale"], dtype=np.float32)
         det.column_baseline_ = np.asarray(arrays["column_baseline"], dtype=np.float64)
+        # bundles from before the offset trained without one
+        det.input_offset_ = np.asarray(arrays.get("input_offset", np.zeros(det.n_numeric_)), dtype=np.float32)
+        if det.input_offset_.shape != (det.n_numeric_,):
+            raise ValueError(f"input_offset has shape {det.input_offset_.shape}, expected ({det.n_numeric_},)")
         det.history_ = history_from(meta)
         return det

@@ -357,3 +357,35 @@ def test_auto_score_is_the_likelihood_with_categorical_columns_and_the_plain_err
     assert AutoencoderDetector.from_state(old, arrays).score_ == "nll"
     with pytest.raises(ValueError, match="score"):
         AutoencoderDetector(**FAST, score="likelihood").fit(num)
+
+
+def test_input_offset_moves_features_whose_median_is_an_edge_of_their_range():
+    from engine.detectors.autoencoder import input_offset
+
+    x = np.array([[0.0, 1.0, -1.0, 5.0], [0.0, 1.0, 0.0, 5.0], [0.0, 0.2, 1.0, 5.0], [3.0, 1.0, 2.0, 5.0]],
+                 dtype=np.float32)
+    # column 0: mostly 0, its minimum; 1: mostly 1, its maximum; 2: spread; 3: constant
+    assert input_offset(x).tolist() == [1.0, -1.0, 0.0, 0.0]
+    assert input_offset(x, np.array([0, 1, 2])).tolist() == [0.0, -1.0, 0.0, 0.0]  # only those rows: 0 is constant
+    assert input_offset(x[:, :0]).shape == (0,)
+
+
+def test_offset_inputs_change_training_only_not_what_the_model_reports():
+    """A zero-inflated rate next to a normal feature: the network sees the rate offset by +1, but the
+    expected values are in the encoded units and the bundle state carries the offset."""
+    from engine.features import FeatureMatrix
+
+    rng = np.random.default_rng(0)
+    rate = np.where(rng.random(800) < 0.9, 0.0, rng.random(800) * 3)
+    values = np.column_stack([rate, rng.normal(size=800)]).astype(np.float32)
+    fm = FeatureMatrix(values)
+    det = AutoencoderDetector(hidden_layers=[16], latent_dim=2, epochs=30, batch_size=64, device="cpu").fit(fm)
+    assert det.input_offset_.tolist() == [1.0, 0.0]
+    expected = det.expected_values(fm)
+    typical = values[:, 0] == 0.0
+    assert abs(float(np.median(expected[typical, 0]))) < 0.3  # near 0, not near the offset 1
+    meta, arrays = det.get_state()
+    restored = AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays)
+    np.testing.assert_allclose(restored.score_samples(fm), det.score_samples(fm), rtol=1e-6)
+    del arrays["input_offset"]  # a bundle from before the offset: the network was trained without one
+    assert AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays).input_offset_.tolist() == [0.0, 0.0]
