@@ -29,10 +29,10 @@ scaled value 0 for most rows: such rows give the first layer's weights no gradie
 so under Adam's per-weight step sizes those weights are fitted to the rare rows alone, and what the
 model learns depends on the seed. Those features enter the network offset by one scaled unit
 (``input_offset_``: +1 where the training median is the minimum, -1 where it is the maximum, else
-0; errors and scores are unchanged by a shift, only training is). Measured: KDD (18 such features of
-18) 4 seeds 0.810 -> 0.968 (min 0.962), six ADBench files fitted on themselves 88.4 -> 90.9
-(mammography 73.6 -> 87.9); ECG5000 has none (0.9855 either way). Offsetting every feature instead
-costs ECG5000 0.016.
+0; errors and scores are unchanged by a shift, only training is). Measured: KDD (16 such features of
+18), 4 seeds, 0.810 -> 0.968 (min 0.962); the six ADBench files fitted on themselves 88.4 -> 90.9
+(mammography, 3 of 6: 73.6 -> 87.9; cardio, 6 of 21: 70.6 -> 71.0; the other four have none);
+ECG5000 has none (0.9855 either way). Offsetting every feature instead costs ECG5000 0.016.
 
 Masked training on the CPU computes only the hidden groups' outputs (``_hidden_group_loss``): the
 same loss as the full output layer masked (100k-row ledger, 20 epochs: fit 18.1 s -> 13.0 s).
@@ -566,7 +566,7 @@ class AutoencoderDetector(Detector):
         self._check_fitted()
         self._check_input(fm)
         self.net_.eval()
-        offset = np.asarray(getattr(self, "input_offset_", np.zeros(fm.numeric.shape[1])), dtype=np.float32)
+        offset = self.input_offset_
         outs: list[tuple] = []
         for s in range(0, fm.n_rows, _SCORE_BATCH):
             x = torch.as_tensor(fm.numeric[s: s + _SCORE_BATCH] + offset, device=self.device_)
