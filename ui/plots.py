@@ -258,6 +258,10 @@ class LossPlot(pg.PlotWidget):
         self.addLegend(offset=(10, 5))
         self.train = item.plot([], [], pen=pg.mkPen(LINE, width=2), symbol="o", symbolSize=5, name="train")
         self.val = item.plot([], [], pen=pg.mkPen(ANOMALY, width=2), symbol="t", symbolSize=5, name="validation")
+        # the two curves are not the same quantity for the masked model; say so where the analyst looks
+        self.setToolTip("train: the loss the model is fitted on, per row (with categorical columns, only the "
+                        "columns hidden at random in each row). validation: the same on held-out rows (with "
+                        "categorical columns, every column hidden in turn, as in scoring, so it sits higher).")
 
     def set_history(self, history) -> None:
         if not history:

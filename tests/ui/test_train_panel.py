@@ -79,6 +79,7 @@ def test_train_a_small_autoencoder_with_live_loss_curve(qtbot, window, small_csv
     assert any(p.loss_history for p in seen)
     xs, ys = window.train_panel.loss_plot.train.getData()
     assert len(xs) >= 2 and np.all(np.isfinite(ys))
+    assert "hidden in turn" in window.train_panel.loss_plot.toolTip()  # what each curve measures
     assert "device" in window.train_panel.device_label.text()
     assert window.train_panel.device_label.text() != "device –"
     assert "rows/s" in window.train_panel.speed_label.text()
