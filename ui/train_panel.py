@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
@@ -82,8 +81,8 @@ class TrainPanel(QWidget):
         sb.addWidget(self.form)
         sb.addStretch(1)
 
-        self.train_button, self.cancel_button, _ = job_controls(
-            "Train and score", self.train_requested, self.cancel_requested, name="train", progress=False)
+        self.train_button, self.cancel_button, self.progress = job_controls(
+            "Train and score", self.train_requested, self.cancel_requested, name="train")
         self.train_button.setDefault(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
@@ -99,9 +98,6 @@ class TrainPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(340)
 
-        self.progress = QProgressBar()
-        self.progress.setObjectName("trainProgress")
-        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
         self.status = QLabel("Not trained yet.")

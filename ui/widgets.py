@@ -9,11 +9,11 @@ from PySide6.QtWidgets import QProgressBar, QPushButton
 PROGRESS_STEPS = 1000  # progress bars run 0..1000: a job's fraction times this
 
 
-def job_controls(run_text: str, on_run: Callable[[], object], on_cancel: Callable[[], object], *, name: str,
-                 progress: bool = True) -> tuple[QPushButton, QPushButton, QProgressBar | None]:
+def job_controls(run_text: str, on_run: Callable[[], object], on_cancel: Callable[[], object], *,
+                 name: str) -> tuple[QPushButton, QPushButton, QProgressBar]:
     """The controls of a background job: a run button, a Cancel button that is disabled until the job
-    runs, and (``progress``) a 0..PROGRESS_STEPS progress bar. Object names: ``{name}Run``,
-    ``{name}Cancel`` and ``{name}Progress``, for tests and style sheets."""
+    runs, and a 0..PROGRESS_STEPS progress bar. Object names: ``{name}Run``, ``{name}Cancel`` and
+    ``{name}Progress``, for tests and style sheets."""
     run = QPushButton(run_text)
     run.setObjectName(f"{name}Run")
     run.clicked.connect(on_run)
@@ -21,9 +21,7 @@ def job_controls(run_text: str, on_run: Callable[[], object], on_cancel: Callabl
     cancel.setObjectName(f"{name}Cancel")
     cancel.setEnabled(False)
     cancel.clicked.connect(on_cancel)
-    bar = None
-    if progress:
-        bar = QProgressBar()
-        bar.setObjectName(f"{name}Progress")
-        bar.setRange(0, PROGRESS_STEPS)
+    bar = QProgressBar()
+    bar.setObjectName(f"{name}Progress")
+    bar.setRange(0, PROGRESS_STEPS)
     return run, cancel, bar

@@ -8,6 +8,7 @@ import pytest
 from tests.ui.conftest import open_and_wait, train_and_wait
 from ui.detector_form import DetectorForm, parse_layers
 from ui.main_window import TAB_REVIEW
+from ui.widgets import PROGRESS_STEPS
 
 
 def test_settings_form_shows_only_the_chosen_detectors_settings(qtbot, window):
@@ -80,6 +81,8 @@ def test_train_a_small_autoencoder_with_live_loss_curve(qtbot, window, small_csv
     xs, ys = window.train_panel.loss_plot.train.getData()
     assert len(xs) >= 2 and np.all(np.isfinite(ys))
     assert "hidden in turn" in window.train_panel.loss_plot.toolTip()  # what each curve measures
+    bar = window.train_panel.progress  # the shared job controls' bar, full when the job is done
+    assert bar.objectName() == "trainProgress" and bar.value() == bar.maximum() == PROGRESS_STEPS
     assert "device" in window.train_panel.device_label.text()
     assert window.train_panel.device_label.text() != "device –"
     assert "rows/s" in window.train_panel.speed_label.text()

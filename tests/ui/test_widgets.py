@@ -17,5 +17,3 @@ def test_job_controls_run_and_cancel_and_progress(qtbot):
     cancel.setEnabled(True)
     cancel.click()
     assert calls == ["run", "cancel"]
-    _, _, none = job_controls("Go", lambda: None, lambda: None, name="other", progress=False)
-    assert none is None
