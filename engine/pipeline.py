@@ -38,6 +38,11 @@ class ScoreResult:
     member_scores: dict[str, np.ndarray] | None = None  # ensemble members' scores, for re-rankers
 
 
+def _trimmed_unless_chosen(params: dict[str, Any]) -> dict[str, Any]:
+    """Autoencoder parameters with ``trim=SELF_TRAINED_TRIM`` unless the caller set a trim."""
+    return params if params.get("trim") is not None else {**params, "trim": SELF_TRAINED_TRIM}
+
+
 class AnomalyModel:
     """Preprocessing + detector. Fit metrics kept for the model card: ``fit_seconds_``, ``rows_``,
     ``device_``, ``history_`` (loss curves where the detector has them), ``versions_`` (after load)."""
@@ -94,14 +99,13 @@ class AnomalyModel:
         params = dict(self.params)
         if known_good and self.detector == "auto":
             params.setdefault("combination", "mean")
-        if not known_good and not fm.cardinalities:
-            if self.detector == "autoencoder" and params.get("trim") is None:
-                params["trim"] = SELF_TRAINED_TRIM
-            if self.detector == "auto":
-                member = dict((params.get("member_params") or {}).get("autoencoder") or {})
-                if member.get("trim") is None:
-                    params["member_params"] = {**(params.get("member_params") or {}),
-                                               "autoencoder": {**member, "trim": SELF_TRAINED_TRIM}}
+        if not known_good and not fm.cardinalities:  # the autoencoder alone or as auto's member
+            if self.detector == "autoencoder":
+                params = _trimmed_unless_chosen(params)
+            elif self.detector == "auto":
+                members = dict(params.get("member_params") or {})
+                members["autoencoder"] = _trimmed_unless_chosen(dict(members.get("autoencoder") or {}))
+                params["member_params"] = members
         detector = make_detector(self.detector, seed=self.seed, device=self.device, **params)
 
         def fit_progress(fraction, message="", **metrics):

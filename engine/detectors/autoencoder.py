@@ -463,10 +463,7 @@ class AutoencoderDetector(Detector):
             if weights_np.shape[0] != fm.n_rows or not np.all(np.isfinite(weights_np)) or (weights_np < 0).any():
                 raise ValueError("sample_weight must hold one finite, non-negative weight per row")
 
-        learnt = np.flatnonzero(np.ones(fm.n_rows, dtype=bool) if weights_np is None else weights_np > 0)
-        if learnt.size > _CALIBRATION_ROWS:  # a median over 20,000 rows decides as well as over all
-            learnt = np.sort(np.random.default_rng(int(self.seed)).choice(learnt, _CALIBRATION_ROWS, replace=False))
-        self.input_offset_ = input_offset(fm.numeric, learnt)
+        self.input_offset_ = input_offset(fm.numeric, self._learnt_sample(fm.n_rows, weights_np))
 
         def fit_once(device: torch.device, batch_size: int):
             init_gen = torch.Generator().manual_seed(int(self.seed))
@@ -495,13 +492,19 @@ class AutoencoderDetector(Detector):
         self._calibrate(fm, weights_np)
         return self
 
+    def _learnt_sample(self, n_rows: int, weights: np.ndarray | None) -> np.ndarray:
+        """Sorted indices of at most ``_CALIBRATION_ROWS`` of the rows learnt as normal (weight > 0),
+        drawn with the seed: medians and RMS errors over 20,000 rows are as good as over all."""
+        rows = np.flatnonzero(np.ones(n_rows, dtype=bool) if weights is None else weights > 0)
+        if rows.size > _CALIBRATION_ROWS:
+            rows = np.sort(np.random.default_rng(int(self.seed)).choice(rows, _CALIBRATION_ROWS, replace=False))
+        return rows
+
     def _calibrate(self, fm, weights: np.ndarray | None) -> None:
         """Typical (RMS) reconstruction error per numeric feature, and typical term per column, on the
         rows learnt as normal: on a sample of at most ``_CALIBRATION_ROWS`` of them (a median or RMS over
         20,000 rows is as good as over all, and a pass over a million rows costs as much as scoring them)."""
-        rows = np.flatnonzero(np.ones(fm.n_rows, dtype=bool) if weights is None else weights > 0)
-        if rows.size > _CALIBRATION_ROWS:
-            rows = np.sort(np.random.default_rng(int(self.seed)).choice(rows, _CALIBRATION_ROWS, replace=False))
+        rows = self._learnt_sample(fm.n_rows, weights)
         if rows.size < fm.n_rows:
             fm = fm.subset(rows)
         if self.variance_:  # the model predicts its own scale per row and feature
