@@ -32,6 +32,13 @@ def mixed_table(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, Schema, np.n
     return df, schema, anomalous
 
 
+def numeric_only(fm):
+    """A copy of ``fm`` without its categorical columns."""
+    num = fm.subset(np.arange(fm.n_rows))
+    num.codes, num.categories, num.categorical_source = num.codes[:, :0], [], num.categorical_source[:0]
+    return num
+
+
 @pytest.fixture(scope="module")
 def encoded():
     df, schema, anomalous = mixed_table()
@@ -166,8 +173,7 @@ def test_bad_sample_weight_and_mismatched_input(encoded, fitted):
 
 def test_numeric_only_and_categorical_only(encoded):
     _, fm, _ = encoded
-    num = fm.subset(np.arange(fm.n_rows))
-    num.codes, num.categories, num.categorical_source = num.codes[:, :0], [], num.categorical_source[:0]
+    num = numeric_only(fm)
     s = AutoencoderDetector(**FAST).fit(num).score_samples(num)
     assert np.isfinite(s).all()
     cat = fm.subset(np.arange(fm.n_rows))
@@ -337,8 +343,7 @@ def test_calibration_uses_a_sample_of_large_tables(encoded, monkeypatch):
 
 def test_auto_score_is_the_likelihood_with_categorical_columns_and_the_plain_error_without(encoded):
     _, fm, _ = encoded
-    num = fm.subset(np.arange(fm.n_rows))
-    num.codes, num.categories, num.categorical_source = num.codes[:, :0], [], num.categorical_source[:0]
+    num = numeric_only(fm)
     mixed = AutoencoderDetector(**FAST).fit(fm)
     numeric = AutoencoderDetector(**FAST).fit(num)
     assert mixed.score_ == "nll" and numeric.score_ == "mse"
