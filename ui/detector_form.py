@@ -16,6 +16,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QDoubleValidator, QRegularExpressionValidator
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
+from ui.widgets import ScrollSafeComboBox, ScrollSafeSpinBox
+
 HIDDEN = {"self", "seed", "device", "random_state", "verbose", "member_params"}
 CHOICES = {
     "activation": ["relu", "leaky_relu", "tanh", "elu", "gelu", "selu", "silu", "sigmoid", "softplus"],
@@ -210,7 +212,7 @@ class DetectorForm(QWidget):
             w.toggled.connect(self.changed)
             return w
         if spec.name in CHOICES:
-            w = QComboBox()
+            w = ScrollSafeComboBox()
             items = list(CHOICES[spec.name])
             if value is not None and str(value) not in items:
                 items.insert(0, str(value))
@@ -226,7 +228,7 @@ class DetectorForm(QWidget):
             w.textChanged.connect(self.changed)
             return w
         if spec.is_int and d is not None:
-            w = QSpinBox()
+            w = ScrollSafeSpinBox()
             w.setRange(0, 1_000_000_000)
             w.setValue(int(value) if isinstance(value, (int, float)) else d)
             w.valueChanged.connect(self.changed)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from ui.detector_form import DetectorForm, detector_names
 from ui.plots import LossPlot
-from ui.widgets import PROGRESS_STEPS, job_controls
+from ui.widgets import PROGRESS_STEPS, ScrollSafeComboBox, ScrollSafeSpinBox, job_controls
 from ui.workers import Progress
 
 DESCRIPTIONS = {
@@ -49,24 +47,24 @@ class TrainPanel(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.detector_combo = QComboBox()
+        self.detector_combo = ScrollSafeComboBox()
         self.detector_combo.setObjectName("detectorCombo")
         self.detector_combo.addItems(detector_names())
         self.detector_combo.currentTextChanged.connect(self._detector_changed)
         self.description = QLabel()
         self.description.setWordWrap(True)
         self.form = DetectorForm()
-        self.device_combo = QComboBox()
+        self.device_combo = ScrollSafeComboBox()
         self.device_combo.setObjectName("deviceCombo")
         self.device_combo.addItems(["auto", "cpu", "cuda"])
         self.device_combo.setToolTip("auto uses the GPU when one is present")
-        self.sample_spin = QSpinBox()
+        self.sample_spin = ScrollSafeSpinBox()
         self.sample_spin.setObjectName("sampleSpin")
         self.sample_spin.setRange(0, 100_000_000)
         self.sample_spin.setSingleStep(10_000)
         self.sample_spin.setSpecialValueText("all rows")
         self.sample_spin.setToolTip("learn from a random sample of this many rows (every row is still scored)")
-        self.source_combo = QComboBox()
+        self.source_combo = ScrollSafeComboBox()
         self.source_combo.setObjectName("sourceCombo")
         self.source_combo.addItems(["this file"])
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QProgressBar, QPushButton
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QProgressBar, QPushButton, QSpinBox
 
 PROGRESS_STEPS = 1000  # progress bars run 0..1000: a job's fraction times this
 
@@ -25,3 +26,30 @@ def job_controls(run_text: str, on_run: Callable[[], object], on_cancel: Callabl
     bar.setObjectName(f"{name}Progress")
     bar.setRange(0, PROGRESS_STEPS)
     return run, cancel, bar
+
+
+class _WheelOnlyWhenFocused:
+    """In a scrolled settings form the wheel must scroll the form: a spin box or combo box under the
+    pointer takes the wheel only once the analyst has clicked into it (else scrolling past it silently
+    changed the setting: found on the Train screen, where scrolling set "early stopping" to 0)."""
+
+    def _no_wheel_focus(self) -> None:
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()  # goes on to the scroll area
+
+
+class ScrollSafeSpinBox(_WheelOnlyWhenFocused, QSpinBox):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._no_wheel_focus()
+
+
+class ScrollSafeComboBox(_WheelOnlyWhenFocused, QComboBox):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._no_wheel_focus()
