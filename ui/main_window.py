@@ -31,7 +31,7 @@ from ui.queue_model import SCORE, SEVERITY, VERDICTS, QueueModel
 from ui.review_panel import CHEAT_SHEET, ReviewPanel
 from ui.threshold_panel import ThresholdPanel
 from ui.train_panel import TrainPanel
-from ui.widgets import PROGRESS_STEPS
+from ui.widgets import PROGRESS_STEPS, counted
 from ui.workers import JobError, JobManager, leave_a_core_for_the_gui
 
 APP_NAME = "Anomaly Desk"
@@ -803,7 +803,8 @@ class MainWindow(QMainWindow):
         self._set_result(result, scores=fb.scores, severity=fb.severity, score_order=outcome.score_order)
         self.threshold_panel.set_threshold(fb.threshold, "cost", fb.threshold_explanation)
         self.review_panel.retrain_status.setText(
-            f"retrained with {fb.n_anomalies} anomalies and {fb.n_normals} normals in {fb.seconds:.1f} s")
+            f"retrained with {counted(fb.n_anomalies, 'anomaly', 'anomalies')} and "
+            f"{counted(fb.n_normals, 'normal')} in {fb.seconds:.1f} s")
         self.review_panel.retrain_progress.setValue(PROGRESS_STEPS)
         self.retrained.emit()
 

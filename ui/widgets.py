@@ -10,6 +10,11 @@ from PySide6.QtWidgets import QComboBox, QProgressBar, QPushButton, QSpinBox
 PROGRESS_STEPS = 1000  # progress bars run 0..1000: a job's fraction times this
 
 
+def counted(n: int, singular: str, plural: str | None = None) -> str:
+    """``"1 normal"``, ``"2 normals"``, ``"1 anomaly"``, ``"0 anomalies"``."""
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
+
+
 def job_controls(run_text: str, on_run: Callable[[], object], on_cancel: Callable[[], object], *,
                  name: str) -> tuple[QPushButton, QPushButton, QProgressBar]:
     """The controls of a background job: a run button, a Cancel button that is disabled until the job

@@ -145,6 +145,7 @@ def test_three_verdicts_at_the_top_keep_the_rest_of_the_queue_flagged(qtbot, tra
     assert w.threshold_panel.current_cut() == default_threshold(w.scores).value
     assert int(w.queue.flagged.sum()) > 2
     assert "verdicts say nothing about them" in w.threshold_panel.explanation.text()
+    assert "retrained with 2 anomalies and 1 normal in" in panel.retrain_status.text()  # not "1 normals"
 
 
 def test_a_thousand_quick_verdicts_are_all_kept(qtbot, trained_window):

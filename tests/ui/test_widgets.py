@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QScrollArea
 
-from ui.widgets import PROGRESS_STEPS, job_controls
+from ui.widgets import PROGRESS_STEPS, counted, job_controls
 
 
 def test_job_controls_run_and_cancel_and_progress(qtbot):
@@ -55,3 +55,9 @@ def test_scrolling_over_the_train_settings_scrolls_the_form_and_changes_no_setti
     qtbot.waitUntil(early.hasFocus)
     assert _wheel(early, 1)
     assert early.value() == before[0] - 1  # a focused field still takes the wheel
+
+
+def test_counted_says_one_or_many():
+    assert counted(1, "normal") == "1 normal" and counted(2, "normal") == "2 normals"
+    assert counted(1, "anomaly", "anomalies") == "1 anomaly" and counted(0, "anomaly", "anomalies") == "0 anomalies"
+    assert counted(12345, "row") == "12,345 rows"
