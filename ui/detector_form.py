@@ -31,6 +31,7 @@ CHOICES = {
     "cell": ["gru", "lstm"],
     "step_layers": ["auto", "shared", "per_step"],
     "tails": ["both", "skew"],
+    "aggregate": ["auto", "l2", "l4", "sum"],
 }
 HELP = {
     "hidden_layers": "sizes of the encoder's layers, e.g. 64-32-8 (the decoder mirrors them)",
@@ -61,6 +62,9 @@ HELP = {
             "training rows are not learnt as normal (empty: 0.2 on an all-numeric file fitted on itself, else 0)",
     "score": "how a row's reconstruction becomes its score (autoencoder: auto = the likelihood when there "
              "are categorical columns, the plain squared error otherwise; nll; mse. VAE: probability, nll, mse)",
+    "aggregate": "how the columns' terms make a row's score: l2 or l4, a norm that lets one very unusual column "
+                 "outweigh a row a little off everywhere (l4 the more so); sum, their total (auto: l4 for the plain "
+                 "squared error, l2 for the likelihood)",
     "feature_weight": "score share of the discriminator feature-matching distance (the rest: reconstruction)",
 }
 FALLBACK_SPECS: dict[str, list[tuple[str, Any]]] = {

@@ -16,7 +16,8 @@ ones: there dividing by a feature's typical error amplifies the features the mod
 perfectly, so their small test-time errors outweigh real deviations elsewhere (measured, AUCROC, nll ->
 mse: six ADBench files fitted on themselves, seeds 0/1, mean 85.0 -> 88.4, annthyroid 81.3 -> 97.5;
 ECG5000, 4 seeds, 0.975 -> 0.986; KDD, 4 seeds, 0.821 -> 0.810, within its spread across seeds).
-A column's contribution is its share.
+A column's contribution is its share. The columns' terms combine into the row's score by a norm
+that leans towards the largest (``aggregate``; see ``score_samples``).
 
 ``trim`` (a share of each batch; None, the default, means 0 unless ``AnomalyModel`` chooses): the
 rows with the highest loss in a batch get no gradient, so a model fitted on the very file it scores
@@ -62,6 +63,8 @@ from engine.training import (
 )
 
 _SCORE_BATCH = 65536
+AGGREGATES = ("auto", "l2", "l4", "sum")
+_NORM_POWER = {"l2": 2.0, "l4": 4.0}
 _CALIBRATION_ROWS = 20_000
 _BF16_MIN_ROWS = 20_000  # precision="auto": bf16 training on capable CPUs from this many rows
 
@@ -277,7 +280,7 @@ class AutoencoderDetector(Detector):
                  l2: float = 0.0, validation_fraction: float = 0.1, early_stopping: int = 5,
                  score: str = "auto", input_noise: float = 0.0, masking: str | bool = "auto",
                  mask_rate: float = 0.2, numeric_variance: str | bool = "auto", numeric_loss: str = "mse",
-                 aggregate: str = "l2", trim: float | None = None, precision: str = "fp32", device: str = "auto",
+                 aggregate: str = "auto", trim: float | None = None, precision: str = "fp32", device: str = "auto",
                  seed: int = 0):
         self._params = dict(trim=trim, precision=precision, masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
                             numeric_loss=numeric_loss, aggregate=aggregate,
@@ -302,6 +305,7 @@ class AutoencoderDetector(Detector):
                 str(self.numeric_variance).lower() == "auto" and masking))
         self.masking_, self.variance_ = bool(masking), bool(variance and n_numeric > 0)
         self.score_ = self._resolve_score(cardinalities, self.masking_)
+        self.aggregate_ = self._resolve_aggregate(self.score_)
         # Masked columns cannot be copied through the network, so the masked model can be wide; the
         # plain reconstruction needs a narrow bottleneck or it learns the identity.
         self.hidden_ = list(self.hidden_layers) if self.hidden_layers is not None else (
@@ -319,6 +323,16 @@ class AutoencoderDetector(Detector):
         if score == "auto":  # see the module docstring
             return "nll" if masking or len(cardinalities) > 0 else "mse"
         return score
+
+    def _resolve_aggregate(self, score: str) -> str:
+        """``aggregate="auto"``: "l4" for the plain squared error, "l2" for likelihood terms (see
+        ``score_samples``)."""
+        aggregate = str(self.aggregate).lower()
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregate '{self.aggregate}': choose {', '.join(AGGREGATES)}")
+        if aggregate == "auto":
+            return "l4" if score == "mse" else "l2"
+        return aggregate
 
     def _build(self, n_numeric: int, cardinalities: list[int]) -> nn.Module:
         return _AENet(n_numeric, cardinalities, self.hidden_, self.latent_, self.activation,
@@ -622,20 +636,38 @@ class AutoencoderDetector(Detector):
         return np.maximum(raw - getattr(self, "column_baseline_", 0.0), 0.0)
 
     def score_samples(self, fm) -> np.ndarray:
-        """``aggregate="l2"`` (default): the root of the summed squared excess terms, so one very
-        improbable column (a rare value, an account that never goes with this key) outranks a row that
-        is a little unusual everywhere (a rare but regular pattern); the plain sum breaks ties.
-        ``"sum"``: the total negative log-likelihood."""
+        """The columns' excess terms (above their typical training value) combined by ``aggregate``:
+        ``"l2"``, the root of their summed squares, or ``"l4"``, the fourth root of their summed fourth
+        powers, so one very improbable column (a rare value, an account that never goes with this key, a
+        rate far from anything seen) outranks a row that is a little unusual everywhere (a rare but
+        regular pattern); the plain sum breaks ties. ``"sum"``: the total of the terms (for ``nll`` the
+        negative log-likelihood). ``"auto"`` (the default): "l4" for the squared errors of the plain
+        model, "l2" for likelihood terms. An anomaly usually departs from normal in a few columns, and
+        against such sparse departures a statistic close to the largest term separates better than the
+        sum; squared errors of an all-numeric reconstruction spread over every feature (each a little
+        off), likelihood terms of a categorical column are already large for an improbable level.
+        Measured, l2 -> l4, plain model, AUCROC: KDD (4 seeds) 0.9679 -> 0.9709, every seed higher;
+        ECG5000 0.9855 -> 0.9856; the six ADBench files fitted on themselves (seeds 0/1) 90.90 -> 90.92.
+        On the ledger (likelihood terms), l4 ranked 26 of the 30 local anomalies in the top 1% against
+        27-28 for l2, hence l2 there."""
         raw = self._column_scores(fm)
-        if self.aggregate == "sum":
+        aggregate = self._aggregate()
+        if aggregate == "sum":
             return raw.sum(axis=1)
-        return np.sqrt((self._excess(raw) ** 2).sum(axis=1)) + 1e-3 * raw.sum(axis=1)
+        p = _NORM_POWER[aggregate]
+        return (self._excess(raw) ** p).sum(axis=1) ** (1.0 / p) + 1e-3 * raw.sum(axis=1)
+
+    def _aggregate(self) -> str:
+        return getattr(self, "aggregate_", None) or self._resolve_aggregate(self.score_)
 
     def feature_contributions(self, fm) -> np.ndarray:
+        """Each column's share of the score: of the summed terms for ``"sum"``, else of the summed powers
+        that ``aggregate`` takes the root of (what each column adds to the score's p-th power)."""
         raw = self._column_scores(fm)
         cols = self._excess(raw)
-        if self.aggregate != "sum":
-            cols = cols ** 2  # shares of the squared score
+        aggregate = self._aggregate()
+        if aggregate != "sum":
+            cols = cols ** _NORM_POWER[aggregate]
         cols = np.where(cols.sum(axis=1, keepdims=True) > 1e-12, cols, raw)
         total = cols.sum(axis=1, keepdims=True)
         uniform = np.full_like(cols, 1.0 / max(cols.shape[1], 1))
@@ -654,6 +686,7 @@ class AutoencoderDetector(Detector):
         meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
                 "masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
                 "latent": self.latent_, "epochs": self.epochs_, "score": self.score_,
+                "aggregate": self._aggregate(),
                 "cardinalities": list(self.cardinalities_), "history": self.history_.to_dict()}
         arrays = net_state(self.net_)
         arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
@@ -672,6 +705,8 @@ class AutoencoderDetector(Detector):
         det.epochs_ = int(meta.get("epochs") or 0)
         # bundles from before score="auto" hold "nll" or "mse" in their params
         det.score_ = str(meta.get("score") or det._resolve_score(det.cardinalities_, det.masking_))
+        # bundles from before aggregate="auto" hold "l2" or "sum" in their params
+        det.aggregate_ = str(meta.get("aggregate") or det._resolve_aggregate(det.score_))
         net = det._build(det.n_numeric_, det.cardinalities_)
         load_net_state(net, arrays)
         det.device_ = loading_device(det.device)  # a model trained on a GPU opens on the CPU without one

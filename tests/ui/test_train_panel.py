@@ -35,6 +35,10 @@ def test_settings_form_shows_only_the_chosen_detectors_settings(qtbot, window):
     assert score.text() == "auto" and "squared error" in score.toolTip()
     score.setText("nll")
     assert panel.params()["score"] == "nll"
+    aggregate = panel.form.editors["aggregate"]  # offered as a choice, explained
+    assert aggregate.currentText() == "auto" and "l4" in aggregate.toolTip()
+    aggregate.setCurrentText("sum")
+    assert panel.params()["aggregate"] == "sum"
     panel.detector_combo.setCurrentText("iforest")
     assert "hidden_layers" not in panel.form.editors
     assert "n_estimators" in panel.form.editors

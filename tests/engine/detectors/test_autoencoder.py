@@ -394,3 +394,36 @@ def test_offset_inputs_change_training_only_not_what_the_model_reports():
     np.testing.assert_allclose(restored.score_samples(fm), det.score_samples(fm), rtol=1e-6)
     del arrays["input_offset"]  # a bundle from before the offset: the network was trained without one
     assert AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays).input_offset_.tolist() == [0.0, 0.0]
+
+
+def test_auto_aggregate_is_the_fourth_power_norm_for_squared_errors_and_l2_for_likelihoods(encoded):
+    _, fm, _ = encoded
+    num = numeric_only(fm)
+    mixed = AutoencoderDetector(**FAST).fit(fm)
+    numeric = AutoencoderDetector(**FAST).fit(num)
+    assert (mixed.score_, mixed.aggregate_) == ("nll", "l2") and (numeric.score_, numeric.aggregate_) == ("mse", "l4")
+    # the score is the norm of the columns' excess terms (+ a small tie-break), the shares its powers'
+    raw = numeric._column_scores(num)
+    excess = numeric._excess(raw)
+    np.testing.assert_allclose(numeric.score_samples(num), (excess ** 4).sum(axis=1) ** 0.25 + 1e-3 * raw.sum(axis=1),
+                               rtol=1e-6)
+    shares = numeric.feature_contributions(num)
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
+    top = int(np.argmax(numeric.score_samples(num)))
+    np.testing.assert_allclose(shares[top], excess[top] ** 4 / (excess[top] ** 4).sum(), rtol=1e-5)
+    # an explicit l2 is the earlier score: a different ranking on the same model
+    numeric.aggregate_ = "l2"
+    np.testing.assert_allclose(numeric.score_samples(num), np.sqrt((excess ** 2).sum(axis=1)) + 1e-3 * raw.sum(axis=1),
+                               rtol=1e-6)
+    numeric.aggregate_ = "l4"
+    # the resolved aggregate travels with the bundle state; an older state names it in its params
+    meta, arrays = numeric.get_state()
+    assert meta["aggregate"] == "l4"
+    restored = AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays)
+    np.testing.assert_allclose(restored.score_samples(num), numeric.score_samples(num), rtol=1e-6)
+    old = json.loads(json.dumps(meta))
+    del old["aggregate"]
+    old["params"]["aggregate"] = "l2"
+    assert AutoencoderDetector.from_state(old, arrays).aggregate_ == "l2"
+    with pytest.raises(ValueError, match="aggregate"):
+        AutoencoderDetector(**FAST, aggregate="max").fit(num)
