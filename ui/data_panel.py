@@ -118,6 +118,8 @@ class DataPanel(QWidget):
         label_row.addWidget(self.normal_combo, 1)
         self.summary = QLabel("")
         self.summary.setObjectName("schemaSummary")
+        # wraps: unwrapped, a file with many long column names made the window wider than the screen
+        self.summary.setWordWrap(True)
 
         roles_box = QGroupBox("Column roles (double-click a role to change it)")
         rb = QVBoxLayout(roles_box)
@@ -204,6 +206,7 @@ class DataPanel(QWidget):
                              + ("…" if len(features) > 12 else "")
                              + (f" · label '{schema.label_column}', normal = '{schema.normal_value}'"
                                 if schema.label_column else " · no label column"))
+        self.summary.setToolTip("feature columns: " + ", ".join(features))
         self._updating = False
 
     def _fill_normal_values(self, schema: Schema) -> None:

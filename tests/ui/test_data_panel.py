@@ -113,3 +113,22 @@ def test_a_broken_file_shows_a_dialog_and_the_app_keeps_working(qtbot, window, s
     assert "does_not_exist.csv" in window.error_dialogs[1].text()
     open_and_wait(qtbot, window, small_csv)  # still usable
     assert window.queue.rowCount() == 1500
+
+
+def test_many_long_column_names_do_not_widen_the_window_past_the_screen(qtbot, window, tmp_path):
+    """Seen with KDD (18 features like dst_host_srv_diff_host_rate) in the real window: the schema
+    summary listed them on one line and the window grew to 1539 pixels on a 1400-pixel screen. (The
+    offscreen platform does not grow the window, so the label's own minimum width is checked.)"""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    names = [f"destination_host_service_rate_{i:02d}" for i in range(30)]
+    path = tmp_path / "wide_names.csv"
+    pd.DataFrame(rng.random((50, 30)), columns=names).to_csv(path, index=False)
+    open_and_wait(qtbot, window, str(path))
+    summary = window.data_panel.summary
+    assert summary.text().startswith("30 feature columns: destination_host_service_rate_00")
+    assert "destination_host_service_rate_29" in summary.toolTip()  # all of them, where the text stops at 12
+    assert summary.minimumSizeHint().width() < 600  # wraps; unwrapped it needs 2,723 pixels
+    assert window.minimumSizeHint().width() < 1200
