@@ -251,7 +251,9 @@ class Preprocessor:
         t = _apply_log(x, transform)
         center, scale = _robust_center_scale(t) if finite.size else (0.0, 1.0)
         return {"transform": transform, "center": center, "scale": scale,
-                "indicator": bool(np.isnan(x).any())}
+                "indicator": bool(np.isnan(x).any()),
+                "min": float(finite.min()) if finite.size else None,
+                "max": float(finite.max()) if finite.size else None}
 
     def _fit_levels(self, text: np.ndarray) -> tuple[list[str], dict[str, int], int]:
         counts = pd.Series(text).value_counts()
@@ -371,7 +373,8 @@ class Preprocessor:
     # -- back to the analyst's units -----------------------------------------------------------------
     def inverse_transform_expected(self, expected: np.ndarray, fm: FeatureMatrix | None = None) -> pd.DataFrame:
         """Map a detector's expectation in the encoded space (n, n_features, the ``values`` layout) to
-        one expected value per original column: the de-scaled number for numeric columns, the most
+        one expected value per original column: the de-scaled number for numeric columns (kept within
+        the column's training range), the most
         likely level for categorical ones (``<other>`` means "a rare value"), and for datetime
         columns a short text with the expected hour/weekday/day/month."""
         self._check_fitted()
@@ -383,7 +386,11 @@ class Preprocessor:
             if role == Role.NUMERIC.value:
                 spec = self.numeric_[c]
                 z = expected[:, pos] * spec["scale"] + spec["center"]
-                out[c] = _invert_log(z, spec["transform"])
+                # within the values the training rows had: a network extrapolates linearly for rows
+                # unlike any it learnt, and "expected -700" for a count of 1 to 255 explains nothing
+                value = _invert_log(z, spec["transform"])
+                lo, hi = spec.get("min"), spec.get("max")
+                out[c] = value if lo is None or hi is None else np.clip(value, lo, hi)
                 pos += 1 + int(spec["indicator"])
             elif role == Role.DATETIME.value:
                 spec = self.datetime_[c]
@@ -420,7 +427,10 @@ class Preprocessor:
             p.columns_ = [str(c) for c in d["columns"]]
             p.roles_ = {str(k): str(v) for k, v in d["roles"].items()}
             p.numeric_ = {str(k): {"transform": str(v["transform"]), "center": float(v["center"]),
-                                   "scale": float(v["scale"]), "indicator": bool(v["indicator"])}
+                                   "scale": float(v["scale"]), "indicator": bool(v["indicator"]),
+                                   # descriptions written before the training range was kept lack it
+                                   "min": None if v.get("min") is None else float(v["min"]),
+                                   "max": None if v.get("max") is None else float(v["max"])}
                           for k, v in d.get("numeric", {}).items()}
             p.datetime_ = {str(k): {"parts": {str(pn): {"center": float(pv["center"]),
                                                         "scale": float(pv["scale"])}

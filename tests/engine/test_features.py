@@ -129,6 +129,27 @@ def test_inverse_transform_expected_returns_original_units():
     assert expected["when"].iloc[0].startswith("hour 0, weekday 0, day 1, month 1")
 
 
+def test_expected_numbers_stay_within_the_training_range():
+    """A reconstruction far outside anything seen (a network extrapolating for a row unlike any it
+    learnt) is shown at the nearest value the training rows had, not as an impossible number."""
+    df = _frame()
+    p = Preprocessor().fit(df, _schema())
+    fm = p.transform(df)
+    j = fm.feature_names.index("temp")
+    wild = fm.values.copy()
+    wild[0, j], wild[1, j] = -1e4, 1e4
+    expected = p.inverse_transform_expected(wild)["temp"].to_numpy()
+    assert expected[0] == pytest.approx(df["temp"].min()) and expected[1] == pytest.approx(df["temp"].max())
+    np.testing.assert_allclose(expected[2:], df["temp"].to_numpy()[2:], rtol=1e-4)  # the rest untouched
+    # the range travels with the JSON description; one written before it existed does not clip
+    restored = Preprocessor.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert restored.inverse_transform_expected(wild)["temp"].iloc[0] == pytest.approx(df["temp"].min())
+    old = json.loads(json.dumps(p.to_dict()))
+    for spec in old["numeric"].values():
+        del spec["min"], spec["max"]
+    assert Preprocessor.from_dict(old).inverse_transform_expected(wild)["temp"].iloc[0] < df["temp"].min() - 100
+
+
 def test_categorical_numbers_read_the_same_from_int_and_float_columns():
     schema = Schema(columns=[ColumnInfo("code", Role.CATEGORICAL, "test")])
     train = pd.DataFrame({"code": [1, 2, 3, 1, 2, 3] * 5})
