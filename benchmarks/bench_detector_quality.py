@@ -133,15 +133,15 @@ def atypical_normal_row(name: str, seeds: list[int], cache: Path) -> dict:
     out = {"row": row, "n_rows": len(x), "distance": float(nearest[row]),
            "median_normal_distance": float(np.median(nearest[normal])),
            "median_anomaly_distance": float(np.median(nearest[anomalous])),
-           "anomalies_farther": int((nearest[anomalous] > nearest[row]).sum()),
-           "ceiling": 1.0 - 1.0 / normal.size, "rank": [], "anomalies_above": [], "aucroc_without": []}
+           "anomalies_farther": int((nearest[anomalous] > nearest[row]).sum()), "n_anomalies": int(anomalous.sum()),
+           "ceiling": 1.0 - 1.0 / normal.size, "rank": [], "anomalies_below": [], "aucroc_without": []}
     keep = np.arange(len(x)) != row
     for seed in seeds:
         model = AnomalyModel(detector="autoencoder", seed=seed)
         model.fit(train_frame, schema, known_good=True)
         scores = model.score(loaded.frame).scores
         out["rank"].append(int((scores > scores[row]).sum()) + 1)
-        out["anomalies_above"].append(int((scores[anomalous] > scores[row]).sum()))
+        out["anomalies_below"].append(int((scores[anomalous] < scores[row]).sum()))
         out["aucroc_without"].append(float(roc_auc_score(anomalous[keep], scores[keep])))
     return out
 
@@ -213,10 +213,11 @@ def main() -> int:
         a = atypical_normal_row("ecg5000", seeds, cache)
         print(f"\necg5000: normal test row {a['row']} lies {a['distance']:.1f} from the nearest normal training beat "
               f"(median of the normal test rows {a['median_normal_distance']:.1f}, of the anomalies "
-              f"{a['median_anomaly_distance']:.1f}; {a['anomalies_farther']} anomalies lie farther); the autoencoder ranks it "
-              f"{', '.join(map(str, a['rank']))} of {a['n_rows']} (seeds {args.seeds}), "
-              f"above {', '.join(map(str, a['anomalies_above']))} of the anomalies. Any ranking that puts it above "
-              f"every anomaly tops out at AUCROC {a['ceiling']:.4f}. Autoencoder AUCROC without that row: "
+              f"{a['median_anomaly_distance']:.1f}; {a['anomalies_farther']} of the {a['n_anomalies']} anomalies lie "
+              f"farther). The autoencoder ranks it {', '.join(map(str, a['rank']))} of {a['n_rows']} (seeds "
+              f"{args.seeds}), above {', '.join(map(str, a['anomalies_below']))} of the {a['n_anomalies']} anomalies. "
+              f"Any ranking that puts it above every anomaly tops out at AUCROC {a['ceiling']:.4f}. "
+              f"Autoencoder AUCROC without that row: "
               f"{', '.join(f'{v:.4f}' for v in a['aucroc_without'])}.")
     je = [r for r in results if r["dataset"] == "journal_entries"]
     if je:
