@@ -341,6 +341,19 @@ def test_calibration_uses_a_sample_of_large_tables(encoded, monkeypatch):
     np.testing.assert_allclose(sampled.column_baseline_, full.column_baseline_, rtol=0.25, atol=0.05)
 
 
+def resolved_setting_travels_with_the_state(det, fm, name: str, older_value: str) -> None:
+    """An "auto" setting resolved at fit (``det.<name>_``) is saved in the bundle state and restores the
+    same scores; a state written before "auto" existed names the setting in its params only."""
+    meta, arrays = det.get_state()
+    assert meta[name] == getattr(det, f"{name}_")
+    restored = AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays)
+    np.testing.assert_allclose(restored.score_samples(fm), det.score_samples(fm), rtol=1e-6)
+    old = json.loads(json.dumps(meta))
+    del old[name]
+    old["params"][name] = older_value
+    assert getattr(AutoencoderDetector.from_state(old, arrays), f"{name}_") == older_value
+
+
 def test_auto_score_is_the_likelihood_with_categorical_columns_and_the_plain_error_without(encoded):
     _, fm, _ = encoded
     num = numeric_only(fm)
@@ -350,16 +363,7 @@ def test_auto_score_is_the_likelihood_with_categorical_columns_and_the_plain_err
     # all-numeric, "auto" scores exactly as an explicit "mse"
     explicit = AutoencoderDetector(**FAST, score="mse").fit(num)
     np.testing.assert_allclose(numeric.score_samples(num), explicit.score_samples(num), rtol=1e-6)
-    # the resolved score travels with the bundle state
-    meta, arrays = numeric.get_state()
-    assert meta["score"] == "mse"
-    restored = AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays)
-    np.testing.assert_allclose(restored.score_samples(num), numeric.score_samples(num), rtol=1e-6)
-    # a state written before "auto" existed names its score in the params only
-    old = json.loads(json.dumps(meta))
-    del old["score"]
-    old["params"]["score"] = "nll"
-    assert AutoencoderDetector.from_state(old, arrays).score_ == "nll"
+    resolved_setting_travels_with_the_state(numeric, num, "score", "nll")
     with pytest.raises(ValueError, match="score"):
         AutoencoderDetector(**FAST, score="likelihood").fit(num)
 
@@ -416,14 +420,6 @@ def test_auto_aggregate_is_the_fourth_power_norm_for_squared_errors_and_l2_for_l
     np.testing.assert_allclose(numeric.score_samples(num), np.sqrt((excess ** 2).sum(axis=1)) + 1e-3 * raw.sum(axis=1),
                                rtol=1e-6)
     numeric.aggregate_ = "l4"
-    # the resolved aggregate travels with the bundle state; an older state names it in its params
-    meta, arrays = numeric.get_state()
-    assert meta["aggregate"] == "l4"
-    restored = AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays)
-    np.testing.assert_allclose(restored.score_samples(num), numeric.score_samples(num), rtol=1e-6)
-    old = json.loads(json.dumps(meta))
-    del old["aggregate"]
-    old["params"]["aggregate"] = "l2"
-    assert AutoencoderDetector.from_state(old, arrays).aggregate_ == "l2"
+    resolved_setting_travels_with_the_state(numeric, num, "aggregate", "l2")
     with pytest.raises(ValueError, match="aggregate"):
         AutoencoderDetector(**FAST, aggregate="max").fit(num)
