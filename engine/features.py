@@ -374,9 +374,8 @@ class Preprocessor:
     def inverse_transform_expected(self, expected: np.ndarray, fm: FeatureMatrix | None = None) -> pd.DataFrame:
         """Map a detector's expectation in the encoded space (n, n_features, the ``values`` layout) to
         one expected value per original column: the de-scaled number for numeric columns (kept within
-        the column's training range), the most
-        likely level for categorical ones (``<other>`` means "a rare value"), and for datetime
-        columns a short text with the expected hour/weekday/day/month."""
+        the column's training range), the most likely level for categorical ones (``<other>`` means "a
+        rare value"), and for datetime columns a short text with the expected hour/weekday/day/month."""
         self._check_fitted()
         expected = np.asarray(expected, dtype=np.float64)
         out: dict[str, Any] = {}

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -119,9 +121,6 @@ def test_many_long_column_names_do_not_widen_the_window_past_the_screen(qtbot, w
     """Seen with KDD (18 features like dst_host_srv_diff_host_rate) in the real window: the schema
     summary listed them on one line and the window grew to 1539 pixels on a 1400-pixel screen. (The
     offscreen platform does not grow the window, so the label's own minimum width is checked.)"""
-    import numpy as np
-    import pandas as pd
-
     rng = np.random.default_rng(0)
     names = [f"destination_host_service_rate_{i:02d}" for i in range(30)]
     path = tmp_path / "wide_names.csv"

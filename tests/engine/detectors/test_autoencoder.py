@@ -415,7 +415,7 @@ def test_auto_aggregate_is_the_fourth_power_norm_for_squared_errors_and_l2_for_l
     np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
     top = int(np.argmax(numeric.score_samples(num)))
     np.testing.assert_allclose(shares[top], excess[top] ** 4 / (excess[top] ** 4).sum(), rtol=1e-5)
-    # an explicit l2 is the earlier score: a different ranking on the same model
+    # l2 gives the earlier score on the same model
     numeric.aggregate_ = "l2"
     np.testing.assert_allclose(numeric.score_samples(num), np.sqrt((excess ** 2).sum(axis=1)) + 1e-3 * raw.sum(axis=1),
                                rtol=1e-6)
