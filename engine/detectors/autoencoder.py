@@ -304,8 +304,7 @@ class AutoencoderDetector(Detector):
             str(self.numeric_variance).lower() in ("true", "1", "yes") or (
                 str(self.numeric_variance).lower() == "auto" and masking))
         self.masking_, self.variance_ = bool(masking), bool(variance and n_numeric > 0)
-        self.score_ = self._resolve_score(cardinalities, self.masking_)
-        self.aggregate_ = self._resolve_aggregate(self.score_)
+        self._resolve_scoring(cardinalities)
         # Masked columns cannot be copied through the network, so the masked model can be wide; the
         # plain reconstruction needs a narrow bottleneck or it learns the identity.
         self.hidden_ = list(self.hidden_layers) if self.hidden_layers is not None else (
@@ -315,6 +314,11 @@ class AutoencoderDetector(Detector):
         # anomalies resembling them pass (measured on KDD: AUCROC 0.95 at 10 epochs, 0.63-0.71 at 30);
         # masked columns cannot be copied, so that model keeps improving with training.
         self.epochs_ = int(self.epochs) if self.epochs is not None else (30 if self.masking_ else 10)
+
+    def _resolve_scoring(self, cardinalities: list[int]) -> None:
+        """``score_`` and ``aggregate_`` from the "auto" settings (after ``masking_``; the VAE too)."""
+        self.score_ = self._resolve_score(cardinalities, self.masking_)
+        self.aggregate_ = self._resolve_aggregate(self.score_)
 
     def _resolve_score(self, cardinalities: list[int], masking: bool) -> str:
         score = str(self.score).lower()
@@ -651,23 +655,18 @@ class AutoencoderDetector(Detector):
         On the 100k-row ledger (likelihood terms), ``auto`` with l4 ranked 26 and 26 of the 30 local
         anomalies in the top 1% (seeds 0, 1) against 27 and 28 with l2, hence l2 there."""
         raw = self._column_scores(fm)
-        aggregate = self._aggregate()
-        if aggregate == "sum":
+        if self.aggregate_ == "sum":
             return raw.sum(axis=1)
-        p = _NORM_POWER[aggregate]
+        p = _NORM_POWER[self.aggregate_]
         return (self._excess(raw) ** p).sum(axis=1) ** (1.0 / p) + 1e-3 * raw.sum(axis=1)
-
-    def _aggregate(self) -> str:
-        return getattr(self, "aggregate_", None) or self._resolve_aggregate(self.score_)
 
     def feature_contributions(self, fm) -> np.ndarray:
         """Each column's share of the score: of the summed terms for ``"sum"``, else of the summed powers
         that ``aggregate`` takes the root of (what each column adds to the score's p-th power)."""
         raw = self._column_scores(fm)
         cols = self._excess(raw)
-        aggregate = self._aggregate()
-        if aggregate != "sum":
-            cols = cols ** _NORM_POWER[aggregate]
+        if self.aggregate_ != "sum":
+            cols = cols ** _NORM_POWER[self.aggregate_]
         cols = np.where(cols.sum(axis=1, keepdims=True) > 1e-12, cols, raw)
         total = cols.sum(axis=1, keepdims=True)
         uniform = np.full_like(cols, 1.0 / max(cols.shape[1], 1))
@@ -686,7 +685,7 @@ class AutoencoderDetector(Detector):
         meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
                 "masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
                 "latent": self.latent_, "epochs": self.epochs_, "score": self.score_,
-                "aggregate": self._aggregate(),
+                "aggregate": self.aggregate_,
                 "cardinalities": list(self.cardinalities_), "history": self.history_.to_dict()}
         arrays = net_state(self.net_)
         arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)

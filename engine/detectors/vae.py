@@ -90,7 +90,7 @@ class VAEDetector(AutoencoderDetector):
         return weighted_mean(per_row, w)
 
     def _terms(self, fm, scaled: bool = True):
-        if self.score != "probability":
+        if self.score_ != "probability":
             return super()._terms(fm, scaled)
         scale = torch.as_tensor(self.numeric_scale_, device=self.device_) if scaled and hasattr(
             self, "numeric_scale_") else None
@@ -116,7 +116,7 @@ class VAEDetector(AutoencoderDetector):
 
     def _resolve_modes(self, n_numeric, cardinalities) -> None:
         self.masking_, self.variance_ = False, False  # the VAE reconstructs the whole row from its latent
-        self.score_ = self._resolve_score(cardinalities, self.masking_)
+        self._resolve_scoring(cardinalities)
         self.hidden_ = list(self.hidden_layers) if self.hidden_layers is not None else [64, 32]
         self.latent_ = int(self.latent_dim) if self.latent_dim is not None else 8
         self.epochs_ = int(self.epochs) if self.epochs is not None else 30
