@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.data import infer_schema
 from engine.errors import AnomalyDeskError, Cancelled, DataError
 from engine.feedback import (
     DEFAULT_REASONS,
@@ -23,6 +22,7 @@ from engine.feedback import (
     record_keys,
     retrain_with_verdicts,
 )
+from engine.io import infer_schema
 from engine.pipeline import AnomalyModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
