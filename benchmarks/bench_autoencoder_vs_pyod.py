@@ -54,7 +54,7 @@ def main() -> int:
     import torch
 
     from engine.data import infer_schema, read_csv
-    from engine.detectors.autoencoder import AutoencoderDetector
+    from engine.detectors.deep.autoencoder import AutoencoderDetector
     from engine.features import Preprocessor
 
     with tempfile.TemporaryDirectory() as tmp:
