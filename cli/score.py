@@ -6,7 +6,8 @@ first: one that does not fit is refused, naming the columns; other differences (
 categories the model has no level for, unparseable values) are reported and handled. The output
 appears only when complete (temporary file, then rename). With ``--project`` the project's threshold
 and its rules ("treat records like this as normal") apply: a record a rule matches is not flagged
-and the ``rule`` column names the rule.
+and the ``rule`` column names the rule. When the file does not look like the data the model learnt
+(engine.drift) a warning names the columns that moved and suggests training on the file.
 """
 
 from __future__ import annotations
@@ -116,4 +117,8 @@ def run(args) -> int:
         if rules:
             print(f"{summary.above_by_rule:,} record(s) at or above the threshold not flagged because a rule matched",
                   file=sys.stderr)
+    drift = summary.drift
+    if drift is not None and drift.drifted:  # shown even with --quiet: the scores may mean little
+        for line in drift.lines():
+            print(f"warning: {line}", file=sys.stderr)
     return 0

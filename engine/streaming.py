@@ -50,6 +50,7 @@ class StreamSummary:
     by_rule: dict[str, int] = field(default_factory=dict)  # rule name -> records it treated as normal
     above_by_rule: int = 0  # records at or above the threshold that a rule kept out of the flagged ones
     columns: list[str] = field(default_factory=list)  # the scored file's columns
+    drift: Any = None  # engine.drift.DriftReport: does the file look like the data the model learnt?
 
     @property
     def rows_per_second(self) -> float:
@@ -181,6 +182,9 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
     summary = StreamSummary(out_path=str(out_path), threshold=value, threshold_method=method)
     diff: SchemaDifferences | None = None
     schema = None
+    from engine.drift import DriftMonitor
+
+    monitor = DriftMonitor(model, value, file=str(csv_path))
     with atomic_output(out_path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
         for chunk in iter_chunks(csv_path, chunk_rows):
             if should_stop is not None and should_stop():
@@ -199,6 +203,7 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
                                     row=summary.rows + 2)
                 check_values(model, chunk, diff)
             result = model.score(chunk)
+            monitor.add(chunk, result.scores)
             keys = chunk_keys(chunk, schema, summary.rows)
             names = None
             if rules:
@@ -224,5 +229,6 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
             raise DataError("the file has no data rows", file=str(csv_path))
         handle.flush()
     summary.differences = diff
+    summary.drift = monitor.report()
     summary.seconds = time.perf_counter() - start
     return summary
