@@ -120,6 +120,7 @@ class RuleInForce:
     name: str
     description: str
     records: int = 0
+    confirmed: int = 0  # records it covers that the analyst confirmed as anomalies: a rule to rethink
 
 
 @dataclass
@@ -229,7 +230,8 @@ class ReportContext:
         out = {"aucroc": float(roc_auc_score(truth, scores)), "aucpr": float(average_precision_score(truth, scores)),
                "positives": int(truth.sum()), "records": int(len(truth))}
         if self.threshold is not None:
-            predicted = scores >= self.threshold
+            # against labels on every record, "predicted" is what the report calls flagged (rules applied)
+            predicted = self.flagged_mask() if len(truth) == len(self.scores) else scores >= self.threshold
             tp = int((predicted & truth).sum())
             out["precision"] = tp / int(predicted.sum()) if predicted.any() else float("nan")
             out["recall"] = tp / int(truth.sum())
@@ -316,7 +318,7 @@ def make_report_context(frame: pd.DataFrame, schema: Any, score_result: Any, *, 
     from engine.reports.queue import queue_table
 
     keys = default_keys(frame, schema) if keys is None else [str(k) for k in keys]
-    in_force, suppressed = rules_in_force(rules, frame)
+    in_force, suppressed = rules_in_force(rules, frame, keys, verdicts)
     verdicts = {str(k): v for k, v in (verdicts or {}).items()}
     if labels is None and getattr(schema, "label_column", None) and schema.label_column in frame.columns:
         from engine.data import label_vector
@@ -342,15 +344,21 @@ def make_report_context(frame: pd.DataFrame, schema: Any, score_result: Any, *, 
         if include_queue else None)
 
 
-def rules_in_force(rules: Sequence[Any], frame: pd.DataFrame) -> tuple[list[RuleInForce], np.ndarray | None]:
-    """(each rule with the records it covers, the mask of records any rule covers; None without rules)."""
+def rules_in_force(rules: Sequence[Any], frame: pd.DataFrame, keys: Sequence[str] = (),
+                   verdicts: Mapping[str, Any] | None = None) -> tuple[list[RuleInForce], np.ndarray | None]:
+    """(each rule with the records it covers and the confirmed anomalies among them, the mask of
+    records any rule covers; None without rules)."""
     if not rules:
         return [], None
     from engine.rules import matching_rule
 
     names = matching_rule(rules, frame)
-    listed = [RuleInForce(name=r.name, description=r.describe(), records=int((names == r.name).sum()))
-              for r in rules]
+    confirmed = np.zeros(len(frame), dtype=bool)
+    if verdicts and len(keys) == len(frame):
+        confirmed = np.array([verdict_text(verdicts.get(str(k))) in CONFIRMED if str(k) in verdicts else False
+                              for k in keys], dtype=bool)
+    listed = [RuleInForce(name=r.name, description=r.describe(), records=int((names == r.name).sum()),
+                          confirmed=int(((names == r.name) & confirmed).sum())) for r in rules]
     return listed, names != ""
 
 

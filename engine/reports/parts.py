@@ -108,7 +108,8 @@ def prepare(context: ReportContext, progress: Callable[..., None] | None = None)
 
 def rules_rows(context: ReportContext) -> list[tuple[str, str, str]]:
     """(rule, what it says, records it covers) for the rules in force."""
-    return [(r.name, r.description, f"{r.records:,}") for r in context.rules]
+    return [(r.name, r.description, f"{r.records:,}" + (f" ({r.confirmed} confirmed anomal{'y' if r.confirmed == 1 else 'ies'}!)"
+                                                           if r.confirmed else "")) for r in context.rules]
 
 
 def confirmed_rows(context: ReportContext) -> list[tuple[str, str, str, str, str]]:

@@ -12,7 +12,6 @@ import pandas as pd
 
 from engine.errors import AnomalyDeskError
 from engine.reports.context import ReportContext
-from engine.reports.parts import fmt_value
 from engine.reports.queue import Sheet, write_workbook
 
 VERDICT_COLUMNS = ("key", "verdict", "note", "reason", "reviewer", "time", "score")
@@ -50,7 +49,8 @@ def summary_fields(context: ReportContext) -> pd.DataFrame:
     if context.rules:
         rows.append(("rules in force", len(context.rules)))
         for rule in context.rules:
-            rows.append((f"rule: {rule.name}", f"{rule.description}; covers {rule.records:,} record(s)"))
+            rows.append((f"rule: {rule.name}", f"{rule.description}; covers {rule.records:,} record(s)"
+                         + (f", {rule.confirmed} of them confirmed anomalies" if rule.confirmed else "")))
         if context.suppressed is not None:
             rows.append(("records treated as normal by rules", int(np.asarray(context.suppressed).sum())))
     else:
@@ -67,7 +67,7 @@ def summary_fields(context: ReportContext) -> pd.DataFrame:
     if metrics:
         for key in ("precision", "recall", "aucroc", "aucpr"):
             if key in metrics:
-                rows.append((key, fmt_value(float(metrics[key]))))
+                rows.append((key, float(metrics[key])))
     return pd.DataFrame(rows, columns=["field", "value"])
 
 

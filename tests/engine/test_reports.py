@@ -362,3 +362,20 @@ def test_top_flagged_records_stop_at_the_threshold(scored):
     assert len(ctx.top_records) == 2 and all(r.score >= top for r in ctx.top_records)
     ctx = make_report_context(frame, schema, result, keys=keys, threshold=float(result.scores.max()) + 1, top_n=10)
     assert ctx.top_records == []
+
+
+def test_a_rule_covering_a_confirmed_anomaly_is_pointed_out(scored, tmp_path):
+    from engine.reports.parts import rules_rows
+    from engine.rules import Condition, Rule
+
+    frame, schema, _, result, keys, verdicts, threshold = scored
+    confirmed = next(k for k, v in verdicts.items() if v["verdict"] == "anomaly")
+    rule = Rule("hides fraud", (Condition("doc_id", "equals", confirmed),))
+    ctx = make_report_context(frame, schema, result, keys=keys, verdicts=verdicts, threshold=threshold, rules=[rule])
+    assert [(r.records, r.confirmed) for r in ctx.rules] == [(1, 1)]
+    assert rules_rows(ctx) == [("hides fraud", f"normal when doc_id = {confirmed}", "1 (1 confirmed anomaly!)")]
+    labels = np.zeros(len(frame), dtype=bool)
+    labels[keys.index(confirmed)] = True
+    with_labels = make_report_context(frame, schema, result, keys=keys, threshold=threshold, rules=[rule],
+                                      labels=labels)
+    assert with_labels.metrics()["recall"] == 0.0  # the rule keeps the only anomaly out of the flagged
