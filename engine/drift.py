@@ -98,7 +98,9 @@ class DriftReport:
 
 
 class DriftMonitor:
-    """Accumulates a file's evidence chunk by chunk (``add``), then ``report()``."""
+    """Accumulates a file's evidence chunk by chunk (``add``), then ``report(differences)``. Rows
+    without a categorical level are counted once, by engine.model_reuse.check_values (the
+    ``unseen`` of its SchemaDifferences); the monitor keeps the flagged count and numeric samples."""
 
     def __init__(self, model: Any, threshold: float | None = None, *, file: str = "", seed: int = 0):
         self.model = model
@@ -108,10 +110,9 @@ class DriftMonitor:
         self.flagged = 0
         pre = getattr(model, "preprocessor_", None)
         self.numeric: dict[str, dict[str, Any]] = dict(getattr(pre, "numeric_", {}) or {})
-        self.levels: dict[str, set[str]] = {c: set(v) for c, v in (getattr(pre, "levels_", {}) or {}).items()}
+        self.levels = list(getattr(pre, "levels_", {}) or {})  # categorical columns
         self.rare_total: dict[str, int] = dict(getattr(pre, "rare_total_", {}) or {})
         self.train_rows = int(getattr(model, "rows_", 0) or 0)
-        self.no_level = dict.fromkeys(self.levels, 0)
         self.outside = dict.fromkeys(self.numeric, 0)
         self.present = dict.fromkeys(self.numeric, 0)
         self.samples: dict[str, list[np.ndarray]] = {c: [] for c in self.numeric}
@@ -119,16 +120,11 @@ class DriftMonitor:
         self.rng = np.random.default_rng(seed)
 
     def add(self, frame: pd.DataFrame, scores: np.ndarray | None = None) -> None:
-        from engine.features import _apply_log, _as_float, _as_text
+        from engine.features import _apply_log, _as_float
 
-        n = len(frame)
-        self.rows += n
+        self.rows += len(frame)
         if scores is not None and self.threshold is not None:
             self.flagged += int((np.asarray(scores, dtype=np.float64) >= self.threshold).sum())
-        for c, known in self.levels.items():
-            if c in frame.columns:
-                text = _as_text(frame[c])
-                self.no_level[c] += int((~pd.Series(text).isin(known)).sum())
         for c, p in self.numeric.items():
             if c not in frame.columns:
                 continue
@@ -146,16 +142,19 @@ class DriftMonitor:
             self.samples[c].append(z)
             self.kept[c] += len(z)
 
-    def report(self) -> DriftReport:
+    def report(self, differences: Any = None) -> DriftReport:
+        """The report; ``differences`` (SchemaDifferences over the same rows) gives the rows without
+        a categorical level."""
         rep = DriftReport(file=self.file, rows=self.rows)
+        unseen = dict(getattr(differences, "unseen", None) or {})
         train_scores = getattr(self.model, "train_scores_", None)
         if self.threshold is not None and self.rows and train_scores is not None and len(train_scores):
             rep.flagged_share = self.flagged / self.rows
             rep.expected_share = float((np.asarray(train_scores) >= self.threshold).mean())
         if self.rows < MIN_ROWS:
             return rep
-        for c, count in self.no_level.items():
-            share = count / self.rows
+        for c in self.levels:
+            share = unseen.get(c, 0) / self.rows
             before = self.rare_total.get(c, 0) / self.train_rows if self.train_rows else 0.0
             if share - before >= NEW_LEVELS_EXCESS and share >= NEW_LEVELS_RATIO * before:
                 rep.columns.append(ColumnDrift(c, "new values", f"{100 * share:.1f}% of the rows hold values the "
@@ -184,9 +183,11 @@ class DriftMonitor:
 def check_drift(model: Any, frame: pd.DataFrame, scores: np.ndarray | None = None, threshold: float | None = None,
                 *, file: str = "") -> DriftReport:
     """The drift report of an in-memory table (``scores`` and ``threshold`` for the flagged share)."""
+    from engine.model_reuse import schema_differences
+
     monitor = DriftMonitor(model, threshold, file=file)
     monitor.add(frame, scores)
-    return monitor.report()
+    return monitor.report(schema_differences(model, frame, file=file))
 
 
 def _num(x: float | None) -> str:

@@ -229,6 +229,6 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
             raise DataError("the file has no data rows", file=str(csv_path))
         handle.flush()
     summary.differences = diff
-    summary.drift = monitor.report()
+    summary.drift = monitor.report(diff)
     summary.seconds = time.perf_counter() - start
     return summary
