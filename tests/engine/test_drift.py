@@ -75,3 +75,11 @@ def test_flagged_share_and_numeric_shift():
     assert not check_drift(model, fresh, model.score(fresh).scores, threshold).drifted
     assert not check_drift(model, moved.iloc[:10], model.score(moved.iloc[:10]).scores, threshold).drifted  # too few
 
+
+
+def test_applying_a_model_carries_the_drift_report(ledgers):
+    from engine.model_reuse import apply_model
+
+    _, model, same_company, other_company = ledgers
+    assert apply_model(model, other_company).drift.drifted
+    assert not apply_model(model, same_company).drift.drifted
