@@ -110,14 +110,24 @@ def test_not_a_scores_file_is_refused(setup):
     assert not (root / "x.pdf").exists()
 
 
-def test_report_only_reads_the_verdict_database(setup):
+def test_report_only_reads_the_verdict_database(setup, monkeypatch, capsys):
+    import engine.feedback
+    from cli import main
+    from cli.report import read_verdicts
+
     root, scores, _, project, _ = setup
     db = root / "verdicts.db"
     before = (db.read_bytes(), db.stat().st_mtime_ns)
+
+    def no_store(*args, **kwargs):
+        raise AssertionError("report opened the verdict store for writing")
+
+    monkeypatch.setattr(engine.feedback.VerdictStore, "__init__", no_store)  # writable opening is refused
     for fmt in ("xlsx", "pdf"):
-        result = _report(scores, "--project", project, "--out", root / f"ro.{fmt}")
-        assert result.returncode == 0, result.stderr
+        assert main(["report", str(scores), "--project", str(project), "--out", str(root / f"ro.{fmt}")]) == 0, \
+            capsys.readouterr().err
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+    assert read_verdicts(db)["11"]["reason"] == "confirmed fraud"
 
 
 class _ProjectSession:
