@@ -120,6 +120,15 @@ def test_project_rules_keep_matching_records_out_of_the_flagged(setup):
     assert f"{int(covered.sum()):,} record(s) treated as normal" in err
     assert "the file lacks column(s) vendor" in err and "not flagged because a rule matched" in err
 
+    # the report of that scores file lists the rule in force, what it says and the records it covered
+    report = subprocess.run([sys.executable, "main.py", "report", str(root / "ruled.csv"), "--project",
+                             str(root / "case.adproj"), "--out", str(root / "ruled.html")], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    html = (root / "ruled.html").read_text(encoding="utf-8")
+    assert "Rules in force" in html and "routine top" in html
+    assert f"<td>normal when account = {data['account'].iloc[top]} and amount" in html
+
     (root / "bad.adproj").write_text((root / "case.adproj").read_text().replace('"at_most"', '"exec"'))
     result = _score(src, "--model", bundle, "--out", root / "badrule.csv", "--project", root / "bad.adproj")
     assert result.returncode == 2 and "field 'op' is unknown: 'exec'" in result.stderr
