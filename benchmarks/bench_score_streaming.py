@@ -105,7 +105,7 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from engine.data import load
+    from engine.io import load
     from engine.pipeline import AnomalyModel
 
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_score_"))

@@ -60,7 +60,7 @@ def detector_params(detector: str, epochs: int | None) -> dict:
 
 
 def run(args) -> int:
-    from engine.data import load, validate_for_training
+    from engine.io import load, validate_for_training
     from engine.pipeline import AnomalyModel
     from engine.schema import SchemaOverrides
 

@@ -307,7 +307,7 @@ def apply_model(model: Any, csv_path: str | Path, *, threshold: float | None = N
                 progress: Callable[..., None] | None = None) -> AppliedModel:
     """Load ``csv_path``, check it against the model's schema (refusing what does not fit), score it
     with the model's roles and threshold. ``model`` is a fitted AnomalyModel or a bundle folder."""
-    from engine.data import read_csv
+    from engine.io import read_csv
     from engine.reports.queue import default_keys
 
     if isinstance(model, (str, Path)):

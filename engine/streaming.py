@@ -87,7 +87,7 @@ def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     if not path.is_file():
         raise DataError("file not found" if not path.exists() else "not a file", file=str(path))
     try:
-        from engine.data import iter_csv_chunks  # type: ignore[attr-defined]
+        from engine.io import iter_csv_chunks  # type: ignore[attr-defined]
     except ImportError:
         iter_csv_chunks = None
     if iter_csv_chunks is not None:

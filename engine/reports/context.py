@@ -321,7 +321,7 @@ def make_report_context(frame: pd.DataFrame, schema: Any, score_result: Any, *, 
     in_force, suppressed = rules_in_force(rules, frame, keys, verdicts)
     verdicts = {str(k): v for k, v in (verdicts or {}).items()}
     if labels is None and getattr(schema, "label_column", None) and schema.label_column in frame.columns:
-        from engine.data import label_vector
+        from engine.io import label_vector
 
         labels = label_vector(frame, schema)
     card = None

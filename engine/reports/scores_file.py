@@ -70,7 +70,7 @@ def _as_bool(s: pd.Series) -> np.ndarray:
 
 
 def read_scores_file(path: str | Path) -> ScoresFile:
-    from engine.data import read_csv
+    from engine.io import read_csv
 
     loaded = read_csv(path)
     frame = loaded.frame
@@ -192,7 +192,7 @@ def context_from_scores_file(sf: ScoresFile, *, model: Any = None, model_metadat
                 if c.name == label_column:
                     c.role = Role.LABEL
     else:
-        from engine.data import infer_schema
+        from engine.io import infer_schema
 
         schema = infer_schema(sf.originals, path=sf.path)
     dataset = DatasetSummary.from_schema(data_file or f"{Path(sf.path).name} (scores file)", len(sf.table), schema)
