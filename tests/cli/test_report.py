@@ -139,7 +139,7 @@ class _ProjectSession:
     @classmethod
     def open(cls, path, read_only=False):
         from cli.report import read_verdicts
-        from engine.data import read_csv
+        from engine.io import read_csv
         from engine.model_reuse import carried_schema, load_model
         from engine.reports.queue import default_keys
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.data import load
 from engine.drift import DriftReport, check_drift
+from engine.io import load
 from engine.model_reuse import model_threshold
 from engine.pipeline import AnomalyModel
 from engine.schema import ColumnInfo, Role, Schema

@@ -1,7 +1,7 @@
 """Data problems the reader's type planning does not see on its own.
 
 A column mixing numbers and text (``y`` = 2, abc, 6, blank) stays text when too few of its values
-are numbers to call it numeric (engine.data's NUMERIC_SHARE), and the text value that broke it was
+are numbers to call it numeric (engine.io.columns' NUMERIC_SHARE), and the text value that broke it was
 never reported: the column was then shown as a category or ignored with "No problems found". This
 module finds the text values among the numbers so the reader can report them, with their rows.
 Works on a pandas Series or a pyarrow (Chunked)Array of text, vectorised.
@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.io.source import MAX_LISTED  # rows and values quoted in a message
+
 #: a text column is "numbers with text among them" when at least this share of its non-missing values
 #: are numbers (below it, a few numbers among words are codes or names: "7", "Gate 7", "North")
 MIN_NUMBER_SHARE = 0.5
-MAX_LISTED = 5  # rows and values quoted in a message, like engine.data
 
 
 @dataclass
