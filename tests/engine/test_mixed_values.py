@@ -44,8 +44,6 @@ def test_columns_that_are_not_mixed(values):
     assert text_among_numbers(values) is None
 
 
-@pytest.mark.xfail(reason="the one-line hook in engine.io.columns._apply_plan is the lead's to add "
-                          "(see the report of branch triage): remove this mark when it lands", strict=False)
 def test_reading_a_file_reports_the_mixed_column(tmp_path):
     from engine.io import load
 
