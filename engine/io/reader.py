@@ -3,7 +3,6 @@ parser; Python's csv module runs only to locate an error the fast parser already
 
 from __future__ import annotations
 
-import bz2
 import gzip
 import lzma
 import os
@@ -37,7 +36,7 @@ from engine.io.source import (
     _open_binary,
     _raw_bytes,
     _to_utf8,
-    _zip_member,
+    open_decompressed,
 )
 
 NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
@@ -148,16 +147,13 @@ def _read_csv(name: str, path: Path) -> LoadedFile:
 
 def _open_text_stream(path: Path, compression: str | None, name: str):
     f = _open_binary(path)
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=f)
-    if compression == "bz2":
-        return bz2.BZ2File(f)
-    if compression == "xz":
-        return lzma.LZMAFile(f)
-    if compression == "zip":
-        archive = zipfile.ZipFile(f)
-        return archive.open(_zip_member(archive, name))
-    return f
+    if compression is None:
+        return f
+    try:
+        return open_decompressed(f, compression, name, os.fstat(f.fileno()).st_size, streamed=True)
+    except BaseException:
+        f.close()
+        raise
 
 
 def _sniff_like(path: Path, name: str) -> LoadedFile:
