@@ -33,6 +33,7 @@ from engine.io.source import (
     _compression_of,
     _decompress,
     _has_content,
+    _normalise_newlines,
     _open_binary,
     _raw_bytes,
     _to_utf8,
@@ -112,6 +113,7 @@ def _read_csv(name: str, path: Path) -> LoadedFile:
     if not _has_content(data):
         raise DataError("the file is empty", file=name)
     data, encoding, problems = _to_utf8(data, name)
+    data = _normalise_newlines(data)
     if not _has_content(data):
         raise DataError("the file is empty", file=name)
     head = _head(data)
@@ -166,6 +168,7 @@ def _sniff_like(path: Path, name: str) -> LoadedFile:
             raw = stream.read(4 << 20)
     except (EOFError, OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise DataError(f"the {compression or 'file'} cannot be read ({exc})", file=name) from None
+    raw = _normalise_newlines(raw)
     cut = raw.rfind(b"\n") + 1 if len(raw) == 4 << 20 else len(raw)
     head = raw[:cut]
     if not head.strip():

@@ -218,6 +218,20 @@ def _has_content(data: bytes, start: int = 0) -> bool:
     return _NON_SPACE.search(data, start) is not None  # unlike strip(), copies nothing
 
 
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _normalise_newlines(data: bytes) -> bytes:
+    """Old Mac files end lines with a bare CR: turn those into LF so rows are found (and counted) like
+    in any other file. Only when bare CRs outnumber LFs, so a stray CR inside a value stays as it is."""
+    if b"\r" not in data:
+        return data
+    bare = data.count(b"\r") - data.count(b"\r\n")
+    if bare == 0 or bare <= data.count(b"\n"):
+        return data
+    return _BARE_CR.sub(b"\n", data)
+
+
 def _row_of_offset(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 

@@ -84,3 +84,34 @@ def test_default_limit_refuses_a_bomb_by_its_ratio(tmp_path, monkeypatch):
     path.write_bytes(bz2.compress(b"a,b\n" + ROWS, 1))
     with pytest.raises(DataError, match="decompression bomb"):
         read_csv(path)
+
+
+def _cr_only(rows: int) -> bytes:
+    lines = ["id,amount,kind"] + [f"{i},{i * 1.5},k{i % 3}" for i in range(rows)]
+    return "\r".join(lines).encode() + b"\r"
+
+
+def test_cr_only_line_endings_read_every_row(tmp_path):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(_cr_only(199))
+    loaded = read_csv(path)
+    assert len(loaded.frame) == 199 and list(loaded.frame.columns) == ["id", "amount", "kind"]
+    assert loaded.frame["amount"].iloc[-1] == 198 * 1.5
+    assert sum(len(c) for c in iter_csv_chunks(path, chunk_rows=50)) == 199
+    packed = tmp_path / "mac.csv.gz"
+    packed.write_bytes(gzip.compress(_cr_only(199)))
+    assert len(read_csv(packed).frame) == 199
+
+
+def test_cr_only_errors_are_located_on_the_right_row(tmp_path):
+    data = _cr_only(20).replace(b"\r7,10.5,k1\r", b"\r7,10.5,k1,extra\r")
+    path = tmp_path / "mac_bad.csv"
+    path.write_bytes(data)
+    with pytest.raises(DataError, match="row 9"):
+        read_csv(path)
+
+
+def test_a_carriage_return_inside_a_value_is_not_a_line_end(tmp_path):
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(b'a,b\r\n1,"x\ry"\r\n2,z\r\n')
+    assert len(read_csv(path).frame) == 2
