@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import safe_json
 from engine.atomic import atomic_write_text
 from engine.errors import ModelFileError
 from engine.schema import Role, SchemaOverrides
@@ -114,16 +115,8 @@ class Project:
             raise ModelFileError(f"{src}: cannot read the project ({exc.strerror or exc})") from None
         if raw[:1] == b"\x80" or raw[:2] == b"PK":
             raise ModelFileError(f"{src}: refused: binary content (pickle or archive), a project is JSON text")
-        try:
-            text = raw.decode("utf-8")
-            data = json.loads(text, parse_constant=_reject_constant)
-        except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
-            raise ModelFileError(f"{src}: not a valid project file ({exc})") from None
+        data = safe_json.loads(raw, src, max_bytes=MAX_PROJECT_BYTES, what="project JSON")
         return cls.from_dict(data, base_dir=path.parent.resolve(), source=src)
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not allowed in a project file")
 
 
 def _relative(p: str | None, base: Path) -> str | None:
