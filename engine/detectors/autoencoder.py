@@ -49,6 +49,7 @@ from torch import nn
 
 from engine.detectors.base import Detector, ProgressCallback, StopCallback
 from engine.detectors.dense import history_from, load_net_state, loading_device, net_state
+from engine.detectors.state_checks import build_matching
 from engine.training import (
     LocalDropout,
     TrainConfig,
@@ -706,7 +707,7 @@ class AutoencoderDetector(Detector):
         det.score_ = str(meta.get("score") or det._resolve_score(det.cardinalities_, det.masking_))
         # bundles from before aggregate="auto" hold "l2" or "sum" in their params
         det.aggregate_ = str(meta.get("aggregate") or det._resolve_aggregate(det.score_))
-        net = det._build(det.n_numeric_, det.cardinalities_)
+        net = build_matching(lambda: det._build(det.n_numeric_, det.cardinalities_), arrays)
         load_net_state(net, arrays)
         det.device_ = loading_device(det.device)  # a model trained on a GPU opens on the CPU without one
         det.net_ = net.to(det.device_).eval()

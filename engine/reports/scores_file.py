@@ -68,9 +68,11 @@ def read_scores_file(path: str | Path) -> ScoresFile:
     if missing:
         raise DataError(f"not a scores file written by 'score': no column(s) {', '.join(missing)}", file=str(path))
     scores = pd.to_numeric(frame["score"], errors="coerce")
-    if scores.isna().any():
-        row = int(np.flatnonzero(scores.isna().to_numpy())[0])
-        raise DataError("the score is not a number", file=str(path), row=row + 2, column="score")
+    bad = ~np.isfinite(scores.to_numpy(dtype=np.float64, na_value=np.nan))
+    if bad.any():  # a NaN score would count as "not flagged": refuse rather than report on it
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError("the score is not a finite number", file=str(path), row=loaded.row_number(row),
+                        column="score")
     frame = frame.assign(score=scores.astype(np.float64),
                          severity=pd.to_numeric(frame["severity"], errors="coerce").astype(np.float64))
     lead = set(REQUIRED)
