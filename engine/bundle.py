@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine import safe_json
-from engine.atomic import fsync_dir
+from engine.atomic import fsync_dir, remove_stale_temporaries, temp_prefix
 from engine.errors import ModelFileError
 
 FORMAT_NAME = "anomaly-desk-model"
@@ -104,7 +104,8 @@ def save_bundle(directory: str | Path, meta: dict[str, Any], arrays: dict[str, n
             raise ModelFileError(f"array {name!r} has unsupported dtype {arr.dtype}")
         clean[name] = arr
         manifest[name] = {"dtype": arr.dtype.str, "shape": list(arr.shape)}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    remove_stale_temporaries(target)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target, ".tmp-"), dir=parent))
     try:
         weights = tmp / WEIGHTS
         save_file(clean, str(weights))
