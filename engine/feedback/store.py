@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import getpass
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -15,8 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_output
 from engine.errors import AnomalyDeskError, DataError
 from engine.feedback.keys import _split_hash_key
+from engine.spreadsheet import neutralise_text, restore_text
 
 VERDICTS = ("anomaly", "normal", "unsure")
 DEFAULT_REASONS = (
@@ -249,18 +250,15 @@ class VerdictStore:
     CSV_COLUMNS = ("key", "verdict", "note", "reason", "user", "time")
 
     def export_csv(self, path: str | Path) -> int:
-        """Write all verdicts as CSV (key, verdict, note, reason, user, time); atomic replace."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        """Write all verdicts as CSV (key, verdict, note, reason, user, time), atomically
+        (engine.atomic), every cell that a spreadsheet could run as a formula neutralised
+        (engine.spreadsheet: notes, reasons and user names come from people)."""
         records = list(self.all().values())
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(self.CSV_COLUMNS)
+            w.writerow([neutralise_text(c) for c in self.CSV_COLUMNS])
             for r in records:
-                w.writerow([r.key, r.verdict or "", r.note, r.reason, r.user, r.time])
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
+                w.writerow([neutralise_text(v) for v in (r.key, r.verdict or "", r.note, r.reason, r.user, r.time)])
         return len(records)
 
     def import_csv(self, path: str | Path) -> int:
@@ -280,13 +278,14 @@ class VerdictStore:
             raise DataError("a verdict CSV needs the columns key and verdict", file=str(path))
         parsed = []
         for i, r in enumerate(rows, start=2):
-            key = (r.get("key") or "").strip()
+            key = restore_text((r.get("key") or "").strip())
             if not key:
                 raise DataError("empty key", file=str(path), row=i, column="key")
             v = (r.get("verdict") or "").strip()
             verdict = _check_verdict(v, file=str(path), row=i) if v else None
             parsed.append((key, verdict, r.get("note") or "", r.get("reason") or "",
                            (r.get("user") or "").strip() or None, (r.get("time") or "").strip() or None))
+            parsed[-1] = tuple(restore_text(v) for v in parsed[-1])  # our exports quote formula-like text
         changed = 0
         with self._tx() as c:
             for key, verdict, note, reason, user, when in parsed:

@@ -176,8 +176,9 @@ def _write_xlsx(path: Path, table: pd.DataFrame, progress: ProgressCallback | No
                 fmt = score_fmt
             col_formats[i] = fmt
             sheet.set_column(i, i, width, fmt)
+        quoted_header = workbook.add_format({"bold": True, "bg_color": "#DDE3EA", "border": 1, "quote_prefix": True})
         for i, name in enumerate(columns):
-            sheet.write_string(0, i, str(name), header)
+            sheet.write_string(0, i, str(name), quoted_header if is_formula_like(str(name)) else header)
         values = [table[c].to_numpy(dtype=object) for c in columns]
         step = max(n_rows // 20, 1)
         for r in range(n_rows):
@@ -218,4 +219,5 @@ def _write_cell(sheet, row: int, col: int, value: Any, quoted, fmt) -> None:
         else:
             sheet.write_string(row, col, value)
     else:
-        sheet.write_string(row, col, str(value))
+        text = str(value)
+        sheet.write_string(row, col, text, quoted if is_formula_like(text) else None)

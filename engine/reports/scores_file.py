@@ -22,7 +22,7 @@ from engine.reports.context import (
     top_flagged_records,
 )
 from engine.reports.queue import record_field, verdict_text
-from engine.reports.safety import FORMULA_PREFIXES
+from engine.reports.safety import FORMULA_PREFIXES, restore_text
 
 REQUIRED = ("key", "score", "severity", "flagged")
 _FEATURE = re.compile(r"^(feature|share)_(\d+)$")
@@ -64,6 +64,7 @@ def read_scores_file(path: str | Path) -> ScoresFile:
 
     loaded = read_csv(path)
     frame = loaded.frame
+    frame.columns = [restore_text(c) for c in frame.columns]  # headers were neutralised like any cell
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(f"not a scores file written by 'score': no column(s) {', '.join(missing)}", file=str(path))
