@@ -33,23 +33,12 @@ def register(sub) -> None:
 
 
 def _load_project(path: str):
-    from engine.errors import AnomalyDeskError
-    from engine.project import Project
+    """The project, and how to open its verdict store read-only (``report`` never writes to it, not even
+    its journal mode); only the store whose id the project recorded is opened."""
+    from engine.project import Project, open_verdict_store
 
     project = Project.load(path)
-    verdicts = {}
-    if project.verdict_db:
-        db = Path(project.verdict_db)
-        if not db.is_file():
-            raise AnomalyDeskError(f"{path}: the project's verdict database {db} does not exist")
-        from engine.feedback import VerdictStore
-
-        store = VerdictStore(db)
-        try:
-            verdicts = store.all()
-        finally:
-            store.close()
-    return project, verdicts
+    return project, (lambda: open_verdict_store(project, path, read_only=True)) if project.verdict_db else None
 
 
 def run(args) -> int:
@@ -63,9 +52,9 @@ def run(args) -> int:
         raise AnomalyDeskError(f"cannot tell the format from '{args.out}': give --format {'|'.join(FORMATS)}")
     if args.top < 0:
         raise AnomalyDeskError("--top must be 0 or more")
-    project, verdicts = (None, {})
+    project, open_store, store, verdicts, attachment = None, None, None, {}, None
     if args.project:
-        project, verdicts = _load_project(args.project)
+        project, open_store = _load_project(args.project)
     model_dir = args.model or (project.model_dir if project is not None else None)
     model, meta = None, None
     if model_dir:
@@ -76,15 +65,34 @@ def run(args) -> int:
         threshold = float(project.threshold.value)
         method = f"{project.threshold.method} (from the project)" + (
             f", parameter {project.threshold.parameter:g}" if project.threshold.parameter is not None else "")
-    scores_file = read_scores_file(args.scores)
+    try:
+        scores_file = read_scores_file(args.scores)
+        if open_store is not None:
+            store = open_store()
+            # by key, and by content where rows were reordered or removed; changed rows are not attached
+            schema = getattr(model, "schema_", None)
+            contents = scores_file.content_hashes(schema) if schema is not None else None
+            attachment = store.attach_report(scores_file.keys, contents)
+            keys = scores_file.keys
+            verdicts = {keys[i]: record for i, record in attachment.matched.items()}
+    finally:
+        if store is not None:
+            store.close()
+    notes = args.notes
+    if attachment is not None:
+        print(f"verdicts: {attachment.summary()}", file=sys.stderr)
+        if not attachment.complete:
+            notes = (notes + "\n\n" if notes else "") + f"Verdicts: {attachment.summary()}."
     if threshold is None and scores_file.flagged_threshold() is None and model is not None:
         threshold, method = model_threshold(model)
     context = context_from_scores_file(
         scores_file, model=model, model_metadata=meta, verdicts=verdicts, threshold=threshold,
         threshold_method=method, label_column=args.label_column, normal_value=args.normal_value,
-        title=args.title, author=args.author, notes=args.notes,
+        title=args.title, author=args.author, notes=notes,
         data_file=project.data_file if project is not None else "", top_n=args.top)
 
     out = build_report(args.out, fmt, context)
-    print(f"wrote {out} ({fmt}, {len(scores_file.table):,} records, {len(verdicts):,} verdicts)", file=sys.stderr)
+    told = (f"{attachment.attached:,} of {attachment.total:,} verdicts attached" if attachment is not None
+            else "no verdicts")
+    print(f"wrote {out} ({fmt}, {len(scores_file.table):,} records, {told})", file=sys.stderr)
     return 0

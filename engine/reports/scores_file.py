@@ -43,6 +43,17 @@ class ScoresFile:
         quoted = keys.str.startswith("'") & keys.str[1:2].isin(list(FORMULA_PREFIXES))
         return keys.where(~quoted, keys.str[1:]).tolist()
 
+    def content_hashes(self, schema) -> np.ndarray:
+        """The content hash of each row as the verdict store knows it (engine.feedback.content_hashes over
+        the scored file's own columns, with the export's quotes against formulas taken off)."""
+        from engine.feedback import content_hashes
+
+        originals = self.originals.copy()
+        for name in originals.columns:
+            if originals[name].dtype == object or pd.api.types.is_string_dtype(originals[name]):
+                originals[name] = originals[name].map(restore_text)
+        return content_hashes(originals.reset_index(drop=True), schema)
+
     @property
     def scores(self) -> np.ndarray:
         return self.table["score"].to_numpy(dtype=np.float64)
