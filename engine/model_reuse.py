@@ -16,7 +16,6 @@ The new file keeps the model's column roles (``carried_schema``) and the model's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine import safe_json
 from engine.errors import AnomalyDeskError, ModelFileError, SchemaMismatchError
 from engine.schema import ColumnInfo, Role, Schema
 
@@ -280,8 +280,8 @@ def model_metadata(model_dir: str | Path | None, model: Any = None) -> dict[str,
         path = Path(model_dir) / "model.json"
         if path.is_file() and path.stat().st_size < 64 * 1024 * 1024:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError, UnicodeDecodeError):
+                data = safe_json.load_json(path, max_bytes=64 * 1024 * 1024)
+            except ModelFileError:
                 data = None
             if isinstance(data, dict):
                 return data

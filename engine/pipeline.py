@@ -184,6 +184,7 @@ class AnomalyModel:
         else:
             scores = np.asarray(det.score_samples(fm), dtype=np.float64)
             members = {self.detector: scores}
+        _check_finite_scores(scores)
         contributions = np.asarray(det.feature_contributions(fm), dtype=np.float64)
         return ScoreResult(scores=scores, severity=severity_of(scores, self.train_scores_),
                            contributions=contributions, columns=list(fm.source_columns),
@@ -230,6 +231,7 @@ class AnomalyModel:
         """Open a bundle; refuses unsafe or damaged ones with ModelFileError (never unpickles)."""
         from engine.bundle import load_bundle, require_field
         from engine.detectors import DETECTOR_NAMES, detector_class
+        from engine.detectors.state_checks import check_state
 
         doc, arrays = load_bundle(directory)
         name = require_field(doc, "detector", str)
@@ -244,14 +246,19 @@ class AnomalyModel:
         training = require_field(doc, "training", dict)
         if "train_scores" not in arrays or arrays["train_scores"].ndim != 1:
             raise ModelFileError(f"{directory}: the training scores are missing")
+        train_scores = arrays["train_scores"]
+        if train_scores.dtype.kind != "f" or not np.isfinite(train_scores).all():
+            raise ModelFileError(f"{directory}: array 'train_scores' holds {train_scores.dtype} values that are "
+                                 "not all finite numbers: the weights were altered or damaged; refused")
         model = cls(detector=name, params=params, device=device, seed=seed)
         try:
             model.schema_ = Schema.from_dict(schema_doc)
             model.preprocessor_ = Preprocessor.from_dict(prep_doc)
             det_arrays = {k[len("detector."):]: v for k, v in arrays.items() if k.startswith("detector.")}
+            check_state(name, state, det_arrays)
             model.detector_ = detector_class(name).from_state(state, det_arrays)
-        except ModelFileError:
-            raise
+        except ModelFileError as exc:
+            raise ModelFileError(f"{directory}: {exc}") from None
         except (AnomalyDeskError, KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
             raise ModelFileError(f"{directory}: model.json or the weights are inconsistent "
                                  f"({type(exc).__name__}: {exc})") from None
@@ -262,6 +269,18 @@ class AnomalyModel:
         model.history_ = training.get("history")
         model.versions_ = dict(doc.get("versions") or {})
         return model
+
+
+def _check_finite_scores(scores: np.ndarray) -> None:
+    """A NaN score is neither above nor below a threshold, so it would count as "not flagged": a model
+    giving one is refused rather than reporting "0 flagged" on garbage."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise AnomalyDeskError(f"the model gave {int(bad.sum()):,} of {len(scores):,} records a score that is not "
+                               f"a finite number (the first at position {first + 1} of this batch): its weights "
+                               "are damaged or these values are far outside what it learnt; nothing is flagged "
+                               "from such scores")
 
 
 def _history_of(detector) -> Any:

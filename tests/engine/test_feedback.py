@@ -156,7 +156,7 @@ def test_undo_survives_reopen(tmp_path):
     with VerdictStore(path, user="bob") as s:
         s.set_verdict("a", "anomaly")
         s.set_verdict("b", "normal")
-    with VerdictStore(path) as s:
+    with VerdictStore(path, user="bob") as s:  # undo takes back one's own actions only
         assert s.undo().key == "b"
         assert set(s.all()) == {"a"}
 

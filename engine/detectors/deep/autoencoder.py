@@ -58,6 +58,7 @@ from engine.detectors.deep.layers import (
     mlp,
     numeric_terms,
 )
+from engine.detectors.state_checks import build_matching
 from engine.training import (
     LocalDropout,
     TrainConfig,
@@ -548,7 +549,7 @@ class AutoencoderDetector(Detector):
         det.score_ = str(meta.get("score") or det._resolve_score(det.cardinalities_, det.masking_))
         # bundles from before aggregate="auto" hold "l2" or "sum" in their params
         det.aggregate_ = str(meta.get("aggregate") or det._resolve_aggregate(det.score_))
-        net = det._build(det.n_numeric_, det.cardinalities_)
+        net = build_matching(lambda: det._build(det.n_numeric_, det.cardinalities_), arrays)
         load_net_state(net, arrays)
         det.device_ = loading_device(det.device)  # a model trained on a GPU opens on the CPU without one
         det.net_ = net.to(det.device_).eval()

@@ -49,6 +49,7 @@ from engine.detectors.deep.dense import (
     to_columns,
 )
 from engine.detectors.deep.layers import mlp
+from engine.detectors.state_checks import build_matching
 from engine.errors import Cancelled
 from engine.training import (
     LocalDropout,
@@ -366,7 +367,7 @@ class BiGANDetector(Detector):
         det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
         det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
         det.hidden_, det.latent_ = [int(h) for h in meta["hidden"]], int(meta["latent"])
-        net = det._build()
+        net = build_matching(det._build, arrays)
         load_net_state(net, arrays)
         det.device_ = loading_device(det.device)
         det.net_ = net.to(det.device_).eval()

@@ -45,6 +45,7 @@ from engine.detectors.deep.dense import (
     shares,
     to_columns,
 )
+from engine.detectors.state_checks import build_matching
 from engine.training import TrainConfig, choose_device, fit_with_fallback, init_module, train, weighted_mean
 
 _SCORE_BATCH = 2048
@@ -390,7 +391,7 @@ class SequenceAutoencoderDetector(Detector):
             raise ValueError("sequence_ae state: the layout in model.json disagrees with its parameters")
         det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
         det.epochs_ = int(meta.get("epochs") or 0)
-        net = det._build()
+        net = build_matching(det._build, arrays)
         load_net_state(net, arrays)
         det.device_ = loading_device(det.device)
         det.net_ = net.to(det.device_).eval()
