@@ -117,7 +117,7 @@ class AnomalyModel:
             progress(0.96, "scoring the training rows")
         cached = getattr(detector, "train_scores_", None)  # detectors that scored the rows while fitting
         train_scores = np.asarray(cached if cached is not None and len(cached) == len(frame)
-                                  else detector.score_samples(fm), dtype=np.float64)
+                                  else detector.decision_function(fm), dtype=np.float64)
         ref = train_scores if weight is None else train_scores[weight > 0]
         self.params = params  # what was used (the model card and bundle show the combination)
         self.schema_ = schema
@@ -182,7 +182,7 @@ class AnomalyModel:
             members = det.member_scores(fm)
             scores = np.asarray(det.combine(members), dtype=np.float64)
         else:
-            scores = np.asarray(det.score_samples(fm), dtype=np.float64)
+            scores = np.asarray(det.decision_function(fm), dtype=np.float64)
             members = {self.detector: scores}
         contributions = np.asarray(det.feature_contributions(fm), dtype=np.float64)
         return ScoreResult(scores=scores, severity=severity_of(scores, self.train_scores_),
@@ -230,6 +230,7 @@ class AnomalyModel:
         """Open a bundle; refuses unsafe or damaged ones with ModelFileError (never unpickles)."""
         from engine.bundle import load_bundle, require_field
         from engine.detectors import DETECTOR_NAMES, detector_class
+        from engine.detectors.params import validate
 
         doc, arrays = load_bundle(directory)
         name = require_field(doc, "detector", str)
@@ -246,6 +247,9 @@ class AnomalyModel:
             raise ModelFileError(f"{directory}: the training scores are missing")
         model = cls(detector=name, params=params, device=device, seed=seed)
         try:
+            validate(name, params)  # the declared parameters (engine.detectors.params), named when wrong
+            if isinstance(state.get("params"), dict):
+                validate(name, state["params"])
             model.schema_ = Schema.from_dict(schema_doc)
             model.preprocessor_ = Preprocessor.from_dict(prep_doc)
             det_arrays = {k[len("detector."):]: v for k, v in arrays.items() if k.startswith("detector.")}

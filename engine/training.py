@@ -24,13 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.detectors.params import ACTIVATIONS as ACTIVATION_NAMES
+from engine.detectors.params import OPTIMIZERS, SCHEDULES
 from engine.errors import Cancelled
 
 ProgressCallback = Callable[..., None]
 StopCallback = Callable[[], bool]
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adamax")
-SCHEDULES = ("constant", "cosine", "step", "plateau", "onecycle")
 
 
 def choose_device(requested: str | torch.device | None = "auto") -> torch.device:
@@ -327,6 +327,7 @@ class LocalDropout(nn.Module):
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
                "selu": nn.SELU, "sigmoid": nn.Sigmoid, "silu": nn.SiLU, "softplus": nn.Softplus}
+assert set(ACTIVATIONS) == set(ACTIVATION_NAMES)  # the declared choices (engine.detectors.params)
 
 
 def activation(name: str) -> nn.Module:

@@ -89,8 +89,6 @@ class IsolationForestDetector(Detector):
 
     def __init__(self, n_estimators: int = 100, max_samples: int | float | str = "auto",
                  max_features: float = 1.0, undo_log: bool = True, seed: int = 0):
-        self._params = dict(n_estimators=n_estimators, max_samples=max_samples, max_features=max_features,
-                            undo_log=undo_log, seed=seed)
         self.n_estimators, self.max_samples, self.max_features, self.seed = (
             n_estimators, max_samples, max_features, seed)
         self.undo_log = undo_log
@@ -173,7 +171,7 @@ class IsolationForestDetector(Detector):
         scores = np.ones(n) if denom == 0 else 2.0 ** (-depth_sum / denom)
         return scores, contrib
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         return self._walk(fm, with_contrib=False)[0]
 
     def feature_contributions(self, fm) -> np.ndarray:
@@ -229,7 +227,6 @@ class OCSVMDetector(Detector):
 
     def __init__(self, nu: float = 0.5, gamma: float | str = "scale", max_train_rows: int = 5000,
                  seed: int = 0):
-        self._params = dict(nu=nu, gamma=gamma, max_train_rows=max_train_rows, seed=seed)
         self.nu, self.gamma, self.max_train_rows, self.seed = nu, gamma, max_train_rows, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
@@ -264,7 +261,7 @@ class OCSVMDetector(Detector):
         for start in range(0, x.shape[0], size):
             yield start, x[start:start + size]
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         self._check_fitted()
         x = encoded_values(fm)
         _check_width(self, x)
@@ -330,7 +327,6 @@ class PCADetector(Detector):
     name: ClassVar[str] = "pca"
 
     def __init__(self, variance: float = 0.9, floor: float = 1e-6, standardize: bool = True, seed: int = 0):
-        self._params = dict(variance=variance, floor=floor, standardize=standardize, seed=seed)
         self.variance, self.floor, self.standardize, self.seed = variance, floor, standardize, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
@@ -366,7 +362,7 @@ class PCADetector(Detector):
         _check_width(self, x)
         return (x - self.mean_) / self.scale_
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         proj = self._z(fm) @ self.components_.T
         return (proj ** 2 / self.explained_variance_).sum(axis=1)
 
@@ -425,7 +421,6 @@ class ECODDetector(Detector):
     def __init__(self, tails: str = "both", seed: int = 0):
         if tails not in ("both", "skew"):
             raise AnomalyDeskError(f"ecod: tails must be 'both' or 'skew', not {tails!r}")
-        self._params = dict(tails=tails, seed=seed)
         self.tails, self.seed = tails, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
@@ -481,7 +476,7 @@ class ECODDetector(Detector):
             out[:, j] = np.maximum(u_skew, (u_left + u_right) / 2.0)
         return out
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         return self._outlyingness(fm).sum(axis=1)
 
     def feature_contributions(self, fm) -> np.ndarray:

@@ -17,7 +17,7 @@ perfectly, so their small test-time errors outweigh real deviations elsewhere (m
 mse: six ADBench files fitted on themselves, seeds 0/1, mean 85.0 -> 88.4, annthyroid 81.3 -> 97.5;
 ECG5000, 4 seeds, 0.975 -> 0.986; KDD, 4 seeds, 0.821 -> 0.810, within its spread across seeds).
 A column's contribution is its share. The columns' terms combine into the row's score by a norm
-that leans towards the largest (``aggregate``; see ``score_samples``).
+that leans towards the largest (``aggregate``; see ``decision_function``).
 
 ``trim`` (a share of each batch; None, the default, means 0 unless ``AnomalyModel`` chooses): the
 rows with the highest loss in a batch get no gradient, so a model fitted on the very file it scores
@@ -124,16 +124,9 @@ class AutoencoderDetector(Detector):
                  mask_rate: float = 0.2, numeric_variance: str | bool = "auto", numeric_loss: str = "mse",
                  aggregate: str = "auto", trim: float | None = None, precision: str = "fp32", device: str = "auto",
                  seed: int = 0):
-        self._params = dict(trim=trim, precision=precision, masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
-                            numeric_loss=numeric_loss, aggregate=aggregate,
-                            hidden_layers=None if hidden_layers is None else [int(h) for h in hidden_layers], latent_dim=latent_dim, activation=activation,
-                            dropout=dropout, batch_norm=batch_norm, optimizer=optimizer,
-                            learning_rate=learning_rate, lr_schedule=lr_schedule, momentum=momentum,
-                            batch_size=batch_size, epochs=epochs, l1=l1, l2=l2,
-                            validation_fraction=validation_fraction, early_stopping=early_stopping,
-                            score=score, input_noise=input_noise, device=device, seed=seed)
-        for k, v in self._params.items():
-            setattr(self, k, v)
+        if hidden_layers is not None:
+            hidden_layers = [int(h) for h in hidden_layers]
+        self._store_params(locals())
 
     # -- building ------------------------------------------------------------------------------------
     def _resolve_modes(self, n_numeric: int, cardinalities: list[int]) -> None:
@@ -172,7 +165,7 @@ class AutoencoderDetector(Detector):
 
     def _resolve_aggregate(self, score: str) -> str:
         """``aggregate="auto"``: "l4" for the plain squared error, "l2" for likelihood terms (see
-        ``score_samples``)."""
+        ``decision_function``)."""
         aggregate = str(self.aggregate).lower()
         if aggregate not in AGGREGATES:
             raise ValueError(f"unknown aggregate '{self.aggregate}': choose {', '.join(AGGREGATES)}")
@@ -481,7 +474,7 @@ class AutoencoderDetector(Detector):
         """Each column's term above its typical (median training) value."""
         return np.maximum(raw - getattr(self, "column_baseline_", 0.0), 0.0)
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         """The columns' excess terms (above their typical training value) combined by ``aggregate``:
         ``"l2"``, the root of their summed squares, or ``"l4"``, the fourth root of their summed fourth
         powers, so one very improbable column (a rare value, an account that never goes with this key, a

@@ -146,14 +146,9 @@ class BiGANDetector(Detector):
                  learning_rate: float = 1e-3, batch_size: int = 256, epochs: int | None = None,
                  reconstruction_weight: float = 1.0, label_smoothing: float = 0.1, grad_clip: float = 5.0,
                  feature_weight: float = 0.5, device: str = "auto", seed: int = 0):
-        self._params = dict(hidden_layers=None if hidden_layers is None else [int(h) for h in hidden_layers],
-                            latent_dim=latent_dim, discriminator_width=discriminator_width, dropout=dropout,
-                            spectral_norm=spectral_norm, learning_rate=learning_rate, batch_size=batch_size,
-                            epochs=epochs, reconstruction_weight=reconstruction_weight,
-                            label_smoothing=label_smoothing, grad_clip=grad_clip, feature_weight=feature_weight,
-                            device=device, seed=seed)
-        for k, v in self._params.items():
-            setattr(self, k, v)
+        if hidden_layers is not None:
+            hidden_layers = [int(h) for h in hidden_layers]
+        self._store_params(locals())
 
     # -- building ------------------------------------------------------------------------------------
     def _resolve(self, n_in: int) -> None:
@@ -335,7 +330,7 @@ class BiGANDetector(Detector):
         cols = to_columns(terms, fm.source_index, len(fm.source_columns))
         return cols, cols.sum(axis=1), match.astype(np.float64)
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         _, rec, match = self._parts(fm)
         a = float(self.feature_weight)
         return (1.0 - a) * rec / self.reference_[0] + a * match / self.reference_[1]

@@ -148,14 +148,7 @@ class SequenceAutoencoderDetector(Detector):
                  learning_rate: float = 3e-3, batch_size: int = 256, epochs: int | None = None,
                  validation_fraction: float = 0.1, early_stopping: int = 5, score: str = "mse",
                  step_layers: str = "auto", device: str = "auto", seed: int = 0):
-        self._params = dict(window=window, cell=cell, bidirectional=bidirectional, hidden_size=hidden_size,
-                            step_layers=step_layers,
-                            num_layers=num_layers, latent_dim=latent_dim, dropout=dropout,
-                            learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
-                            validation_fraction=validation_fraction, early_stopping=early_stopping, score=score,
-                            device=device, seed=seed)
-        for k, v in self._params.items():
-            setattr(self, k, v)
+        self._store_params(locals())
 
     # -- layout ----------------------------------------------------------------------------------------
     @property
@@ -355,7 +348,7 @@ class SequenceAutoencoderDetector(Detector):
         terms, _ = self._pass(fm)
         return to_columns(terms, fm.source_index, len(fm.source_columns))
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         return self._column_terms(fm).sum(axis=1)
 
     def step_terms(self, fm) -> np.ndarray:

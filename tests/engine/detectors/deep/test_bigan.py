@@ -35,14 +35,14 @@ def test_registered_and_unfitted_error():
     det = make_detector("bigan", seed=1, device="cpu", latent_dim=3)
     assert det.get_params()["latent_dim"] == 3 and not hasattr(det, "net_")
     with pytest.raises(NotFittedError):
-        det.score_samples(None)
+        det.decision_function(None)
     with pytest.raises(NotFittedError):
         det.get_state()
 
 
 def test_planted_anomalies_rank_on_top(encoded, fitted):
     _, _, fm, anomalous = encoded
-    scores = fitted.score_samples(fm)
+    scores = fitted.decision_function(fm)
     assert scores.shape == (fm.n_rows,) and scores.dtype == np.float64 and np.isfinite(scores).all()
     rank = np.argsort(np.argsort(-scores))
     assert rank[anomalous].max() < 12  # all six planted rows in the top 2%
@@ -77,7 +77,7 @@ def test_state_and_bundle_round_trip(tmp_path, encoded, fitted):
     save_bundle(tmp_path / "m", {"detector_state": meta}, arrays)
     doc, loaded_arrays = load_bundle(tmp_path / "m")
     loaded = BiGANDetector.from_state(doc["detector_state"], loaded_arrays)
-    np.testing.assert_array_equal(loaded.score_samples(fm), fitted.score_samples(fm))
+    np.testing.assert_array_equal(loaded.decision_function(fm), fitted.decision_function(fm))
     np.testing.assert_array_equal(loaded.feature_contributions(fm), fitted.feature_contributions(fm))
     np.testing.assert_array_equal(loaded.expected_values(fm), fitted.expected_values(fm))
 
@@ -96,9 +96,9 @@ def test_pipeline_save_load(tmp_path, encoded):
 def test_same_seed_same_scores_other_seed_differs(encoded):
     _, _, fm, _ = encoded
     params = {**FAST, "epochs": 3}
-    a = BiGANDetector(**params, seed=3).fit(fm).score_samples(fm)
-    b = BiGANDetector(**params, seed=3).fit(fm).score_samples(fm)
-    c = BiGANDetector(**params, seed=4).fit(fm).score_samples(fm)
+    a = BiGANDetector(**params, seed=3).fit(fm).decision_function(fm)
+    b = BiGANDetector(**params, seed=3).fit(fm).decision_function(fm)
+    c = BiGANDetector(**params, seed=4).fit(fm).decision_function(fm)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -131,7 +131,7 @@ def test_options_and_bad_input(encoded, fitted):
     _, _, fm, _ = encoded
     for options in (dict(spectral_norm=False, dropout=0.0, label_smoothing=0.0, grad_clip=0.0),
                     dict(feature_weight=0.0), dict(feature_weight=1.0, reconstruction_weight=0.0)):
-        s = BiGANDetector(**{**FAST, "epochs": 2, **options}).fit(fm).score_samples(fm)
+        s = BiGANDetector(**{**FAST, "epochs": 2, **options}).fit(fm).decision_function(fm)
         assert np.isfinite(s).all()
     with pytest.raises(ValueError):
         BiGANDetector(**FAST).fit(fm, sample_weight=np.ones(3))
@@ -142,7 +142,7 @@ def test_options_and_bad_input(encoded, fitted):
     other = fm.subset(np.arange(10))
     other.numeric = other.numeric[:, :1]
     with pytest.raises(SchemaMismatchError):
-        fitted.score_samples(other)
+        fitted.decision_function(other)
 
 
 def test_zero_weight_rows_are_left_out(encoded):
@@ -150,7 +150,7 @@ def test_zero_weight_rows_are_left_out(encoded):
     w = np.ones(fm.n_rows)
     w[:100] = 0.0
     det = BiGANDetector(**{**FAST, "epochs": 3}).fit(fm, sample_weight=w)
-    assert np.isfinite(det.score_samples(fm)).all()
+    assert np.isfinite(det.decision_function(fm)).all()
 
 
 @pytest.mark.slow

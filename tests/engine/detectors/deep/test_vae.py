@@ -30,12 +30,12 @@ def test_unfitted():
     det = VAEDetector(beta=0.5)
     assert det.get_params()["beta"] == 0.5
     with pytest.raises(NotFittedError):
-        det.score_samples(None)
+        det.decision_function(None)
 
 
 def test_scores_contributions_expected(encoded, fitted):
     fm, anomalous = encoded
-    scores = fitted.score_samples(fm)
+    scores = fitted.decision_function(fm)
     assert scores.shape == (fm.n_rows,) and np.isfinite(scores).all()
     assert anomalous[np.argsort(-scores)[:60]].sum() >= 4  # top 10%
     contrib = fitted.feature_contributions(fm)
@@ -47,19 +47,19 @@ def test_scores_contributions_expected(encoded, fitted):
 
 def test_probability_scores_are_reproducible_and_differ_from_error(encoded, fitted):
     fm, _ = encoded
-    np.testing.assert_array_equal(fitted.score_samples(fm), fitted.score_samples(fm))
+    np.testing.assert_array_equal(fitted.decision_function(fm), fitted.decision_function(fm))
     meta, arrays = fitted.get_state()
     # the bundle's resolved score decides how it scores (the params only say what was asked for)
     err = VAEDetector.from_state({**meta, "score": "error", "params": {**meta["params"], "score": "error"}}, arrays)
-    assert not np.allclose(err.score_samples(fm), fitted.score_samples(fm))
-    assert np.corrcoef(err.score_samples(fm), fitted.score_samples(fm))[0, 1] > 0.5
+    assert not np.allclose(err.decision_function(fm), fitted.decision_function(fm))
+    assert np.corrcoef(err.decision_function(fm), fitted.decision_function(fm))[0, 1] > 0.5
 
 
 def test_state_round_trip(encoded, fitted):
     fm, _ = encoded
     meta, arrays = fitted.get_state()
     loaded = VAEDetector.from_state(json.loads(json.dumps(meta)), arrays)
-    np.testing.assert_array_equal(loaded.score_samples(fm), fitted.score_samples(fm))
+    np.testing.assert_array_equal(loaded.decision_function(fm), fitted.decision_function(fm))
 
 
 def test_cancel_and_progress(encoded):
