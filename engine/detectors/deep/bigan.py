@@ -26,7 +26,6 @@ contributions come from the reconstruction term (the matching distance has no pe
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,13 +48,15 @@ from engine.detectors.deep.dense import (
     to_columns,
 )
 from engine.detectors.deep.layers import mlp
-from engine.errors import Cancelled
 from engine.training import (
     LocalDropout,
+    TrainConfig,
     TrainHistory,
+    batch_plan,
     choose_device,
     fit_with_fallback,
     init_module,
+    train,
     weighted_mean,
 )
 
@@ -201,10 +202,8 @@ class BiGANDetector(Detector):
                 m.generator = gen
         x_all = torch.as_tensor(values, device=device)
         w_all = None if weights is None else torch.as_tensor(weights, device=device)
-        rows = torch.arange(values.shape[0]) if weights is None else torch.as_tensor(np.flatnonzero(weights > 0))
-        n_train = int(rows.shape[0])
-        bs = max(1, min(int(batch_size), max(32, n_train // 16), n_train))
-        n_batches = max(1, n_train // bs)
+        n_train = values.shape[0] if weights is None else int((weights > 0).sum())
+        bs, n_batches = batch_plan(n_train, batch_size)
         epochs = int(self.epochs) if self.epochs is not None else int(
             min(400, max(5, math.ceil(_STEP_BUDGET / n_batches))))
         if epochs < 1:
@@ -220,67 +219,44 @@ class BiGANDetector(Detector):
         real_target = 1.0 - float(self.label_smoothing)
         clip = float(self.grad_clip)
         rec_weight = float(self.reconstruction_weight)
-        history = TrainHistory(device=str(device), batch_size=bs)
+
+        def step(net: _BiGANNet, batch: dict[str, torch.Tensor], w: torch.Tensor | None) -> dict[str, torch.Tensor]:
+            """One discriminator step, then one encoder/generator step (two optimisers: manual mode)."""
+            x = batch["x"]
+            z_fake = torch.randn((x.shape[0], self.latent_), generator=gen, device=device)
+            # discriminator step: real pairs (x, E(x)) -> 1 (smoothed), generated (G(z), z) -> 0
+            z_real = net.encoder(x)
+            x_fake, _ = net.generate(z_fake)
+            d_real, _ = net.disc(x, z_real.detach())
+            d_fake, _ = net.disc(x_fake.detach(), z_fake)
+            loss_d = _bce(d_real, real_target, w) + _bce(d_fake, 0.0, None)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            if clip > 0:
+                nn.utils.clip_grad_norm_(d_params, clip)
+            opt_d.step()
+            # encoder/generator step: swapped labels, plus the reconstruction G(E(x)) ~ x
+            d_real, _ = net.disc(x, z_real)
+            d_fake, _ = net.disc(x_fake, z_fake)
+            adv = _bce(d_real, 0.0, w) + _bce(d_fake, 1.0, None)
+            x_rec, log_probs = net.generate(z_real)
+            per_row = 0.5 * feature_terms(x_rec, log_probs, x, self.n_numeric_).sum(dim=1)
+            rec = weighted_mean(per_row, w)
+            loss_eg = adv + rec_weight * rec
+            opt_eg.zero_grad(set_to_none=True)
+            loss_eg.backward()
+            if clip > 0:
+                nn.utils.clip_grad_norm_(eg_params, clip)
+            opt_eg.step()
+            for s in sched:
+                s.step()
+            return {"train_loss": rec.detach(), "d_loss": loss_d.detach(), "g_loss": adv.detach()}
+
+        config = TrainConfig(epochs=epochs, batch_size=bs, validation_fraction=0.0, early_stopping=0)
+        history = train(net, None, {"x": x_all}, config, weights=w_all, generator=init_gen, device=device,
+                        progress=progress, should_stop=should_stop, manual_step=step)
         history.notes.append(f"{epochs} epochs of {n_batches} batches; train_loss is the reconstruction term")
-        every = max(1, n_batches // 10)
-        start, rows_done = time.perf_counter(), 0
-        net.train()
-        for epoch in range(epochs):
-            perm = rows[torch.randperm(n_train, generator=init_gen)].to(device)
-            sums = torch.zeros(3, device=device)
-            for b in range(n_batches):
-                if should_stop is not None and should_stop():
-                    raise Cancelled("training cancelled")
-                idx = perm[b * bs: (b + 1) * bs if b < n_batches - 1 else n_train]
-                x = x_all[idx]
-                w = None if w_all is None else w_all[idx]
-                z_fake = torch.randn((x.shape[0], self.latent_), generator=gen, device=device)
-                # discriminator step: real pairs (x, E(x)) -> 1 (smoothed), generated (G(z), z) -> 0
-                z_real = net.encoder(x)
-                x_fake, _ = net.generate(z_fake)
-                d_real, _ = net.disc(x, z_real.detach())
-                d_fake, _ = net.disc(x_fake.detach(), z_fake)
-                loss_d = _bce(d_real, real_target, w) + _bce(d_fake, 0.0, None)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                if clip > 0:
-                    nn.utils.clip_grad_norm_(d_params, clip)
-                opt_d.step()
-                # encoder/generator step: swapped labels, plus the reconstruction G(E(x)) ~ x
-                d_real, _ = net.disc(x, z_real)
-                d_fake, _ = net.disc(x_fake, z_fake)
-                adv = _bce(d_real, 0.0, w) + _bce(d_fake, 1.0, None)
-                x_rec, log_probs = net.generate(z_real)
-                per_row = 0.5 * feature_terms(x_rec, log_probs, x, self.n_numeric_).sum(dim=1)
-                rec = weighted_mean(per_row, w)
-                loss_eg = adv + rec_weight * rec
-                opt_eg.zero_grad(set_to_none=True)
-                loss_eg.backward()
-                if clip > 0:
-                    nn.utils.clip_grad_norm_(eg_params, clip)
-                opt_eg.step()
-                for s in sched:
-                    s.step()
-                sums += torch.stack([rec.detach(), loss_d.detach(), adv.detach()])
-                rows_done += int(idx.shape[0])
-                done = epoch * n_batches + b + 1
-                if progress is not None and (b % every == every - 1 or b == n_batches - 1):
-                    elapsed = time.perf_counter() - start
-                    means = (sums / (b + 1)).tolist()
-                    progress(done / total, f"epoch {epoch + 1}/{epochs}, batch {b + 1}/{n_batches}",
-                             epoch=epoch + 1, batch=b + 1, train_loss=means[0], val_loss=None,
-                             d_loss=means[1], g_loss=means[2], rows_per_s=rows_done / max(elapsed, 1e-9),
-                             eta_s=elapsed / done * (total - done), device=str(device))
-            history.train_loss.append(float(sums[0].item() / n_batches))
-            history.epochs_run = epoch + 1
-        net.eval()
-        history.seconds = time.perf_counter() - start
-        history.rows_per_s = rows_done / max(history.seconds, 1e-9)
-        history.best_epoch = history.epochs_run - 1
-        if progress is not None:
-            progress(1.0, f"trained {history.epochs_run} epochs", epoch=history.epochs_run,
-                     train_loss=history.train_loss[-1] if history.train_loss else None, val_loss=None,
-                     rows_per_s=history.rows_per_s, eta_s=0.0, device=str(device))
+        history.best_epoch = history.epochs_run - 1  # no validation: the weights are the last epoch's
         return net, history
 
     def _calibrate(self, fm, weights: np.ndarray | None) -> None:
