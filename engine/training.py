@@ -32,7 +32,6 @@ ProgressCallback = Callable[..., None]
 StopCallback = Callable[[], bool]
 
 
-
 def choose_device(requested: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or None) -> CUDA when available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as asked.
     Asking for CUDA on a machine without it raises ValueError with a clear message."""
