@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,11 +48,11 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     from PySide6.QtCore import QSettings, Qt
-    from PySide6.QtWidgets import QApplication
 
+    from ui.app import create_application
     from ui.main_window import SAMPLE_CSV, TAB_DATA, TAB_REVIEW, TAB_THRESHOLD, TAB_TRAIN, MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv)
+    app = create_application()
     tmp = Path(tempfile.mkdtemp(prefix="screens_"))
     window = MainWindow(settings=QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), data_dir=tmp,
                         user="analyst", warm_up=False)
