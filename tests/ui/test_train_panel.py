@@ -154,7 +154,7 @@ def test_an_engine_error_is_shown_as_written(qtbot, window, small_csv):
     window.train_panel.set_detector("iforest")
     window.train_panel.train_button.click()
     qtbot.waitUntil(lambda: len(window.error_dialogs) == 1, timeout=20_000)
-    assert "no feature columns" in window.error_dialogs[0].text()
+    assert "no usable feature column" in window.error_dialogs[0].text()
     assert not window.error_dialogs[0].detailedText()
 
 
