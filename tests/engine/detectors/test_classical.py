@@ -7,7 +7,7 @@ import pytest
 
 from engine.detectors import DETECTOR_NAMES, make_detector
 from engine.detectors.classical import ECODDetector, IsolationForestDetector, OCSVMDetector, PCADetector
-from engine.errors import AnomalyDeskError, Cancelled, NotFittedError
+from engine.errors import AnomalyDeskError
 from engine.features import FeatureMatrix
 
 CLASSICAL = ("iforest", "ocsvm", "pca", "ecod")
@@ -35,59 +35,28 @@ def test_registry_lists_all_detectors():
     assert set(CLASSICAL) | {"auto", "autoencoder", "vae"} <= set(DETECTOR_NAMES)
     with pytest.raises(AnomalyDeskError, match="unknown detector"):
         make_detector("nope")
-    with pytest.raises(AnomalyDeskError, match="no parameter"):
-        make_detector("ecod", bogus=1)
-    # seed/device are offered to every detector and dropped where unused
-    assert isinstance(make_detector("ecod", seed=3, device="cpu"), ECODDetector)
 
 
 @pytest.mark.parametrize("name", CLASSICAL)
 def test_detector_finds_planted_outliers_and_explains_them(name):
     fm, y = planted()
     det = make_detector(name, seed=0).fit(fm)
-    scores = det.decision_function(fm)
-    assert scores.shape == (fm.values.shape[0],) and scores.dtype == np.float64
+    scores = det.decision_function(fm)  # shapes, shares and the rest of the contract: test_contract.py
     # ECOD scores each feature's tails on its own: on these symmetric Gaussian features both tails of
     # every noise feature add up, and the 12 outliers share one tail (PyOD's ECOD: 0.84 here too)
     assert auc(y, scores) > (0.8 if name == "ecod" else 0.95)
     contrib = det.feature_contributions(fm)
-    assert contrib.shape == (fm.values.shape[0], 5)
-    assert np.all(contrib >= 0) and np.allclose(contrib.sum(axis=1), 1.0)
     # the feature the outliers were pushed along explains most of them
     assert np.mean(np.argmax(contrib[y], axis=1) == 2) >= 0.75
 
 
 @pytest.mark.parametrize("name", CLASSICAL)
-def test_state_round_trip_scores_identically(name):
+def test_wrong_width_is_refused(name):
     fm, _ = planted()
-    det = make_detector(name, seed=1).fit(fm)
-    meta, arrays = det.get_state()
-    import json
-
-    meta = json.loads(json.dumps(meta))  # metadata must be plain JSON
-    assert all(isinstance(v, np.ndarray) for v in arrays.values())
-    again = type(det).from_state(meta, {k: v.copy() for k, v in arrays.items()})
-    np.testing.assert_array_equal(again.decision_function(fm), det.decision_function(fm))
-    np.testing.assert_array_equal(again.feature_contributions(fm), det.feature_contributions(fm))
-
-
-@pytest.mark.parametrize("name", CLASSICAL)
-def test_unfitted_and_wrong_width_are_refused(name):
-    fm, _ = planted()
-    det = make_detector(name)
-    with pytest.raises(NotFittedError):
-        det.decision_function(fm)
-    det.fit(fm)
+    det = make_detector(name).fit(fm)
     narrow = FeatureMatrix(fm.values[:, :3], ["a", "b", "c"], ["a", "b", "c"], np.arange(3))
     with pytest.raises(AnomalyDeskError, match="encoded features"):
         det.decision_function(narrow)
-
-
-@pytest.mark.parametrize("name", CLASSICAL)
-def test_should_stop_cancels(name):
-    fm, _ = planted()
-    with pytest.raises(Cancelled):
-        make_detector(name).fit(fm, should_stop=lambda: True)
 
 
 def test_isolation_forest_matches_scikit_learn():
