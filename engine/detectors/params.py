@@ -226,8 +226,9 @@ PARAMS: dict[str, tuple[Param, ...]] = {
     "vae": tuple(replace(p, default={"learning_rate": 3e-3, "batch_size": 512}.get(p.name, p.default))
                  for p in _NETWORK) + (
         Param("score", "str", "probability",
-              "probability: the expected negative log-likelihood over several latent draws; nll: the same from "
-              "the posterior mean; mse: the plain squared error", choices=("probability", "nll", "mse")),
+              "probability: the expected negative log-likelihood over several latent draws; error (or nll): the "
+              "same terms from the posterior mean only; mse: the plain squared error",
+              choices=("probability", "error", "nll", "mse")),
         Param("n_samples", "int", 10, "latent draws per row for the reconstruction probability", low=1),
         Param("beta", "float", 1.0, "weight of the KL divergence in the loss", low=0.0),
         INPUT_NOISE,
