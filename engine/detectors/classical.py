@@ -48,10 +48,14 @@ def _weighted_rows(x: np.ndarray, w: np.ndarray | None, rng: np.random.Generator
     return x[np.sort(idx)]
 
 
-def _check_width(det: Detector, x: np.ndarray) -> None:
+def _fitted_input(det: Detector, fm, matrix=encoded_values) -> np.ndarray:
+    """The matrix a fitted detector scores, refused when its width is not the one it was fitted on."""
+    det._check_fitted()
+    x = matrix(fm)
     if x.shape[1] != det.n_features_in_:
         raise AnomalyDeskError(
             f"{det.name}: the data has {x.shape[1]} encoded features, the model was fitted on {det.n_features_in_}")
+    return x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,9 +142,7 @@ class IsolationForestDetector(Detector):
         return self
 
     def _walk(self, fm, with_contrib: bool):
-        self._check_fitted()
-        x = self._matrix(fm)
-        _check_width(self, x)
+        x = _fitted_input(self, fm, self._matrix)
         n = x.shape[0]
         depth_sum = np.zeros(n)
         contrib = np.zeros((n, x.shape[1])) if with_contrib else None
@@ -262,9 +264,7 @@ class OCSVMDetector(Detector):
             yield start, x[start:start + size]
 
     def decision_function(self, fm) -> np.ndarray:
-        self._check_fitted()
-        x = encoded_values(fm)
-        _check_width(self, x)
+        x = _fitted_input(self, fm)
         out = np.empty(x.shape[0])
         for start, xb in self._chunks(x):
             k = np.exp(-self.gamma_ * self._sq_dist(xb))
@@ -272,9 +272,7 @@ class OCSVMDetector(Detector):
         return out
 
     def feature_contributions(self, fm) -> np.ndarray:
-        self._check_fitted()
-        x = encoded_values(fm)
-        _check_width(self, x)
+        x = _fitted_input(self, fm)
         sv = self.support_vectors_
         per_feature = np.empty_like(x)
         log_a = np.log(np.maximum(self.dual_coef_, 1e-300))
@@ -357,9 +355,7 @@ class PCADetector(Detector):
         return self
 
     def _z(self, fm) -> np.ndarray:
-        self._check_fitted()
-        x = encoded_values(fm)
-        _check_width(self, x)
+        x = _fitted_input(self, fm)
         return (x - self.mean_) / self.scale_
 
     def decision_function(self, fm) -> np.ndarray:
@@ -454,9 +450,7 @@ class ECODDetector(Detector):
         return self
 
     def _outlyingness(self, fm) -> np.ndarray:
-        self._check_fitted()
-        x = encoded_values(fm)
-        _check_width(self, x)
+        x = _fitted_input(self, fm)
         total = self.total_weight_
         out = np.empty_like(x)
         for j in range(x.shape[1]):

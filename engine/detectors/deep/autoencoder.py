@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from engine.detectors.base import Detector, ProgressCallback, StopCallback
-from engine.detectors.deep.dense import history_from, load_net_state, loading_device, net_state
+from engine.detectors.deep.dense import attach_net, state_of, unfitted_from
 from engine.detectors.deep.layers import (
     LOGVAR_MAX,
     LOGVAR_MIN,
@@ -517,23 +517,15 @@ class AutoencoderDetector(Detector):
     # -- persistence -----------------------------------------------------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
-        meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
-                "masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
-                "latent": self.latent_, "epochs": self.epochs_, "score": self.score_,
-                "aggregate": self.aggregate_,
-                "cardinalities": list(self.cardinalities_), "history": self.history_.to_dict()}
-        arrays = net_state(self.net_)
-        arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
-        arrays["column_baseline"] = np.asarray(self.column_baseline_, dtype=np.float64)
-        arrays["input_offset"] = np.asarray(self.input_offset_, dtype=np.float32)
-        return meta, arrays
+        layout = {"masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
+                  "latent": self.latent_, "epochs": self.epochs_, "score": self.score_, "aggregate": self.aggregate_}
+        return state_of(self, layout, {"numeric_scale": np.asarray(self.numeric_scale_, dtype=np.float32),
+                                       "column_baseline": np.asarray(self.column_baseline_, dtype=np.float64),
+                                       "input_offset": np.asarray(self.input_offset_, dtype=np.float32)})
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> AutoencoderDetector:
-        det = cls(**meta["params"])
-        det.n_numeric_ = int(meta["n_numeric"])
-        det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
-        det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
+        det = unfitted_from(cls, meta)
         det.masking_, det.variance_ = bool(meta.get("masking", False)), bool(meta.get("variance", False))
         det.hidden_, det.latent_ = [int(h) for h in meta["hidden"]], int(meta["latent"])
         det.epochs_ = int(meta.get("epochs") or 0)
@@ -541,15 +533,11 @@ class AutoencoderDetector(Detector):
         det.score_ = str(meta.get("score") or det._resolve_score(det.cardinalities_, det.masking_))
         # bundles from before aggregate="auto" hold "l2" or "sum" in their params
         det.aggregate_ = str(meta.get("aggregate") or det._resolve_aggregate(det.score_))
-        net = det._build(det.n_numeric_, det.cardinalities_)
-        load_net_state(net, arrays)
-        det.device_ = loading_device(det.device)  # a model trained on a GPU opens on the CPU without one
-        det.net_ = net.to(det.device_).eval()
+        attach_net(det, det._build(det.n_numeric_, det.cardinalities_), arrays, meta)
         det.numeric_scale_ = np.asarray(arrays["numeric_scale"], dtype=np.float32)
         det.column_baseline_ = np.asarray(arrays["column_baseline"], dtype=np.float64)
         # bundles from before the offset trained without one
         det.input_offset_ = np.asarray(arrays.get("input_offset", np.zeros(det.n_numeric_)), dtype=np.float32)
         if det.input_offset_.shape != (det.n_numeric_,):
             raise ValueError(f"input_offset has shape {det.input_offset_.shape}, expected ({det.n_numeric_},)")
-        det.history_ = history_from(meta)
         return det

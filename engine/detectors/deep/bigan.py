@@ -35,17 +35,16 @@ from torch.nn import functional as F
 
 from engine.detectors.base import Detector, ProgressCallback, StopCallback
 from engine.detectors.deep.dense import (
+    attach_net,
     block_outputs,
     check_layout,
     check_weights,
     dense_inputs,
     feature_terms,
-    history_from,
-    load_net_state,
-    loading_device,
-    net_state,
     shares,
+    state_of,
     to_columns,
+    unfitted_from,
 )
 from engine.detectors.deep.layers import mlp
 from engine.training import (
@@ -321,30 +320,19 @@ class BiGANDetector(Detector):
     # -- persistence ---------------------------------------------------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
-        meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
-                "cardinalities": list(self.cardinalities_), "hidden": list(self.hidden_), "latent": self.latent_,
-                "history": self.history_.to_dict()}
-        arrays = net_state(self.net_)
-        arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
-        arrays["column_baseline"] = np.asarray(self.column_baseline_, dtype=np.float64)
-        arrays["reference"] = np.asarray(self.reference_, dtype=np.float64)
-        return meta, arrays
+        return state_of(self, {"hidden": list(self.hidden_), "latent": self.latent_},
+                        {"numeric_scale": np.asarray(self.numeric_scale_, dtype=np.float32),
+                         "column_baseline": np.asarray(self.column_baseline_, dtype=np.float64),
+                         "reference": np.asarray(self.reference_, dtype=np.float64)})
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> BiGANDetector:
-        det = cls(**meta["params"])
-        det.n_numeric_ = int(meta["n_numeric"])
-        det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
-        det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
+        det = unfitted_from(cls, meta)
         det.hidden_, det.latent_ = [int(h) for h in meta["hidden"]], int(meta["latent"])
-        net = det._build()
-        load_net_state(net, arrays)
-        det.device_ = loading_device(det.device)
-        det.net_ = net.to(det.device_).eval()
+        attach_net(det, det._build(), arrays, meta)
         det.numeric_scale_ = np.asarray(arrays["numeric_scale"], dtype=np.float32)
         det.column_baseline_ = np.asarray(arrays["column_baseline"], dtype=np.float64)
         det.reference_ = np.asarray(arrays["reference"], dtype=np.float64)
         if det.numeric_scale_.shape != (det.n_numeric_,) or det.reference_.shape != (2,):
             raise ValueError("bigan state: calibration arrays of the wrong shape")
-        det.history_ = history_from(meta)
         return det

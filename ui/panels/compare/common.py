@@ -8,7 +8,18 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QBoxLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLayout,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ui.plots import setup_curve_axes
 
@@ -54,6 +65,33 @@ class NumberItem(QTableWidgetItem):
 
 def fmt(v, digits=3) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def note(text: str, name: str) -> QLabel:
+    """A wrapped line of explanation or status."""
+    label = QLabel(text)
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    return label
+
+
+def _fill(box: QBoxLayout, items) -> QBoxLayout:
+    for item in items:
+        item, *how = item if isinstance(item, tuple) else (item,)
+        if isinstance(item, str):
+            item = QLabel(item)
+        (box.addLayout if isinstance(item, QLayout) else box.addWidget)(item, *how)
+    return box
+
+
+def hbox(*items) -> QHBoxLayout:
+    """A row of widgets, layouts and texts (labels); ``(item, stretch[, alignment])`` for a stretch."""
+    return _fill(QHBoxLayout(), items)
+
+
+def vbox(parent: QWidget, *items) -> QVBoxLayout:
+    """``parent``'s layout: a column of widgets, layouts and texts, as ``hbox``."""
+    return _fill(QVBoxLayout(parent), items)
 
 
 def read_only_table(columns: int, name: str) -> QTableWidget:

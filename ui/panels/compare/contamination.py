@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QWidget
 
 from engine.errors import AnomalyDeskError
-from ui.panels.compare.common import CompareData, curve_plot
+from ui.panels.compare.common import CompareData, curve_plot, hbox, note, vbox
 from ui.widgets import PROGRESS_STEPS, job_controls
 
 DEFAULT_SHARES_TEXT = "0, 5, 10, 30, 50"
@@ -53,28 +53,17 @@ class ContaminationPage(QWidget):
         self.shares_edit.setToolTip("percentages of known anomalies among the training rows")
         self.study_button, self.study_cancel, self.study_progress = job_controls(
             "Run study", self.run, self.cancel, name="study")
-        self.study_status = QLabel("How much do anomalies in the training data hurt? The study retrains with a "
-                                   "share of known anomalies mixed in and measures AUCROC on held-out rows.")
-        self.study_status.setObjectName("studyStatus")
-        self.study_status.setWordWrap(True)
+        self.study_status = note("How much do anomalies in the training data hurt? The study retrains with a "
+                                 "share of known anomalies mixed in and measures AUCROC on held-out rows.", "studyStatus")
         self.study_plot = curve_plot("AUCROC against contamination of the training rows",
                                      "anomalies in the training rows (%)", "AUCROC", "studyPlot")
         si = self.study_plot.getPlotItem()
         si.plot([0, 100], [0.5, 0.5], pen=pg.mkPen((170, 170, 170), style=Qt.PenStyle.DashLine))
         self.study_curve = si.plot([], [], pen=pg.mkPen((40, 90, 170), width=2), symbol="o", symbolSize=8,
                                    symbolBrush=(40, 90, 170))
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Detector:"))
-        top.addWidget(self.study_detector)
-        top.addWidget(QLabel("Anomalies in training (%):"))
-        top.addWidget(self.shares_edit, 1)
-        top.addWidget(self.study_button)
-        top.addWidget(self.study_cancel)
-        top.addWidget(self.study_progress)
-        sv = QVBoxLayout(self)
-        sv.addLayout(top)
-        sv.addWidget(self.study_status)
-        sv.addWidget(self.study_plot, 1)
+        vbox(self, hbox("Detector:", self.study_detector, "Anomalies in training (%):", (self.shares_edit, 1),
+                        self.study_button, self.study_cancel, self.study_progress),
+             self.study_status, (self.study_plot, 1))
 
     def shares(self) -> list[float]:
         return parse_shares(self.shares_edit.text())

@@ -6,16 +6,13 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QHBoxLayout,
-    QLabel,
     QPushButton,
     QRadioButton,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
-from ui.panels.compare.common import CompareData, NumberItem, read_only_table
+from ui.panels.compare.common import CompareData, NumberItem, hbox, note, read_only_table, vbox
 
 ROW_PREVIEW = 500  # rows listed (all of them go to the queue)
 
@@ -37,24 +34,15 @@ class DisagreementsPage(QWidget):
         self.only_b.setObjectName("compareOnlyB")
         for r in (self.only_a, self.only_b):
             r.toggled.connect(self._show)
-        self.pair_summary = QLabel("Run a comparison of two or more detectors to see where they disagree.")
-        self.pair_summary.setObjectName("comparePairSummary")
-        self.pair_summary.setWordWrap(True)
+        self.pair_summary = note("Run a comparison of two or more detectors to see where they disagree.",
+                                 "comparePairSummary")
         self.pair_rows = read_only_table(1, "comparePairRows")
         self.send_button = QPushButton("Send to the review queue")
         self.send_button.setObjectName("compareSendToQueue")
         self.send_button.setEnabled(False)
         self.send_button.clicked.connect(self.send_to_queue)
-        pair_top = QHBoxLayout()
-        pair_top.addWidget(QLabel("Pair:"))
-        pair_top.addWidget(self.pair_combo, 1)
-        pair_top.addWidget(self.only_a)
-        pair_top.addWidget(self.only_b)
-        dv = QVBoxLayout(self)
-        dv.addLayout(pair_top)
-        dv.addWidget(self.pair_summary)
-        dv.addWidget(self.pair_rows, 1)
-        dv.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignRight)
+        vbox(self, hbox("Pair:", (self.pair_combo, 1), self.only_a, self.only_b), self.pair_summary,
+             (self.pair_rows, 1), (self.send_button, 0, Qt.AlignmentFlag.AlignRight))
 
     def show_comparison(self, comparison, data: CompareData | None) -> None:
         """List the pairs of ``comparison`` (None: forget the results)."""

@@ -6,15 +6,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
-from ui.panels.compare.common import NumberItem, colour, curve_plot, fmt, read_only_table
+from ui.panels.compare.common import NumberItem, colour, curve_plot, fmt, hbox, note, read_only_table, vbox
 
 METRIC_COLUMNS = ("Detector", "AUCROC", "AUCPR", "Precision", "Recall", "F1", "Best F1", "Flagged", "Fit s",
                   "Score s", "Parameters", "Size (bytes)")
@@ -28,23 +25,14 @@ class MetricsPage(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setSortingEnabled(True)
-        self.threshold_note = QLabel("")
-        self.threshold_note.setObjectName("compareThresholdNote")
-        self.threshold_note.setWordWrap(True)
+        self.threshold_note = note("", "compareThresholdNote")
         # legends: PR bottom left, ROC bottom right
         self.roc_plot = curve_plot("ROC", "false-positive rate", "true-positive rate", "compareRoc", diagonal=True,
                                    legend=(-10, -10))
         self.pr_plot = curve_plot("Precision-recall", "recall", "precision", "comparePr", legend=(10, -10))
         for p in (self.roc_plot, self.pr_plot):
             p.getPlotItem().setXRange(0, 1, padding=0.02)
-        curves = QHBoxLayout()
-        curves.addWidget(self.roc_plot)
-        curves.addWidget(self.pr_plot)
-        mv = QVBoxLayout(self)
-        mv.setContentsMargins(2, 2, 2, 2)
-        mv.addWidget(self.table, 1)
-        mv.addWidget(self.threshold_note)
-        mv.addLayout(curves, 3)
+        vbox(self, (self.table, 1), self.threshold_note, (hbox(self.roc_plot, self.pr_plot), 3)).setContentsMargins(2, 2, 2, 2)
 
     def show_comparison(self, comparison) -> None:
         self._fill_table(comparison)

@@ -13,17 +13,15 @@ from collections.abc import Callable
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QSplitter,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
-from ui.panels.compare.common import CompareData
+from ui.panels.compare.common import CompareData, hbox, note, vbox
 from ui.panels.compare.contamination import ContaminationPage
 from ui.panels.compare.disagreements import DisagreementsPage
 from ui.panels.compare.metrics import MetricsPage
@@ -61,21 +59,11 @@ class ComparePanel(QWidget):
             self.detector_list.addItem(item)
         self.run_button, self.cancel_button, self.progress = job_controls(
             "Run comparison", self.run, self.cancel, name="compare")
-        self.status = QLabel("Open a file, tick the detectors to compare, then Run. Each detector is trained "
-                             "on the same rows with the same seed.")
-        self.status.setObjectName("compareStatus")
-        self.status.setWordWrap(True)
+        self.status = note("Open a file, tick the detectors to compare, then Run. Each detector is trained on the "
+                           "same rows with the same seed.", "compareStatus")
         left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.setContentsMargins(2, 2, 2, 2)
-        lv.addWidget(QLabel("<b>Detectors</b>"))
-        lv.addWidget(self.detector_list, 1)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        lv.addLayout(buttons)
-        lv.addWidget(self.progress)
-        lv.addWidget(self.status)
+        vbox(left, "<b>Detectors</b>", (self.detector_list, 1), hbox(self.run_button, self.cancel_button),
+             self.progress, self.status).setContentsMargins(2, 2, 2, 2)
 
         self.metrics = MetricsPage()
         self.disagreements = DisagreementsPage()
@@ -95,9 +83,7 @@ class ComparePanel(QWidget):
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 5)
         split.setSizes([220, 1160])
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(split)
+        vbox(self, split).setContentsMargins(2, 2, 2, 2)
 
     # -- wiring ------------------------------------------------------------------------------------
     def attach(self, window) -> None:

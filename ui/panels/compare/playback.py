@@ -12,16 +12,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QHBoxLayout,
-    QLabel,
     QPushButton,
     QSpinBox,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
-from ui.panels.compare.common import CompareData, colour, curve_plot, read_only_table
+from ui.panels.compare.common import CompareData, colour, curve_plot, hbox, note, read_only_table, vbox
 
 PLAYBACK_INTERVAL_MS = 60
 COUNTER_COLUMNS = ("Detector", "Seen", "TP", "FP", "FN", "TN", "Precision", "Recall", "Accuracy")
@@ -57,9 +54,8 @@ class PlaybackPage(QWidget):
         self.play_threshold.addItem("each detector's default threshold", "default")
         self.play_threshold.addItem("each detector's best-F1 threshold (chosen with the labels)", "best_f1")
         self.play_threshold.currentIndexChanged.connect(lambda _i: self.restart())
-        self.play_status = QLabel("Run a comparison on a labelled file, then play it back in arrival order.")
-        self.play_status.setObjectName("playbackStatus")
-        self.play_status.setWordWrap(True)
+        self.play_status = note("Run a comparison on a labelled file, then play it back in arrival order.",
+                                "playbackStatus")
         self.counters = read_only_table(len(COUNTER_COLUMNS), "playbackCounters")
         self.counters.setHorizontalHeaderLabels(COUNTER_COLUMNS)
         self.play_plot = curve_plot("running precision (solid) and recall (dashed)", "records played", "",
@@ -68,19 +64,9 @@ class PlaybackPage(QWidget):
         self._timer.setObjectName("playbackTimer")
         self._timer.setInterval(PLAYBACK_INTERVAL_MS)
         self._timer.timeout.connect(self.step)
-        top = QHBoxLayout()
-        top.addWidget(self.play_button)
-        top.addWidget(self.restart_button)
-        top.addWidget(QLabel("Speed:"))
-        top.addWidget(self.speed_spin)
-        top.addWidget(QLabel("Flag at:"))
-        top.addWidget(self.play_threshold)
+        top = hbox(self.play_button, self.restart_button, "Speed:", self.speed_spin, "Flag at:", self.play_threshold)
         top.addStretch(1)
-        pv = QVBoxLayout(self)
-        pv.addLayout(top)
-        pv.addWidget(self.play_status)
-        pv.addWidget(self.counters, 1)
-        pv.addWidget(self.play_plot, 2)
+        vbox(self, top, self.play_status, (self.counters, 1), (self.play_plot, 2))
 
     def show_comparison(self, comparison, data: CompareData | None) -> None:
         """Get ready to play ``comparison`` (None: forget the results)."""
