@@ -26,6 +26,7 @@ import pandas as pd
 
 from engine import safe_json
 from engine.errors import AnomalyDeskError, ModelFileError, SchemaMismatchError
+from engine.features import as_text
 from engine.schema import ColumnInfo, Role, Schema
 
 #: a numeric/datetime column whose non-missing values fail to parse in more than this share has
@@ -132,15 +133,6 @@ def _known_levels(model: Any) -> dict[str, set[str]]:
     return {c: set(map(str, v)) for c, v in levels.items()}
 
 
-def _as_text(series: pd.Series) -> np.ndarray:
-    try:  # the preprocessor's own normalisation (1 and 1.0 read the same), so counts agree with it
-        from engine.features import _as_text as features_as_text
-
-        return features_as_text(series)
-    except ImportError:  # pragma: no cover - older preprocessors
-        return series.astype(str).str.strip().to_numpy(dtype=object)
-
-
 def _unparseable(series: pd.Series, role: str) -> tuple[np.ndarray, int]:
     """(mask of present values that do not parse as ``role``, number of present values)."""
     present = np.array(series.notna().to_numpy(), dtype=bool)
@@ -198,7 +190,7 @@ def check_values(model: Any, frame: pd.DataFrame, diff: SchemaDifferences, *, fi
             else:
                 diff._add(diff.invalid, diff.invalid_examples, name, n_bad, examples)
         elif name in levels:
-            text = _as_text(s)
+            text = as_text(s)
             known = levels[name]
             mask = ~pd.Series(text).isin(known).to_numpy()
             if mask.any():
@@ -245,13 +237,10 @@ def model_threshold(model: Any, override: float | None = None) -> tuple[float | 
             return float(getattr(value, "value", value)), str(getattr(value, "explanation", "saved with the model"))
     train_scores = getattr(model, "train_scores_", None)
     if train_scores is not None and len(train_scores):
-        try:
-            from engine.thresholds import by_target_fpr
+        from engine.thresholds import by_target_fpr
 
-            t = by_target_fpr(np.asarray(train_scores, dtype=np.float64), 0.01)
-            return float(t.value), t.explanation
-        except ImportError:  # pragma: no cover
-            return float(np.quantile(train_scores, 0.99)), "score reached by 1% of the training records"
+        t = by_target_fpr(np.asarray(train_scores, dtype=np.float64), 0.01)
+        return float(t.value), t.explanation
     return None, "no threshold: none saved with the model"
 
 

@@ -61,31 +61,15 @@ class AnomalyModel:
         model learns as normal (a confirmed anomaly), > 1 stresses it (a confirmed normal).
         ``known_good``: the rows are a reference file of known-good records, not the (possibly
         contaminated) file being scored; ``auto`` then averages its members instead of taking their
-        median, since on clean data the deep member is the one to trust (measured on the two
-        reference-file benchmarks: KDD 0.944 vs 0.932, ECG5000 0.964 vs 0.928 AUCROC).
-
-        Without ``known_good``, the autoencoder on an all-numeric table trains with ``trim=0.2`` (the
-        fifth of each batch it reconstructs worst gets no gradient), unless the caller chose a trim.
-        Measured on the six ADBench files fitted on themselves (seeds 0/1, AUCROC x100): mean 78.0
-        untrimmed, 79.0 / 81.0 / 85.0 / 84.1 at trim 0.05 / 0.1 / 0.2 / 0.3; at 0.2 pendigits 71.8 -> 90.0,
-        shuttle 78.9 -> 99.7, thyroid 91.5 -> 95.1, cardio 67.4 -> 70.6, but annthyroid 83.6 -> 81.3 and
-        mammography 75.1 -> 73.4. On a clean
-        reference file trimming only hides rare normal rows from the model (KDD 0.82 -> 0.67 at 0.05), so
-        it stays off there. Tables with categorical columns (the masked model) are not trimmed by
-        default: not measured there. ``auto``'s autoencoder member is trimmed by the same rule: with the
-        plain error as its score (see engine.detectors.deep.autoencoder) the median of the six rises from
-        92.88 to 93.04 (seeds 0/1) and from 92.53 to 92.77 (seeds 2/3); with the old likelihood score
-        trimming had lowered it (92.75). (With the edge-of-range input offset added later: 93.54 / 92.97.)"""
+        median, since on clean data the deep member is the one to trust. Without ``known_good``, the
+        autoencoder (alone or as ``auto``'s member) on an all-numeric table trains with ``trim=0.2``
+        unless the caller chose a trim: on the file it scores, the rows it rebuilds worst are the likely
+        anomalies, which it should not learn as normal. The figures behind both: docs/decisions.md
+        ("Model")."""
         from engine.detectors import make_detector
+        from engine.io import validate_for_training
 
-        if not schema.feature_columns:
-            raise AnomalyDeskError("no feature columns to learn from: every column is an identifier, "
-                                   "label, text or ignored")
-        missing = [c for c in schema.feature_columns if c not in frame.columns]
-        if missing:
-            raise SchemaMismatchError(f"columns named in the schema are missing from the data: {', '.join(missing)}")
-        if len(frame) < 2:
-            raise AnomalyDeskError(f"need at least 2 rows to learn what normal looks like, found {len(frame)}")
+        validate_for_training(frame, schema)
         weight = None
         if sample_weight is not None:
             weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
@@ -117,7 +101,7 @@ class AnomalyModel:
             progress(0.96, "scoring the training rows")
         cached = getattr(detector, "train_scores_", None)  # detectors that scored the rows while fitting
         train_scores = np.asarray(cached if cached is not None and len(cached) == len(frame)
-                                  else detector.score_samples(fm), dtype=np.float64)
+                                  else detector.decision_function(fm), dtype=np.float64)
         ref = train_scores if weight is None else train_scores[weight > 0]
         self.params = params  # what was used (the model card and bundle show the combination)
         self.schema_ = schema
@@ -182,7 +166,7 @@ class AnomalyModel:
             members = det.member_scores(fm)
             scores = np.asarray(det.combine(members), dtype=np.float64)
         else:
-            scores = np.asarray(det.score_samples(fm), dtype=np.float64)
+            scores = np.asarray(det.decision_function(fm), dtype=np.float64)
             members = {self.detector: scores}
         _check_finite_scores(scores)
         contributions = np.asarray(det.feature_contributions(fm), dtype=np.float64)
@@ -231,6 +215,7 @@ class AnomalyModel:
         """Open a bundle; refuses unsafe or damaged ones with ModelFileError (never unpickles)."""
         from engine.bundle import load_bundle, require_field
         from engine.detectors import DETECTOR_NAMES, detector_class
+        from engine.detectors.params import validate
         from engine.detectors.state_checks import check_state
 
         doc, arrays = load_bundle(directory)
@@ -252,6 +237,9 @@ class AnomalyModel:
                                  "not all finite numbers: the weights were altered or damaged; refused")
         model = cls(detector=name, params=params, device=device, seed=seed)
         try:
+            validate(name, params)  # the declared parameters (engine.detectors.params), named when wrong
+            if isinstance(state.get("params"), dict):
+                validate(name, state["params"])
             model.schema_ = Schema.from_dict(schema_doc)
             model.preprocessor_ = Preprocessor.from_dict(prep_doc)
             det_arrays = {k[len("detector."):]: v for k, v in arrays.items() if k.startswith("detector.")}

@@ -28,8 +28,8 @@ from engine.model_reuse import (
     compare_schema,
     model_threshold,
 )
-from engine.reports.queue import top_features
 from engine.reports.safety import atomic_output, neutralise_frame
+from engine.scoring import top_features
 
 ProgressCallback = Callable[..., None]
 StopCallback = Callable[[], bool]

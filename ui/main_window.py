@@ -22,10 +22,10 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QTabW
 from engine.chunked_scoring import score_in_blocks
 from engine.errors import AnomalyDeskError
 from engine.schema import Role, Schema, SchemaOverrides
-from ui.compare_panel import ComparePanel
 from ui.data_panel import DataPanel
 from ui.detail_panel import DetailPanel, RecordView, WhatIf
 from ui.dialogs import show_error, show_info
+from ui.panels.compare import ComparePanel
 from ui.plots import ErrorPlot
 from ui.queue_model import SCORE, SEVERITY, VERDICTS, QueueModel
 from ui.review_panel import CHEAT_SHEET, ReviewPanel
