@@ -1,6 +1,6 @@
 """``score CSV --model MODEL_DIR --out SCORES.csv [--chunk-rows N]``: score a file with a saved model.
 
-The input is streamed in chunks and the output written incrementally (engine.streaming), so files
+The input is streamed in chunks and the output written incrementally (engine.scoring.files), so files
 larger than memory work; progress goes to stderr. The file is checked against the model's schema
 first: one that does not fit is refused, naming the columns; other differences (extra columns,
 categories the model has no level for, unparseable values) are reported and handled. The output
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from engine.streaming import DEFAULT_CHUNK_ROWS
+from engine.scoring.files import DEFAULT_CHUNK_ROWS
 
 
 def register(sub) -> None:
@@ -66,7 +66,7 @@ class _Progress:
 def run(args) -> int:
     from engine.errors import AnomalyDeskError
     from engine.model_reuse import load_model
-    from engine.streaming import score_csv
+    from engine.scoring.files import score_file
 
     if args.chunk_rows < 1:
         raise AnomalyDeskError("--chunk-rows must be at least 1")
@@ -85,7 +85,7 @@ def run(args) -> int:
             print(f"note: {line}", file=sys.stderr)
 
     try:
-        summary = score_csv(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=threshold,
+        summary = score_file(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=threshold,
                             top_k_features=args.top_features, progress=progress, on_differences=show_differences)
     finally:
         progress.done()

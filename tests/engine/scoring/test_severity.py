@@ -1,6 +1,6 @@
 import numpy as np
 
-from engine.scoring import severity, top_contributors
+from engine.scoring.severity import severity, top_contributors
 
 
 def test_severity_is_the_percentile_among_training_scores():
