@@ -71,7 +71,7 @@ from engine.training import (
     weighted_mean,
 )
 
-_SCORE_BATCH = 65536
+_SCORE_BATCH = 2048  # rows per scoring batch: activations stay in the CPU cache (50k rows, 1 thread: 2.6 s at 65536, 1.5 s at 2048; the same scores)
 AGGREGATES = ("auto", "l2", "l4", "sum")
 _NORM_POWER = {"l2": 2.0, "l4": 4.0}
 _CALIBRATION_ROWS = 20_000
