@@ -70,3 +70,14 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
         return _dataset(path).to_table().to_pandas()
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot be read as Parquet ({str(exc).splitlines()[0]})", file=str(path)) from None
+
+
+def load_parquet(path: str | Path):
+    """A Parquet file or folder as engine.data's LoadedFile (what File > Open and ``load`` give for a CSV):
+    the frame with Parquet's own types, no dialect and no conversion plan. engine.data's readers dispatch
+    here for a .parquet path."""
+    from engine.data import LoadedFile
+
+    frame = read_parquet(path)
+    frame.columns = [str(c) for c in frame.columns]
+    return LoadedFile(path=str(path), frame=frame, encoding="parquet", delimiter="")

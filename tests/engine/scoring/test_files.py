@@ -111,3 +111,28 @@ def test_count_data_rows(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n3,4")
     assert count_data_rows(path) == 2
+
+
+def test_parquet_file_in_and_out(model, tmp_path):
+    """A Parquet input streams like a CSV and a .parquet output holds the same rows as the CSV output."""
+    frame = _frame(seed=4)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    frame.to_parquet(tmp_path / "in.parquet")
+    score_file(model, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=60)
+    summary = score_file(model, tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=60)
+    assert summary.rows == 250 and summary.chunks == 5
+    csv_out, pq_out = pd.read_csv(tmp_path / "out.csv"), pd.read_parquet(tmp_path / "out.parquet")
+    assert pq_out["key"].tolist() == csv_out["key"].tolist()
+    np.testing.assert_allclose(pq_out["score"].to_numpy(), csv_out["score"].to_numpy(), rtol=1e-12)
+    assert set(pq_out["shop"]) == {"north", "south", "'=evil()"}
+
+
+def test_a_row_with_too_many_fields_is_located(model, tmp_path):
+    src = tmp_path / "in.csv"
+    _frame().to_csv(src, index=False)
+    lines = src.read_text().splitlines(keepends=True)
+    lines[100] = lines[100].rstrip("\r\n") + ",extra\n"
+    src.write_text("".join(lines))
+    with pytest.raises(DataError, match=r"in.csv, row 101: has 5 fields where the header has 4"):
+        score_file(model, src, tmp_path / "out.csv", chunk_rows=40)
+    assert not (tmp_path / "out.csv").exists()
