@@ -53,9 +53,9 @@ def main() -> int:
 
     import torch
 
-    from engine.data import infer_schema, read_csv
     from engine.detectors.deep.autoencoder import AutoencoderDetector
     from engine.features import Preprocessor
+    from engine.io import infer_schema, read_csv
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.csv

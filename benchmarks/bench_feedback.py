@@ -57,7 +57,7 @@ PUBLISHED_AAD = {("mammography", 100): (36, 77), ("mammography", 300): (76, 165)
 
 
 def _load(path: Path):
-    from engine.data import label_values, label_vector, load
+    from engine.io import label_values, label_vector, load
 
     loaded, schema = load(path)
     if schema.label_column is None:

@@ -24,7 +24,7 @@ GENERATOR = Path(os.environ.get("ANOMALY_DESK_SHARED", REPO_ROOT.parent / "share
 
 import pandas as pd  # noqa: E402
 
-from engine import data  # noqa: E402
+from engine import io as engine_io  # noqa: E402
 
 EXPECTED = {"BELNR": "identifier", "WAERS": "categorical", "BUKRS": "categorical", "KTOSL": "categorical",
             "PRCTR": "categorical", "BSCHL": "categorical", "HKONT": "categorical", "DMBTR": "numeric",
@@ -58,12 +58,12 @@ def main() -> int:
             print(f"generated {args.rows:,} rows ({path.stat().st_size / 1e6:.1f} MB) in "
                   f"{time.perf_counter() - start:.1f} s")
         pd_best, pd_median, frame = _best(lambda: pd.read_csv(path), args.repeats)
-        read_best, read_median, loaded = _best(lambda: data.read_csv(path), args.repeats)
-        ours_best, ours_median, (loaded, schema) = _best(lambda: data.load(path), args.repeats)
+        read_best, read_median, loaded = _best(lambda: engine_io.read_csv(path), args.repeats)
+        ours_best, ours_median, (loaded, schema) = _best(lambda: engine_io.load(path), args.repeats)
         print(f"pandas.read_csv          : best {pd_best:6.2f} s, median {pd_median:6.2f} s "
               f"({len(frame):,} rows x {frame.shape[1]} columns)")
-        print(f"engine.data.read_csv     : best {read_best:6.2f} s, median {read_median:6.2f} s")
-        print(f"engine.data.load (+infer): best {ours_best:6.2f} s, median {ours_median:6.2f} s "
+        print(f"engine.io.read_csv     : best {read_best:6.2f} s, median {read_median:6.2f} s")
+        print(f"engine.io.load (+infer): best {ours_best:6.2f} s, median {ours_median:6.2f} s "
               f"({len(loaded.frame):,} rows, label '{schema.label_column}', normal '{schema.normal_value}')")
         print(f"ratio load / pandas.read_csv: {ours_best / pd_best:.2f}x (best), {ours_median / pd_median:.2f}x (median)")
         print(f"target: load under 10 s -> {'met' if ours_median < 10 else 'NOT met'}")

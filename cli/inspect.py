@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from engine import data
+from engine import io as engine_io
 
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
@@ -35,7 +35,7 @@ def _finite(value: Any) -> Any:
 
 def inspect_file(path: str) -> dict[str, Any]:
     """The ``inspect --json`` object for a file (raises engine.errors.DataError when it is unusable)."""
-    loaded, schema = data.load(path)
+    loaded, schema = engine_io.load(path)
     return _finite({
         "file": loaded.path, "rows": len(loaded.frame), "n_columns": len(loaded.frame.columns),
         "encoding": loaded.encoding, "delimiter": loaded.delimiter, "compression": loaded.compression,

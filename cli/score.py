@@ -6,7 +6,10 @@ incrementally (engine.scoring.files), so files larger than memory work; with ``-
 split into partitions scored by Dask workers (engine.scoring.cluster); progress goes to stderr. The file is checked against the model's schema
 first: one that does not fit is refused, naming the columns; other differences (extra columns,
 categories the model has no level for, unparseable values) are reported and handled. The output
-appears only when complete (temporary file, then rename).
+appears only when complete (temporary file, then rename). With ``--project`` the project's threshold
+and its rules ("treat records like this as normal") apply: a record a rule matches is not flagged
+and the ``rule`` column names the rule. When the file does not look like the data the model learnt
+(engine.drift) a warning names the columns that moved and suggests training on the file.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def register(sub) -> None:
                    help=f"rows per chunk (default {DEFAULT_CHUNK_ROWS:,}); memory grows with it")
     p.add_argument("--threshold", type=float, default=None,
                    help="score at or above which a record is flagged (default: the project's, else the model's)")
-    p.add_argument("--project", metavar="FILE", help="project file whose threshold to carry over")
+    p.add_argument("--project", metavar="FILE",
+                   help="project file whose threshold and rules to apply (records a rule matches are not flagged)")
     p.add_argument("--top-features", type=int, default=3, metavar="K",
                    help="contributing features listed per record (default 3)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
@@ -86,10 +90,15 @@ def run(args) -> int:
         raise AnomalyDeskError("--threads must be at least 1")
     model = load_model(args.model)
     threshold = args.threshold
-    if threshold is None and args.project:
+    rules = []
+    if args.project:
         from engine.project import Project
+        from engine.rules import project_rules
 
-        threshold = Project.load(args.project).threshold.value
+        project = Project.load(args.project)
+        rules = project_rules(project)
+        if threshold is None:
+            threshold = project.threshold.value
     progress = _Progress(args.quiet)
 
     def show_differences(diff) -> None:
@@ -100,12 +109,12 @@ def run(args) -> int:
 
     try:
         if args.cluster:
-            summary = _on_cluster(args, threshold, progress, show_differences)
+            summary = _on_cluster(args, threshold, progress, show_differences, rules)
         else:
             set_threads(args.threads)
             summary = score_file(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=threshold,
                                  top_k_features=args.top_features, progress=progress,
-                                 on_differences=show_differences)
+                                 on_differences=show_differences, rules=rules)
     finally:
         progress.done()
     if not args.quiet:
@@ -118,17 +127,29 @@ def run(args) -> int:
         print(f"scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s); "
               f"{summary.flagged:,} flagged at {threshold} ({summary.threshold_method}); wrote {args.out}",
               file=sys.stderr)
+        for rule in rules:
+            missing = rule.missing_columns(summary.columns)
+            print(f"rule '{rule.name}' ({rule.describe()}): {summary.by_rule.get(rule.name, 0):,} record(s) treated "
+                  "as normal" + (f"; the file lacks column(s) {', '.join(missing)}" if missing else ""),
+                  file=sys.stderr)
+        if rules:
+            print(f"{summary.above_by_rule:,} record(s) at or above the threshold not flagged because a rule matched",
+                  file=sys.stderr)
+    drift = summary.drift
+    if drift is not None and drift.drifted:  # shown even with --quiet: the scores may mean little
+        for line in drift.lines():
+            print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
-def _on_cluster(args, threshold, progress, show_differences):
+def _on_cluster(args, threshold, progress, show_differences, rules):
     from engine.scoring.cluster import DEFAULT_BLOCKSIZE, connect, describe, score_on_cluster
 
     with connect(args.cluster) as client:
         print(f"scoring on {describe(client)}", file=sys.stderr, flush=True)
         summary = score_on_cluster(client, args.model, args.csv, args.out, threshold=threshold,
                                    top_k_features=args.top_features, blocksize=args.blocksize or DEFAULT_BLOCKSIZE,
-                                   progress=progress, on_differences=show_differences)
+                                   progress=progress, on_differences=show_differences, rules=rules)
     print(f"{len(summary.workers)} Dask worker process(es) scored {summary.chunks} partition(s): "
           f"{', '.join(summary.workers)}", file=sys.stderr)
     return summary

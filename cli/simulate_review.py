@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.data import infer_schema, label_vector, load
+    from engine.io import infer_schema, label_vector, load
     from engine.schema import SchemaOverrides
     from engine.simulation import simulate_review
 

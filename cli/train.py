@@ -63,7 +63,7 @@ def detector_params(detector: str, epochs: int | None) -> dict:
 
 
 def run(args) -> int:
-    from engine.data import validate_for_training
+    from engine.io import validate_for_training
     from engine.pipeline import AnomalyModel
     from engine.schema import SchemaOverrides
 
@@ -90,7 +90,7 @@ def run(args) -> int:
 def _read(args):
     """(frame, schema, path): the whole file, or with ``--sample N`` a uniform sample drawn while streaming
     it (engine.sampling), its schema inferred from the sample."""
-    from engine.data import infer_schema, load
+    from engine.io import infer_schema, load
     from engine.scoring.table import is_parquet
 
     if args.sample is None and not is_parquet(args.csv):

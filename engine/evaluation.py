@@ -106,7 +106,7 @@ def metrics(labels, scores, values=None, budget: int = DEFAULT_BUDGET) -> dict[s
 def load_labelled(csv: str | Path, label_column: str, normal_value: str | None = None):
     """(loaded file, schema with the label column, anomalous: bool per row, label values); refuses a
     file whose label column is missing or holds one class only, naming the file and column."""
-    from engine.data import label_values, label_vector, load
+    from engine.io import label_values, label_vector, load
     from engine.schema import SchemaOverrides
 
     loaded, schema = load(csv)
@@ -115,7 +115,7 @@ def load_labelled(csv: str | Path, label_column: str, normal_value: str | None =
                         f"{', '.join(map(str, loaded.frame.columns[:20]))})", file=str(csv), column=label_column)
     schema = SchemaOverrides(label_column=label_column, normal_value=normal_value).apply(schema)
     if schema.normal_value is None:
-        from engine.data import infer_schema
+        from engine.io import infer_schema
 
         schema.normal_value = infer_schema(loaded.frame[[label_column]]).normal_value
         if schema.normal_value is None:
@@ -127,7 +127,7 @@ def load_labelled(csv: str | Path, label_column: str, normal_value: str | None =
         raise DataError(f"the label column needs both normal and anomalous rows to evaluate; normal value "
                         f"{schema.normal_value!r}, values found: {', '.join(distinct)}",
                         file=str(csv), column=label_column)
-    from engine.data import validate_for_training
+    from engine.io import validate_for_training
 
     validate_for_training(loaded.frame, schema, path=str(csv))  # no feature column: say which file
     return loaded, schema, anomalous, values
@@ -135,7 +135,7 @@ def load_labelled(csv: str | Path, label_column: str, normal_value: str | None =
 
 def load_training_frame(train_csv: str | Path, schema) -> pd.DataFrame:
     """A reference file of known-good rows to train on; it must hold every feature column of ``schema``."""
-    from engine.data import read_csv
+    from engine.io import read_csv
 
     train_frame = read_csv(train_csv).frame
     missing = [c for c in schema.feature_columns if c not in train_frame.columns]

@@ -2,7 +2,7 @@
 
 Parquet carries its own column types, so there is no dialect or type sniffing: columns come as pandas
 gives them from Arrow. Used by streamed and cluster scoring; ``read_parquet`` gives a whole file for
-loading into the window (engine.data's loader dispatches here by suffix).
+loading into the window (engine.io.read_csv dispatches here by suffix).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def parquet_rows(path: str | Path) -> int:
 
 def iter_parquet_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """DataFrames of ``chunk_rows`` rows (the last may be shorter), with a RangeIndex continuing across
-    chunks like engine.data.iter_csv_chunks; memory stays bounded by the chunk."""
+    chunks like engine.io.iter_csv_chunks; memory stays bounded by the chunk."""
     dataset = _dataset(path)
     pending: list[pa.RecordBatch] = []
     pending_rows, start = 0, 0
@@ -73,10 +73,10 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
 
 
 def load_parquet(path: str | Path):
-    """A Parquet file or folder as engine.data's LoadedFile (what File > Open and ``load`` give for a CSV):
-    the frame with Parquet's own types, no dialect and no conversion plan. engine.data's readers dispatch
+    """A Parquet file or folder as engine.io's LoadedFile (what File > Open and ``load`` give for a CSV):
+    the frame with Parquet's own types, no dialect and no conversion plan. engine.io.read_csv dispatches
     here for a .parquet path."""
-    from engine.data import LoadedFile
+    from engine.io import LoadedFile
 
     frame = read_parquet(path)
     frame.columns = [str(c) for c in frame.columns]

@@ -142,13 +142,30 @@ class SchemaOverrides:
 
 
 def _normal_from_top_values(info: ColumnInfo) -> str | None:
-    """The normal value of a column chosen as the label: 0/false for 0/1 and true/false columns, else the
-    most frequent value (None when the column's frequent values are not known)."""
     values = [str(v) for v in info.top_values]
-    if not values:
+    if info.n_distinct > 2:  # more than two values: not a 0/1 or true/false flag
+        return values[0] if values else None
+    return normal_value_of(values)
+
+
+def normal_value_of(values_by_frequency: list[str]) -> str | None:
+    """The label value meaning "normal", the one home of that rule: 0/false for 0/1 and true/false
+    labels, else the most frequent value (None when no value is known)."""
+    if not values_by_frequency:
         return None
-    lowered = {v.strip().lower() for v in values}
-    if info.n_distinct <= 2 and lowered <= {"0", "1", "0.0", "1.0", "true", "false"}:
-        zero = [v for v in values if v.strip().lower() in ("0", "0.0", "false")]
+    lowered = {v.strip().lower() for v in values_by_frequency}
+    if lowered <= {"0", "1", "0.0", "1.0", "true", "false"}:
+        zero = [v for v in values_by_frequency if v.strip().lower() in ("0", "0.0", "false")]
         return zero[0] if zero else ("False" if lowered == {"true"} else "0")
-    return values[0]
+    return values_by_frequency[0]
+
+
+def normal_label_set(normal_value: str | None) -> set[str]:
+    """Every spelling of the normal value a label column may hold (0, 0.0, false...)."""
+    normal = str(normal_value).strip() if normal_value is not None else "0"
+    normal_set = {normal, normal.lower()}
+    if normal.lower() in ("0", "0.0", "false"):
+        normal_set |= {"0", "0.0", "false", "False", "FALSE"}
+    elif normal.lower() in ("1", "1.0", "true"):
+        normal_set |= {"1", "1.0", "true", "True", "TRUE"}
+    return normal_set

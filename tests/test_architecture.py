@@ -7,7 +7,7 @@ from tests.conftest import REPO_ROOT
 
 
 def test_ui_and_engine_data_layer_do_not_import_torch_at_module_level():
-    code = ("import sys, importlib, pkgutil, ui, engine.data, engine.schema, cli\n"
+    code = ("import sys, importlib, pkgutil, ui, engine.io, engine.schema, cli\n"
             "for m in pkgutil.walk_packages(ui.__path__, 'ui.'): importlib.import_module(m.name)\n"
             "bad = [m for m in ('torch',) if m in sys.modules]\n"
             "print(','.join(bad)); sys.exit(1 if bad else 0)\n")

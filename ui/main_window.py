@@ -43,7 +43,7 @@ TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD, TAB_COMPARE = range(5)
 
 @dataclass(frozen=True)
 class LoadOutcome:
-    loaded: object  # engine.data.LoadedFile
+    loaded: object  # engine.io.LoadedFile
     inferred: Schema
     overrides: SchemaOverrides
     keys: np.ndarray
@@ -307,8 +307,8 @@ class MainWindow(QMainWindow):
         user = self.user
 
         def job(progress, should_stop):
-            from engine.data import label_vector, load
             from engine.feedback import VerdictStore, record_keys
+            from engine.io import label_vector, load
 
             t0 = time.perf_counter()
             progress(0.1, "reading")
@@ -443,7 +443,7 @@ class MainWindow(QMainWindow):
             return
 
         def job(progress, should_stop):
-            from engine.data import read_csv
+            from engine.io import read_csv
 
             return read_csv(str(path))
 
@@ -631,7 +631,7 @@ class MainWindow(QMainWindow):
 
     def _label_vector(self) -> np.ndarray | None:
         if self.schema is not None and self.schema.label_column and self.loaded is not None:
-            from engine.data import label_vector
+            from engine.io import label_vector
 
             try:
                 return label_vector(self.loaded.frame, self.schema)
@@ -1010,7 +1010,7 @@ class MainWindow(QMainWindow):
             return applied, record_keys(applied.frame, applied.schema)
 
         def done(outcome):
-            from engine.data import LoadedFile
+            from engine.io import LoadedFile
 
             applied, keys = outcome
 

@@ -3,7 +3,8 @@
 Spreadsheet formula injection (OWASP "CSV injection"): a text cell that begins with ``=``, ``+``,
 ``-``, ``@``, a tab or a carriage return may be run as a formula by Excel/LibreOffice. Text cells
 like that are prefixed with a single quote in CSV; in XLSX they are written as strings with the
-quote-prefix format. Genuine numbers (a float -1.5) are never touched.
+quote-prefix format. Column headers are cells too (a file's column may be named ``=cmd``): they get
+the same treatment. Genuine numbers (a float -1.5) are never touched.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def neutralise_text(value: Any) -> Any:
 
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` whose text cells cannot be read as formulas; numeric columns unchanged."""
+    """A copy of ``frame`` whose text cells and headers cannot be read as formulas; numeric columns
+    unchanged."""
     out = frame.copy()
     for name in out.columns:
         s = out[name]
@@ -43,6 +45,6 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
                 out[name] = s
         else:  # object column: mixed Python values; numbers in it stay numbers
             out[name] = s.map(neutralise_text)
+    if any(is_formula_like(c) for c in out.columns):
+        out.columns = [neutralise_text(c) for c in out.columns]
     return out
-
-

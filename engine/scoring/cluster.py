@@ -1,7 +1,7 @@
 """Scoring a file on a Dask cluster: local worker processes (``local:N``) or a scheduler's address.
 
 The file is split into partitions (``dask.dataframe.read_csv`` with a block size, or ``read_parquet``);
-each worker converts its partition as the single-process reader would (engine.data's conversion plan
+each worker converts its partition as the single-process reader would (engine.io's conversion plan
 for the file, sniffed from its head), scores it with engine.scoring.files.score_chunk and writes its
 part of the scores file into a temporary folder beside the output; the parts then become one file
 (or stay a folder of parts when the output path ends in a slash). The model travels as bytes: the
@@ -130,7 +130,7 @@ def _read_partitions(path: Path, blocksize: int):
         if is_parquet(path):
             ddf = dd.read_parquet(str(path))
             return ddf.to_delayed(), False
-        from engine.data import NULL_VALUES, _sniff_like
+        from engine.io.reader import NULL_VALUES, _sniff_like
 
         like = _sniff_like(path, str(path))
         ddf = dd.read_csv(str(path), dtype=str, keep_default_na=False,
@@ -142,10 +142,10 @@ def _read_partitions(path: Path, blocksize: int):
 
 
 def _convert_csv_partition(frame: pd.DataFrame, path: str, start: int) -> pd.DataFrame:
-    """Text columns of a partition converted with the file's conversion plan (engine.data)."""
+    """Text columns of a partition converted with the file's conversion plan (engine.io.reader)."""
     import pyarrow as pa
 
-    from engine.data import _chunk_frame, _sniff_like
+    from engine.io.reader import _chunk_frame, _sniff_like
 
     like = _LIKE.get(path)
     if like is None:
@@ -157,7 +157,7 @@ def _convert_csv_partition(frame: pd.DataFrame, path: str, start: int) -> pd.Dat
 
 def _score_partition(frame: pd.DataFrame, model_bytes: ModelBytes, index: int, start: int | None, path: str,
                      csv: bool, folder: str, parquet_out: bool, threshold: float | None, top_k: int,
-                     schema_names: list[str]) -> dict[str, Any]:
+                     schema_names: list[str], rules: tuple = ()) -> dict[str, Any]:
     """Runs on a worker: convert, score and write partition ``index``; returns what the client sums."""
     from engine.model_reuse import carried_schema
     from engine.scoring.files import score_chunk
@@ -169,7 +169,15 @@ def _score_partition(frame: pd.DataFrame, model_bytes: ModelBytes, index: int, s
     if list(frame.columns) != list(schema_names):
         raise DataError("the columns changed part-way through the file", file=path, row=offset + 2)
     schema = carried_schema(model, frame.columns)
-    table = score_chunk(model, frame, schema, offset, threshold, top_k)
+    table, scores, names = score_chunk(model, frame, schema, offset, threshold, top_k, rules)
+    by_rule: dict[str, int] = {}
+    above = 0
+    if names is not None:
+        import numpy as np
+
+        for name, count in zip(*np.unique(names[names != ""], return_counts=True), strict=True):
+            by_rule[str(name)] = int(count)
+        above = int(((scores >= threshold) & (names != "")).sum()) if threshold is not None else 0
     suffix = ".parquet" if parquet_out else ".csv"
     part = Path(folder) / f"part-{index:06d}{suffix}"
     with ScoresWriter(part, parquet_out, path) as writer:
@@ -183,7 +191,8 @@ def _score_partition(frame: pd.DataFrame, model_bytes: ModelBytes, index: int, s
             with open(part, "wb") as handle:  # the header once, in the first part
                 pacsv.write_csv(to_arrow(table), handle, pacsv.WriteOptions(include_header=index == 0, eol="\r\n"))
             writer.rows = len(table)
-    return {"index": index, "rows": len(table), "flagged": int(table["flagged"].sum()),
+    return {"index": index, "rows": len(table), "flagged": int(table["flagged"].sum()), "by_rule": by_rule,
+            "above_by_rule": above,
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
@@ -223,10 +232,11 @@ def _partition_starts(client: Any, partitions: list, positional: bool) -> list[i
 def score_on_cluster(client: Any, model_dir: str | Path, in_path: str | Path, out_path: str | Path, *,
                      threshold: float | None = None, top_k_features: int = 3, blocksize: int = DEFAULT_BLOCKSIZE,
                      progress: Callable[..., None] | None = None,
-                     on_differences: Callable[[Any], None] | None = None):
+                     on_differences: Callable[[Any], None] | None = None, rules: Any = ()):
     """Score ``in_path`` with the model bundle in ``model_dir`` on the cluster behind ``client`` into
     ``out_path``; the same rows as engine.scoring.files.score_file. Returns its StreamSummary, with
-    ``workers``: the process ids that scored partitions (host:pid)."""
+    ``workers``: the process ids that scored partitions (host:pid). ``rules`` as in score_file; the
+    drift report of single-process scoring is not made here (``summary.drift`` stays None)."""
     from distributed import as_completed
 
     from engine.model_reuse import carried_schema, check_values, compare_schema, load_model, model_threshold
@@ -253,7 +263,8 @@ def score_on_cluster(client: Any, model_dir: str | Path, in_path: str | Path, ou
     parquet_out = is_parquet(out_path) or as_folder
     parent = out_path.parent if not as_folder else Path(str(out_path).rstrip("/" + os.sep)).parent
     folder = Path(tempfile.mkdtemp(prefix=f".{out_path.name or 'scores'}.", suffix=".parts", dir=parent))
-    summary = StreamSummary(out_path=str(out_path), threshold=value, threshold_method=method, differences=diff)
+    summary = StreamSummary(out_path=str(out_path), threshold=value, threshold_method=method, differences=diff,
+                            columns=[str(c) for c in first.columns])
     workers: set[str] = set()
     try:
         import dask
@@ -262,11 +273,14 @@ def score_on_cluster(client: Any, model_dir: str | Path, in_path: str | Path, ou
             starts = _partition_starts(client, partitions, positional)
             tasks = [dask.delayed(_score_partition, pure=False)(
                 part, model_bytes, i, starts[i], str(in_path), csv, str(folder), parquet_out, value,
-                top_k_features, list(first.columns)) for i, part in enumerate(partitions)]
+                top_k_features, list(first.columns), tuple(rules)) for i, part in enumerate(partitions)]
             futures = client.compute(tasks)
             for _, result in as_completed(futures, with_results=True):
                 summary.rows += result["rows"]
                 summary.flagged += result["flagged"]
+                summary.above_by_rule += result["above_by_rule"]
+                for name, count in result["by_rule"].items():
+                    summary.by_rule[name] = summary.by_rule.get(name, 0) + count
                 summary.chunks += 1
                 workers.add(result["worker"])
                 if progress is not None:

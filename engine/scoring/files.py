@@ -12,11 +12,12 @@ from __future__ import annotations
 import csv
 import gzip
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from engine.errors import Cancelled, DataError
@@ -46,6 +47,10 @@ class StreamSummary:
     threshold_method: str = ""
     differences: SchemaDifferences = field(default_factory=SchemaDifferences)
     workers: list[str] = field(default_factory=list)  # host:pid of the processes that scored (cluster runs)
+    by_rule: dict[str, int] = field(default_factory=dict)  # rule name -> records it treated as normal
+    above_by_rule: int = 0  # records at or above the threshold that a rule kept out of the flagged ones
+    columns: list[str] = field(default_factory=list)  # the scored file's columns
+    drift: Any = None  # engine.drift.DriftReport: does the file look like the data the model learnt?
 
     @property
     def rows_per_second(self) -> float:
@@ -98,7 +103,7 @@ def _sniff_delimiter(path: Path) -> str:
 def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Chunks of ``chunk_rows`` rows; the data layer's reader (same dialect detection as loading a
     file) when it has one, else pandas' chunked reader."""
-    from engine.data import iter_csv_chunks
+    from engine.io import iter_csv_chunks
 
     path = Path(path)
     if is_parquet(path):
@@ -152,24 +157,34 @@ def chunk_keys(frame: pd.DataFrame, schema: Any, offset: int) -> list[str]:
 
 
 def score_chunk(model: Any, chunk: pd.DataFrame, schema: Any, offset: int, threshold: float | None,
-                top_k_features: int) -> pd.DataFrame:
+                top_k_features: int, rules: Sequence[Any] = ()) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
     """A chunk that starts at row ``offset`` of the whole file as rows of the scores file (one pass of
-    the model, no expected values: the file does not hold them). Workers of a cluster job call this too."""
+    the model, no expected values: the file does not hold them), with its scores and the name of the rule
+    that matched each row (None without rules). Workers of a cluster job call this too."""
     result = model.score(chunk, expected=False)
-    return scores_table(chunk, result, chunk_keys(chunk, schema, offset), threshold, top_k_features)
+    names = None
+    if rules:
+        from engine.rules import matching_rule
+
+        names = matching_rule(rules, chunk)
+    table = scores_table(chunk, result, chunk_keys(chunk, schema, offset), threshold, top_k_features,
+                         rule_names=names)
+    return table, np.asarray(result.scores, dtype=np.float64), names
 
 
 def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
               threshold: float | None = None, top_k_features: int = 3, progress: ProgressCallback | None = None,
               should_stop: StopCallback | None = None, on_differences: Callable[[SchemaDifferences], None] | None = None,
-              ) -> StreamSummary:
+              rules: Sequence[Any] = ()) -> StreamSummary:
     """Score ``csv_path`` (CSV or Parquet) with a fitted model chunk by chunk into ``out_path`` (CSV, or
     Parquet when its name ends in .parquet).
 
     The first chunk is checked against the model's schema before anything is written: a file that
     does not fit (missing or retyped feature columns) raises SchemaMismatchError naming the columns.
     ``on_differences`` is called once with the first chunk's differences (to show them early);
-    the summary's ``differences`` cover the whole file.
+    the summary's ``differences`` cover the whole file. ``rules`` (engine.rules.Rule, from a
+    project) treat the records they match as normal: not flagged, named in a ``rule`` column,
+    counted in the summary.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
@@ -180,6 +195,9 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
     summary = StreamSummary(out_path=str(out_path), threshold=value, threshold_method=method)
     diff: SchemaDifferences | None = None
     schema = None
+    from engine.drift import DriftMonitor
+
+    monitor = DriftMonitor(model, value, file=str(csv_path))
     with atomic_output(out_path) as tmp, ScoresWriter(tmp, is_parquet(out_path), str(csv_path)) as writer:
         for chunk in iter_chunks(csv_path, chunk_rows):
             if should_stop is not None and should_stop():
@@ -189,6 +207,7 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
                 check_values(model, chunk, diff, first=True)
                 diff.raise_if_unfit()
                 schema = carried_schema(model, chunk.columns)
+                summary.columns = [str(c) for c in chunk.columns]
                 if on_differences is not None:
                     on_differences(diff)
             else:
@@ -196,7 +215,13 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
                     raise DataError("the columns changed part-way through the file", file=str(csv_path),
                                     row=summary.rows + 2)
                 check_values(model, chunk, diff)
-            table = score_chunk(model, chunk, schema, summary.rows, value, top_k_features)
+            table, scores, names = score_chunk(model, chunk, schema, summary.rows, value, top_k_features, rules)
+            monitor.add(chunk, scores)
+            if names is not None:
+                for name, count in zip(*np.unique(names[names != ""], return_counts=True), strict=True):
+                    summary.by_rule[str(name)] = summary.by_rule.get(str(name), 0) + int(count)
+                if value is not None:
+                    summary.above_by_rule += int(((scores >= value) & (names != "")).sum())
             writer.write(table)
             summary.rows += len(chunk)
             summary.flagged += int(table["flagged"].sum())
@@ -209,5 +234,6 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
         if diff is None:
             raise DataError("the file has no data rows", file=str(csv_path))
     summary.differences = diff
+    summary.drift = monitor.report(diff)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -1,6 +1,6 @@
 """The scores file: its columns, how a scored chunk becomes rows of it, and how those rows are written.
 
-Per record: ``key``, ``score``, ``severity``, ``flagged``, the top contributing features with their
+Per record: ``key``, ``score``, ``severity``, ``flagged``, [``rule``,] the top contributing features with their
 shares (``feature_1``, ``share_1``, ...), then the scored file's own columns (renamed ``NAME (original)``
 where a name is taken by the lead columns). Written by engine.scoring.files (one process) and
 engine.scoring.cluster (Dask workers), read back by engine.reports.scores_file: this module is the one
@@ -25,6 +25,7 @@ from engine.reports.queue import top_features
 from engine.reports.safety import neutralise_frame
 
 LEAD = ("key", "score", "severity", "flagged")
+OPTIONAL_LEAD = ("rule",)  # the rule that treated a record as normal (score --project)
 ORIGINAL_SUFFIX = " (original)"
 FEATURE_COLUMN = re.compile(r"^(feature|share)_(\d+)$")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -41,12 +42,17 @@ def feature_column(kind: str, rank: int) -> str:
 
 
 def scores_table(frame: pd.DataFrame, result: Any, keys: list[str], threshold: float | None,
-                 top_k_features: int = 3) -> pd.DataFrame:
-    """One chunk of the scores file (text cells neutralised against formula injection)."""
+                 top_k_features: int = 3, rule_names: np.ndarray | None = None) -> pd.DataFrame:
+    """One chunk of the scores file (text cells neutralised against formula injection). With
+    ``rule_names`` (engine.rules.matching_rule) a record a rule matches is not flagged and the ``rule``
+    column names the rule."""
     scores = np.asarray(result.scores, dtype=np.float64)
     table: dict[str, Any] = {
         "key": keys, "score": scores, "severity": np.round(np.asarray(result.severity, dtype=np.float64), 2),
         "flagged": scores >= threshold if threshold is not None else np.zeros(len(scores), dtype=bool)}
+    if rule_names is not None:
+        table["flagged"] = table["flagged"] & (np.asarray(rule_names, dtype=object) == "")
+        table["rule"] = np.asarray(rule_names, dtype=object)
     names, shares = top_features(result.contributions, result.columns, top_k_features)
     for rank, (col_names, col_shares) in enumerate(zip(names, shares, strict=True), start=1):
         table[feature_column("feature", rank)] = col_names
@@ -60,7 +66,8 @@ def scores_table(frame: pd.DataFrame, result: Any, keys: list[str], threshold: f
 def split_columns(columns: list[str]) -> tuple[int, list[str]]:
     """(number of feature_i/share_i ranks, the original columns) of a scores file's header."""
     ranks = sorted({int(m.group(2)) for c in columns if (m := FEATURE_COLUMN.match(str(c)))})
-    lead = set(LEAD) | {feature_column(kind, r) for r in ranks for kind in ("feature", "share")}
+    lead = set(LEAD) | {c for c in OPTIONAL_LEAD if c in columns}
+    lead |= {feature_column(kind, r) for r in ranks for kind in ("feature", "share")}
     return len(ranks), [c for c in columns if c not in lead]
 
 

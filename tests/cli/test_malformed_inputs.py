@@ -107,7 +107,6 @@ def test_train_and_evaluate_on_files_that_load_but_cannot_train(name, command, t
 
 def test_unreadable_file_in_one_line(tmp_path, capsys, monkeypatch):
     """Tests run as root here, where chmod cannot make a file unreadable: the refusal is simulated."""
-    from engine import data
 
     path = tmp_path / "locked.csv"
     path.write_text("a,b\n1,2\n")
@@ -115,14 +114,16 @@ def test_unreadable_file_in_one_line(tmp_path, capsys, monkeypatch):
     def refuse(p):
         raise PermissionError(13, "Permission denied", str(p))
 
-    monkeypatch.setattr(data, "_open_binary", refuse)
+    from engine.io import reader, source
+
+    monkeypatch.setattr(source, "_open_binary", refuse)
+    monkeypatch.setattr(reader, "_open_binary", refuse)
     assert cli_main(["inspect", str(path)]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line == f"error: {path}: permission denied: the file cannot be read"
 
 
 def test_file_too_large_for_memory_in_one_line(tmp_path, capsys, monkeypatch):
-    from engine import data
 
     path = tmp_path / "huge.csv"
     path.write_text("a,b\n1,2\n")
@@ -130,7 +131,9 @@ def test_file_too_large_for_memory_in_one_line(tmp_path, capsys, monkeypatch):
     def exhausted(name, p):
         raise MemoryError
 
-    monkeypatch.setattr(data, "_read_csv", exhausted)
+    from engine.io import reader
+
+    monkeypatch.setattr(reader, "_read_csv", exhausted)
     assert cli_main(["inspect", str(path)]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: {path}: too large to load into memory")

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from engine import bundle
-from engine.data import infer_schema
 from engine.errors import ModelFileError
+from engine.io import infer_schema
 from engine.pipeline import AnomalyModel
 
 

@@ -15,8 +15,8 @@ from engine.compare import (
     replay_scores,
     state_size,
 )
-from engine.data import infer_schema
 from engine.errors import AnomalyDeskError, Cancelled
+from engine.io import infer_schema
 from engine.schema import Role, SchemaOverrides
 from engine.thresholds import default_threshold
 

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.data import infer_schema
 from engine.errors import AnomalyDeskError, Cancelled, DataError
 from engine.feedback import (
     DEFAULT_REASONS,
@@ -23,6 +22,7 @@ from engine.feedback import (
     record_keys,
     retrain_with_verdicts,
 )
+from engine.io import infer_schema
 from engine.pipeline import AnomalyModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -311,7 +311,7 @@ def test_retrain_cost_threshold_cancel_and_bad_rows():
 
 
 def test_pair_rarity_view_flags_novel_combinations_of_common_values():
-    from engine.feedback import _pair_rarity
+    from engine.feedback.rerank import _pair_rarity
 
     rng = np.random.default_rng(5)
     template = rng.integers(0, 20, 2000)
@@ -331,7 +331,7 @@ def test_pair_rarity_view_flags_novel_combinations_of_common_values():
 def test_column_profile_lifts_records_unusual_in_the_same_way():
     """Records whose company/account pair is never seen elsewhere: confirming two of them lifts the
     others (the per-pair rarity weight rises), whatever the one-hot width."""
-    from engine.feedback import _column_profile
+    from engine.feedback.rerank import _column_profile
 
     rng = np.random.default_rng(3)
     n = 3000

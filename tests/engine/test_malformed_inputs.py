@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import data
+from engine import io as engine_io
 from engine.errors import DataError
 from engine.schema import Role
 
@@ -322,7 +322,7 @@ def test_malformed_input_loads_with_problems_or_fails_located(case: Case, tmp_pa
     path = _materialise(case, tmp_path)
     if case.error:
         with pytest.raises(DataError) as info:
-            data.load(path)
+            engine_io.load(path)
         message = str(info.value)
         assert str(path) in message and info.value.file == str(path)
         for part in case.error:
@@ -333,7 +333,7 @@ def test_malformed_input_loads_with_problems_or_fails_located(case: Case, tmp_pa
             assert f"column '{case.column}'" in message and info.value.column == case.column
         assert "\n" not in message
         return
-    loaded, schema = data.load(path)
+    loaded, schema = engine_io.load(path)
     problems = loaded.problems + schema.problems
     text = " | ".join(problems)
     for part in case.problems:
@@ -358,21 +358,24 @@ def test_unreadable_file_names_the_file(tmp_path, monkeypatch):
     def refuse(p):
         raise PermissionError(13, "Permission denied", str(p))
 
-    monkeypatch.setattr(data, "_open_binary", refuse)
+    from engine.io import reader, source
+
+    monkeypatch.setattr(source, "_open_binary", refuse)
+    monkeypatch.setattr(reader, "_open_binary", refuse)
     with pytest.raises(DataError, match="permission denied") as info:
-        data.load(path)
+        engine_io.load(path)
     assert str(path) in str(info.value)
 
 
 def test_no_usable_feature_column_is_fatal_for_training(tmp_path):
     path = _materialise(next(c for c in CASES if c.name == "no usable feature column"), tmp_path)
-    loaded, schema = data.load(path)
+    loaded, schema = engine_io.load(path)
     with pytest.raises(DataError, match="no usable feature column") as info:
-        data.validate_for_training(loaded.frame, schema, path=str(path))
+        engine_io.validate_for_training(loaded.frame, schema, path=str(path))
     assert str(path) in str(info.value)
 
 
 def test_one_row_is_fatal_for_training(tmp_path):
-    loaded, schema = data.load(_write("one.csv", "a,b\n1,2\n")(tmp_path))
+    loaded, schema = engine_io.load(_write("one.csv", "a,b\n1,2\n")(tmp_path))
     with pytest.raises(DataError):
-        data.validate_for_training(loaded.frame, schema)
+        engine_io.validate_for_training(loaded.frame, schema)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.data import infer_schema
 from engine.errors import NotFittedError, SchemaMismatchError
+from engine.io import infer_schema
 from engine.pipeline import AnomalyModel, ScoreResult
 
 FAST_AUTO = {"members": ["iforest", "ecod", "pca"]}

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import engine.simulation as simulation
-from engine.data import infer_schema
 from engine.errors import AnomalyDeskError, Cancelled
+from engine.io import infer_schema
 
 
 def _hidden_cluster(seed: int = 0):

@@ -201,8 +201,8 @@ def test_ecod_tails_both_counts_the_short_tail_and_old_models_keep_the_skew_rule
 def test_iforest_undoes_the_log_transform_of_heavy_tailed_columns():
     import pandas as pd
 
-    from engine.data import infer_schema
     from engine.features import Preprocessor
+    from engine.io import infer_schema
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"amount": rng.lognormal(3.0, 1.5, size=800), "level": rng.normal(size=800)})

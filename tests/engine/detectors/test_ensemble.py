@@ -208,7 +208,7 @@ def test_default_auto_bundle_round_trip_scores_identically(tmp_path):
     autoencoder where torch is present) survive save/load through the pipeline's bundle."""
     import pandas as pd
 
-    from engine.data import infer_schema
+    from engine.io import infer_schema
     from engine.pipeline import AnomalyModel
 
     rng = np.random.default_rng(0)

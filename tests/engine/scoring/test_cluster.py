@@ -29,7 +29,7 @@ def ledger(tmp_path_factory):
     path = folder / "je.csv"
     subprocess.run([sys.executable, str(JOURNAL_GENERATOR), "--rows", str(ROWS), "--seed", "3", "--out", str(path)],
                    check=True, capture_output=True)
-    from engine.data import load
+    from engine.io import load
 
     head = folder / "head.csv"
     with open(path) as src, open(head, "w") as dst:
