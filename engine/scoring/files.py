@@ -123,6 +123,22 @@ def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise
 
 
+def read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The chunks of ``chunks``, the next one read in a background thread while the caller scores the
+    current one (the reader and the model both release the GIL; memory holds one chunk more)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, chunks, end)
+        while True:
+            chunk = pending.result()
+            if chunk is end:
+                return
+            pending = pool.submit(next, chunks, end)
+            yield chunk
+
+
 def locate_malformed_row(path: str | Path) -> DataError | None:
     """The first row whose number of fields differs from the header's, as a located DataError (the
     parser reads ahead in threads and cannot say where it stopped; this second look, on the error path
@@ -199,7 +215,7 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
 
     monitor = DriftMonitor(model, value, file=str(csv_path))
     with atomic_output(out_path) as tmp, ScoresWriter(tmp, is_parquet(out_path), str(csv_path)) as writer:
-        for chunk in iter_chunks(csv_path, chunk_rows):
+        for chunk in read_ahead(iter_chunks(csv_path, chunk_rows)):
             if should_stop is not None and should_stop():
                 raise Cancelled("scoring cancelled: no scores file written")
             if diff is None:
