@@ -128,7 +128,8 @@ def _read_partitions(path: Path, blocksize: int):
 
     with dask.config.set({"dataframe.convert-string": False}):
         if is_parquet(path):
-            ddf = dd.read_parquet(str(path))
+            # partitions of about ``blocksize`` bytes (uncompressed), whole row groups each
+            ddf = dd.read_parquet(str(path), split_row_groups="adaptive", blocksize=blocksize)
             return ddf.to_delayed(), False
         from engine.io.reader import NULL_VALUES, _sniff_like
 

@@ -69,7 +69,8 @@ def test_parquet_in_and_out_on_the_cluster_equals_single_process(ledger, client)
     folder, path, model = ledger
     pd.read_csv(path).to_parquet(folder / "je.parquet", row_group_size=40_000)
     score_file(model, folder / "je.parquet", folder / "single.parquet")
-    summary = score_on_cluster(client, folder / "model", folder / "je.parquet", folder / "cluster.parquet")
+    summary = score_on_cluster(client, folder / "model", folder / "je.parquet", folder / "cluster.parquet",
+                               blocksize=1 << 20)
     assert len(summary.workers) == 2
     one, many = pd.read_parquet(folder / "single.parquet"), pd.read_parquet(folder / "cluster.parquet")
     pd.testing.assert_frame_equal(one, many)
