@@ -425,13 +425,16 @@ class AutoencoderDetector(Detector):
         cat_sum = (torch.nn.functional.embedding_bag(codes + inp.offsets, inp.embed.weight, mode="sum",
                                                      per_sample_weights=inp.known(codes))
                    if inp.embed is not None else None)
+        # every column's embedding in one lookup (what inp.column_embedding gives column by column)
+        embedded = (torch.nn.functional.embedding(codes + inp.offsets, inp.embed.weight) * inp.known(codes)[:, :, None]
+                    if inp.embed is not None and k else None)
         base = inp.bias if num_visible is None else num_visible
         for is_num, j in self._groups(d, k):
             if is_num:
                 h0 = inp.numeric_part(x_num, hidden=True)
                 h0 = h0 + cat_sum if cat_sum is not None else h0
             else:
-                h0 = base + cat_sum - inp.column_embedding(codes, j)
+                h0 = base + cat_sum - embedded[:, j]
             h = _eval_stack(net, h0) if not net.training else net.decoder(net.encoder(net.input_act(h0)))
             if is_num:
                 out = torch.nn.functional.linear(h, head.weight[:n_num_out], head.bias[:n_num_out])
