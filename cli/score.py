@@ -1,7 +1,9 @@
-"""``score CSV --model MODEL_DIR --out SCORES.csv [--chunk-rows N]``: score a file with a saved model.
+"""``score FILE --model MODEL_DIR --out SCORES.csv [--chunk-rows N] [--cluster local:N|ADDRESS]``: score a
+file (CSV or Parquet) with a saved model.
 
-The input is streamed in chunks and the output written incrementally (engine.streaming), so files
-larger than memory work; progress goes to stderr. The file is checked against the model's schema
+The input is streamed in chunks and the output (CSV, or Parquet for a .parquet name) written
+incrementally (engine.scoring.files), so files larger than memory work; with ``--cluster`` the file is
+split into partitions scored by Dask workers (engine.scoring.cluster); progress goes to stderr. The file is checked against the model's schema
 first: one that does not fit is refused, naming the columns; other differences (extra columns,
 categories the model has no level for, unparseable values) are reported and handled. The output
 appears only when complete (temporary file, then rename). With ``--project`` the project's threshold
@@ -15,15 +17,17 @@ from __future__ import annotations
 import sys
 import time
 
-from engine.streaming import DEFAULT_CHUNK_ROWS
+from engine.scoring.files import DEFAULT_CHUNK_ROWS
 
 
 def register(sub) -> None:
-    p = sub.add_parser("score", help="score a CSV with a saved model, streaming it in chunks",
+    p = sub.add_parser("score", help="score a CSV or Parquet file with a saved model, streaming it in chunks",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("csv", metavar="CSV", help="the file to score")
+    p.add_argument("csv", metavar="FILE", help="the file to score: CSV, or Parquet (a .parquet file or a folder of parts)")
     p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model bundle folder written by 'train'")
-    p.add_argument("--out", required=True, metavar="SCORES.csv", help="where to write the scores")
+    p.add_argument("--out", required=True, metavar="SCORES.csv",
+                   help="where to write the scores: .csv, or .parquet; with --cluster a name ending in / "
+                        "keeps the folder of Parquet parts")
     p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, metavar="N",
                    help=f"rows per chunk (default {DEFAULT_CHUNK_ROWS:,}); memory grows with it")
     p.add_argument("--threshold", type=float, default=None,
@@ -32,6 +36,14 @@ def register(sub) -> None:
                    help="project file whose threshold and rules to apply (records a rule matches are not flagged)")
     p.add_argument("--top-features", type=int, default=3, metavar="K",
                    help="contributing features listed per record (default 3)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="threads for the model's arithmetic (default 1: on a busy machine more threads than "
+                        "free cores is slower; for more cores use --cluster local:N)")
+    p.add_argument("--cluster", metavar="local:N|ADDRESS",
+                   help="score on Dask: local:N starts N worker processes here; tcp://host:8786 uses a "
+                        "running scheduler (needs the 'cluster' extra)")
+    p.add_argument("--blocksize", type=int, default=None, metavar="BYTES",
+                   help="with --cluster: bytes of CSV per partition (default 32 MiB)")
     p.add_argument("--quiet", action="store_true", help="no progress or notes on stderr")
     p.set_defaults(func=run)
 
@@ -70,10 +82,12 @@ class _Progress:
 def run(args) -> int:
     from engine.errors import AnomalyDeskError
     from engine.model_reuse import load_model
-    from engine.streaming import score_csv
+    from engine.scoring.files import score_file, set_threads
 
     if args.chunk_rows < 1:
         raise AnomalyDeskError("--chunk-rows must be at least 1")
+    if args.threads < 1:
+        raise AnomalyDeskError("--threads must be at least 1")
     model = load_model(args.model)
     threshold = args.threshold
     rules = []
@@ -94,9 +108,13 @@ def run(args) -> int:
             print(f"note: {line}", file=sys.stderr)
 
     try:
-        summary = score_csv(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=threshold,
-                            top_k_features=args.top_features, progress=progress, on_differences=show_differences,
-                            rules=rules)
+        if args.cluster:
+            summary = _on_cluster(args, threshold, progress, show_differences, rules)
+        else:
+            set_threads(args.threads)
+            summary = score_file(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=threshold,
+                                 top_k_features=args.top_features, progress=progress,
+                                 on_differences=show_differences, rules=rules)
     finally:
         progress.done()
     if not args.quiet:
@@ -122,3 +140,16 @@ def run(args) -> int:
         for line in drift.lines():
             print(f"warning: {line}", file=sys.stderr)
     return 0
+
+
+def _on_cluster(args, threshold, progress, show_differences, rules):
+    from engine.scoring.cluster import DEFAULT_BLOCKSIZE, connect, describe, score_on_cluster
+
+    with connect(args.cluster) as client:
+        print(f"scoring on {describe(client)}", file=sys.stderr, flush=True)
+        summary = score_on_cluster(client, args.model, args.csv, args.out, threshold=threshold,
+                                   top_k_features=args.top_features, blocksize=args.blocksize or DEFAULT_BLOCKSIZE,
+                                   progress=progress, on_differences=show_differences, rules=rules)
+    print(f"{len(summary.workers)} Dask worker process(es) scored {summary.chunks} partition(s): "
+          f"{', '.join(summary.workers)}", file=sys.stderr)
+    return summary

@@ -11,7 +11,10 @@ from engine.errors import AnomalyDeskError
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="learn what normal looks like from a CSV and save the model")
-    p.add_argument("csv", help="CSV file of (mostly) normal records")
+    p.add_argument("csv", metavar="FILE", help="CSV or Parquet file of (mostly) normal records")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="learn from N rows drawn uniformly while streaming the file (for files larger "
+                        "than memory)")
     p.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
     p.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="detector (default: auto)")
     p.add_argument("--label-column", help="label column: never used as a feature")
@@ -72,25 +75,50 @@ def detector_params(detector: str, epochs: int | None, assignments: list[str] | 
 
 
 def run(args) -> int:
-    from engine.io import load, validate_for_training
+    from engine.io import validate_for_training
     from engine.pipeline import AnomalyModel
     from engine.schema import SchemaOverrides
 
     check_device(args.device)
-    loaded, schema = load(args.csv)
+    frame, schema, path = _read(args)
     if args.label_column is not None:
-        if args.label_column not in loaded.frame.columns:
+        if args.label_column not in frame.columns:
             from engine.errors import DataError
 
-            raise DataError(f"no label column '{args.label_column}' in the data", file=loaded.path,
+            raise DataError(f"no label column '{args.label_column}' in the data", file=path,
                             column=args.label_column)
         schema = SchemaOverrides(label_column=args.label_column, normal_value=args.normal_value).apply(schema)
-    validate_for_training(loaded.frame, schema, path=loaded.path)  # no feature column: say which file
-    print(f"training {args.detector} on {len(loaded.frame)} rows of {loaded.path} "
+    validate_for_training(frame, schema, path=path)  # no feature column: say which file
+    print(f"training {args.detector} on {len(frame)} rows of {path} "
           f"({len(schema.feature_columns)} feature columns)", file=sys.stderr, flush=True)
     model = AnomalyModel(detector=args.detector, params=detector_params(args.detector, args.epochs, args.param),
                          device=args.device, seed=args.seed)
-    model.fit(loaded.frame, schema, progress=StderrProgress())
+    model.fit(frame, schema, progress=StderrProgress())
     out = model.save(args.out)
     print(f"saved {args.detector} model to {out} ({model.rows_} rows, {model.fit_seconds_:.1f} s on {model.device_})")
     return 0
+
+
+def _read(args):
+    """(frame, schema, path): the whole file, or with ``--sample N`` a uniform sample drawn while streaming
+    it (engine.sampling), its schema inferred from the sample."""
+    from engine.io import infer_schema, load
+    from engine.scoring.table import is_parquet
+
+    if args.sample is None and not is_parquet(args.csv):
+        loaded, schema = load(args.csv)
+        return loaded.frame, schema, loaded.path
+    if args.sample is not None and args.sample < 2:
+        raise AnomalyDeskError("--sample needs at least 2 rows")
+    from engine.scoring.files import iter_chunks
+
+    chunks = iter_chunks(args.csv, 100_000)
+    if args.sample is None:
+        import pandas as pd
+
+        frame = pd.concat(list(chunks), ignore_index=True)
+    else:
+        from engine.sampling import reservoir_sample
+
+        frame = reservoir_sample(chunks, args.sample, seed=args.seed).reset_index(drop=True)
+    return frame, infer_schema(frame, path=str(args.csv)), str(args.csv)

@@ -23,6 +23,14 @@ class DataError(AnomalyDeskError):
             where.append(f"column '{column}'")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
+    def __reduce__(self):
+        # keeps file/row/column when the error crosses a process boundary (a Dask worker's failure)
+        return (_data_error, (self.detail, self.file, self.row, self.column))
+
+
+def _data_error(message: str, file: str | None, row: int | None, column: str | None) -> DataError:
+    return DataError(message, file=file, row=row, column=column)
+
 
 class SchemaMismatchError(AnomalyDeskError):
     """Data to score does not fit the schema a model was trained on."""

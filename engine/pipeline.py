@@ -21,7 +21,7 @@ import pandas as pd
 from engine.errors import AnomalyDeskError, ModelFileError, NotFittedError, SchemaMismatchError
 from engine.features import Preprocessor
 from engine.schema import Role, Schema
-from engine.scoring import severity as severity_of
+from engine.scoring.severity import severity as severity_of
 
 ProgressCallback = Callable[..., None]  # progress(fraction, message, **metrics)
 SELF_TRAINED_TRIM = 0.2  # autoencoder trim when fitted on the (all-numeric) file it scores; see AnomalyModel.fit
@@ -158,24 +158,22 @@ class AnomalyModel:
         self.check_frame(frame)
         return self.preprocessor_.transform(frame)
 
-    def score(self, frame: pd.DataFrame) -> ScoreResult:
+    def score(self, frame: pd.DataFrame, expected: bool = True) -> ScoreResult:
+        """Scores, severities, contributions and (``expected``) expected values of ``frame``'s rows, from
+        one pass of the detector over them (``Detector.score_and_explain``). A scores file needs no
+        expected values: leaving them out spares the model's full level probabilities."""
         self._check_fitted()
         fm = self.transform(frame)
-        det = self.detector_
-        if hasattr(det, "member_scores"):
-            members = det.member_scores(fm)
-            scores = np.asarray(det.combine(members), dtype=np.float64)
-        else:
-            scores = np.asarray(det.decision_function(fm), dtype=np.float64)
-            members = {self.detector: scores}
+        out = self.detector_.score_and_explain(fm, expected=expected)
+        scores = np.asarray(out.scores, dtype=np.float64)
+        members = out.members if out.members is not None else {self.detector: scores}
         _check_finite_scores(scores)
-        contributions = np.asarray(det.feature_contributions(fm), dtype=np.float64)
         return ScoreResult(scores=scores, severity=severity_of(scores, self.train_scores_),
-                           contributions=contributions, columns=list(fm.source_columns),
-                           expected=self._expected(fm), member_scores=members)
+                           contributions=np.asarray(out.contributions, dtype=np.float64),
+                           columns=list(fm.source_columns),
+                           expected=self._expected(fm, out.expected) if expected else None, member_scores=members)
 
-    def _expected(self, fm) -> pd.DataFrame | None:
-        encoded = self.detector_.expected_values(fm)
+    def _expected(self, fm, encoded: np.ndarray | None) -> pd.DataFrame | None:
         if encoded is None:
             return None
         invert = getattr(self.preprocessor_, "inverse_transform_expected", None)

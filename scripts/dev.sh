@@ -16,8 +16,8 @@ if ! "$venv_python" -c "import torch" >/dev/null 2>&1; then
     "$venv_python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
 
-extra=""
-[ "$action" = "test" ] && extra="[dev]"
+extra="[cluster]"  # Dask, for score --cluster (README: "When one machine is not enough")
+[ "$action" = "test" ] && extra="[dev,cluster]"
 # Re-install only when pyproject.toml changed since the last install of this flavour.
 stamp=".venv/.installed-${action}-$(sha1sum pyproject.toml | cut -c1-12)"
 if [ ! -f "$stamp" ]; then

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,6 +21,17 @@ from engine.errors import NotFittedError
 
 ProgressCallback = Callable[..., None]  # progress(fraction, message, **metrics)
 StopCallback = Callable[[], bool]
+
+
+@dataclass
+class Explained:
+    """What scoring a block of rows yields: scores, column shares and (when asked) expected values in the
+    encoded space; ``members`` holds an ensemble's members' raw scores."""
+
+    scores: np.ndarray
+    contributions: np.ndarray
+    expected: np.ndarray | None = None
+    members: dict[str, np.ndarray] | None = None
 
 
 class Detector:
@@ -63,6 +75,13 @@ class Detector:
         or None when the method has none."""
         return None
 
+    def score_and_explain(self, fm, expected: bool = True) -> Explained:
+        """Scores, contributions and (``expected``) expected values of the same rows. Detectors whose
+        three answers come from one pass (a forward pass, the ECDF look-ups) override this to do that
+        pass once; the results equal the three methods called one by one."""
+        return Explained(scores=self.decision_function(fm), contributions=self.feature_contributions(fm),
+                         expected=self.expected_values(fm) if expected else None)
+
     # -- persistence: JSON metadata + named arrays, no pickle --------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise NotImplementedError
@@ -97,6 +116,14 @@ def column_shares(per_feature: np.ndarray, fm) -> np.ndarray:
         cols = np.flatnonzero(index == j)
         if cols.size:
             out[:, j] = per_feature[:, cols].sum(axis=1)
+    return shares_of_columns(out)
+
+
+def shares_of_columns(out: np.ndarray) -> np.ndarray:
+    """Non-negative amounts per original column (n, n_columns) normalised to shares that sum to 1 per row
+    (equal shares for a row with nothing to share)."""
+    n_cols = out.shape[1]
+    out = np.clip(np.nan_to_num(np.asarray(out, dtype=np.float64), nan=0.0, posinf=1e30), 0.0, None)
     total = out.sum(axis=1, keepdims=True)
     empty = total[:, 0] <= 0
     out = np.divide(out, total, out=np.zeros_like(out), where=total > 0)

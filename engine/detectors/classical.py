@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from engine.detectors.base import Detector, column_shares, encoded_values
+from engine.detectors.base import Detector, Explained, column_shares, encoded_values, shares_of_columns
 from engine.errors import AnomalyDeskError, Cancelled
 
 _EULER = 0.5772156649015329
@@ -178,6 +178,10 @@ class IsolationForestDetector(Detector):
 
     def feature_contributions(self, fm) -> np.ndarray:
         return column_shares(self._walk(fm, with_contrib=True)[1], fm)
+
+    def score_and_explain(self, fm, expected: bool = True) -> Explained:
+        scores, contrib = self._walk(fm, with_contrib=True)  # one walk gives both
+        return Explained(scores=scores, contributions=column_shares(contrib, fm))
 
     def get_state(self):
         self._check_fitted()
@@ -359,18 +363,31 @@ class PCADetector(Detector):
         return (x - self.mean_) / self.scale_
 
     def decision_function(self, fm) -> np.ndarray:
-        proj = self._z(fm) @ self.components_.T
+        return self._score_from(self._z(fm))
+
+    def _score_from(self, z: np.ndarray) -> np.ndarray:
+        proj = z @ self.components_.T
         return (proj ** 2 / self.explained_variance_).sum(axis=1)
 
     def feature_contributions(self, fm) -> np.ndarray:
-        z = self._z(fm)
+        return self._contributions_from(self._z(fm), fm)
+
+    def _contributions_from(self, z: np.ndarray, fm) -> np.ndarray:
         pz = ((z @ self.components_.T) / self.explained_variance_) @ self.components_
         return column_shares(np.clip(z * pz, 0.0, None), fm)
 
     def expected_values(self, fm) -> np.ndarray:
+        return self._expected_from(self._z(fm))
+
+    def _expected_from(self, z: np.ndarray) -> np.ndarray:
         lead = self.components_[: self.n_leading_]
-        recon = (self._z(fm) @ lead.T) @ lead
+        recon = (z @ lead.T) @ lead
         return recon * self.scale_ + self.mean_
+
+    def score_and_explain(self, fm, expected: bool = True) -> Explained:
+        z = self._z(fm)  # standardised once for all three
+        return Explained(scores=self._score_from(z), contributions=self._contributions_from(z, fm),
+                         expected=self._expected_from(z) if expected else None)
 
     def get_state(self):
         self._check_fitted()
@@ -449,32 +466,66 @@ class ECODDetector(Detector):
             progress(1.0, "ECOD fitted")
         return self
 
-    def _outlyingness(self, fm) -> np.ndarray:
-        x = _fitted_input(self, fm)
+    def _tails(self, j: int, col: np.ndarray) -> np.ndarray:
+        """Feature ``j``'s outlyingness at the values ``col`` (float64)."""
         total = self.total_weight_
-        out = np.empty_like(x)
+        lo, hi = self.offsets_[j], self.offsets_[j + 1]
+        vals, cw = self.values_[lo:hi], self.cum_weight_[lo:hi]
+        cw0 = np.concatenate([[0.0], cw])
+        le = cw0[np.searchsorted(vals, col, side="right")]  # weight of training values <= x
+        lt = cw0[np.searchsorted(vals, col, side="left")]  # weight of training values < x
+        u_left = -np.log((le + 1.0) / (total + 1.0))
+        u_right = -np.log((total - lt + 1.0) / (total + 1.0))
+        if self.tails == "both":
+            return np.maximum(u_left, u_right)
+        s = self.skew_sign_[j]
+        u_skew = u_left * -np.sign(s - 1) + u_right * np.sign(s + 1)
+        return np.maximum(u_skew, (u_left + u_right) / 2.0)
+
+    def _column_outlyingness(self, fm) -> np.ndarray:
+        """(n, n_source_columns): the features' outlyingness summed per original column. A one-hot
+        feature takes only the values 0 and 1, so its two outlyingness values are looked up once per
+        model and a categorical column's sum is a gather by the row's code: no one-hot matrix and one
+        search per numeric feature, not per one-hot feature (the same sums as over ``fm.values``)."""
+        self._check_fitted()
+        if fm.n_features != self.n_features_in_:
+            raise AnomalyDeskError(f"{self.name}: the data has {fm.n_features} encoded features, the model was "
+                                   f"fitted on {self.n_features_in_}")
+        out = np.zeros((fm.n_rows, len(fm.source_columns)), dtype=np.float64)
+        x = np.nan_to_num(fm.numeric.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         for j in range(x.shape[1]):
-            lo, hi = self.offsets_[j], self.offsets_[j + 1]
-            vals, cw = self.values_[lo:hi], self.cum_weight_[lo:hi]
-            cw0 = np.concatenate([[0.0], cw])
-            col = x[:, j]
-            le = cw0[np.searchsorted(vals, col, side="right")]  # weight of training values <= x
-            lt = cw0[np.searchsorted(vals, col, side="left")]  # weight of training values < x
-            u_left = -np.log((le + 1.0) / (total + 1.0))
-            u_right = -np.log((total - lt + 1.0) / (total + 1.0))
-            if self.tails == "both":
-                out[:, j] = np.maximum(u_left, u_right)
-                continue
-            s = self.skew_sign_[j]
-            u_skew = u_left * -np.sign(s - 1) + u_right * np.sign(s + 1)
-            out[:, j] = np.maximum(u_skew, (u_left + u_right) / 2.0)
+            out[:, fm.numeric_source[j]] += self._tails(j, x[:, j])
+        if fm.codes.shape[1]:
+            at_zero, step = self._onehot_tables(fm)
+            for i, (start, src) in enumerate(zip(self._block_starts(fm), fm.categorical_source, strict=True)):
+                k = fm.cardinalities[i]
+                out[:, src] += at_zero[start: start + k].sum() + step[start + fm.codes[:, i]]
         return out
 
+    @staticmethod
+    def _block_starts(fm) -> np.ndarray:
+        return fm.numeric.shape[1] + np.concatenate([[0], np.cumsum(fm.cardinalities)[:-1]]).astype(np.int64)
+
+    def _onehot_tables(self, fm) -> tuple[np.ndarray, np.ndarray]:
+        """Per encoded feature: its outlyingness at 0, and the change from 0 to 1 (cached per model)."""
+        cached = getattr(self, "_onehot_cache", None)
+        if cached is None:
+            d = self.n_features_in_
+            at = np.zeros((d, 2))
+            for j in range(fm.numeric.shape[1], d):
+                at[j] = self._tails(j, np.array([0.0, 1.0]))
+            cached = self._onehot_cache = (at[:, 0].copy(), at[:, 1] - at[:, 0])
+        return cached
+
     def decision_function(self, fm) -> np.ndarray:
-        return self._outlyingness(fm).sum(axis=1)
+        return self._column_outlyingness(fm).sum(axis=1)
 
     def feature_contributions(self, fm) -> np.ndarray:
-        return column_shares(self._outlyingness(fm), fm)
+        return shares_of_columns(self._column_outlyingness(fm))
+
+    def score_and_explain(self, fm, expected: bool = True) -> Explained:
+        cols = self._column_outlyingness(fm)
+        return Explained(scores=cols.sum(axis=1), contributions=shares_of_columns(cols))
 
     def get_state(self):
         self._check_fitted()

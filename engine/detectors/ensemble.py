@@ -63,7 +63,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engine.detectors import torch_available
-from engine.detectors.base import Detector, encoded_values
+from engine.detectors.base import Detector, Explained, encoded_values
 from engine.errors import AnomalyDeskError, Cancelled
 
 DEFAULT_MEMBERS = ("iforest", "ecod", "autoencoder")
@@ -231,17 +231,36 @@ class AutoDetector(Detector):
         return self.combine(self.member_scores(fm))
 
     def feature_contributions(self, fm) -> np.ndarray:
+        return self.score_and_explain(fm, expected=False).contributions
+
+    def score_and_explain(self, fm, expected: bool = True) -> Explained:
+        """Each member scores and explains the rows once; the ensemble's score, contributions and
+        expected values are made from those (the same as ``score_samples``, ``feature_contributions``
+        and ``expected_values`` one by one, which ran every member two or three times)."""
+        self._check_fitted()
+        parts = [det.score_and_explain(fm, expected=expected) for det in self.members_]
+        raw = {name: part.scores for name, part in zip(self.member_names_, parts, strict=True)}
+        contributions = self._mixed_contributions(raw, [part.contributions for part in parts])
+        best = None
+        if expected:
+            for w, part in sorted(zip(self.weights_, parts, strict=True), key=lambda t: -t[0]):
+                if part.expected is not None and w > 0:
+                    best = part.expected
+                    break
+        return Explained(scores=self.combine(raw), contributions=contributions, expected=best, members=raw)
+
+    def _mixed_contributions(self, raw: dict[str, np.ndarray], member_contributions: list[np.ndarray]):
         """Members' column shares, averaged with weight = member weight x how far above typical the
         member scores the row (members that flag a row explain it)."""
-        z = self.standardized(self.member_scores(fm))
+        z = self.standardized(raw)
         mix = np.clip(z, 0.0, None) * self.weights_[None, :]
         none = mix.sum(axis=1) <= 0
         mix[none] = self.weights_
         total = None
-        for i, det in enumerate(self.members_):
+        for i, contrib in enumerate(member_contributions):
             if not self.weights_[i] > 0:
                 continue
-            part = det.feature_contributions(fm) * mix[:, [i]]
+            part = contrib * mix[:, [i]]
             total = part if total is None else total + part
         sums = total.sum(axis=1, keepdims=True)
         return np.divide(total, sums, out=np.full_like(total, 1.0 / max(total.shape[1], 1)), where=sums > 0)

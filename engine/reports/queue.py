@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.errors import AnomalyDeskError
 from engine.reports.safety import atomic_output, is_formula_like, neutralise_frame
-from engine.scoring import top_features
+from engine.scoring.severity import top_features
 
 ProgressCallback = Callable[..., None]
 

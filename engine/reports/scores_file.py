@@ -1,9 +1,8 @@
-"""Reading a scores file written by ``score`` (engine.streaming) back into a report context, for
+"""Reading a scores file written by ``score`` (engine.scoring.files) back into a report context, for
 ``python main.py report SCORES.csv``."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,7 @@ from engine.reports.context import (
 )
 from engine.reports.queue import record_field, verdict_text
 from engine.reports.safety import FORMULA_PREFIXES, restore_text
-
-REQUIRED = ("key", "score", "severity", "flagged")
-OPTIONAL_LEAD = ("rule",)  # the rule that treated a record as normal (score --project)
-_FEATURE = re.compile(r"^(feature|share)_(\d+)$")
+from engine.scoring.table import LEAD, original_name, split_columns
 
 
 @dataclass
@@ -86,7 +82,7 @@ def read_scores_file(path: str | Path) -> ScoresFile:
     loaded = read_csv(path)
     frame = loaded.frame
     frame.columns = [restore_text(c) for c in frame.columns]  # headers were neutralised like any cell
-    missing = [c for c in REQUIRED if c not in frame.columns]
+    missing = [c for c in LEAD if c not in frame.columns]
     if missing:
         raise DataError(f"not a scores file written by 'score': no column(s) {', '.join(missing)}", file=str(path))
     scores = pd.to_numeric(frame["score"], errors="coerce")
@@ -97,13 +93,9 @@ def read_scores_file(path: str | Path) -> ScoresFile:
                         column="score")
     frame = frame.assign(score=scores.astype(np.float64),
                          severity=pd.to_numeric(frame["severity"], errors="coerce").astype(np.float64))
-    lead = set(REQUIRED) | {c for c in OPTIONAL_LEAD if c in frame.columns}
-    ranks = sorted({int(m.group(2)) for c in frame.columns if (m := _FEATURE.match(str(c)))})
-    lead |= {f"{kind}_{r}" for r in ranks for kind in ("feature", "share")}
-    original_cols = [c for c in frame.columns if c not in lead]
-    originals = frame[original_cols].rename(columns={c: c[: -len(" (original)")] for c in original_cols
-                                                     if str(c).endswith(" (original)")})
-    return ScoresFile(path=str(path), table=frame, originals=originals, top_k=len(ranks))
+    top_k, original_cols = split_columns(list(frame.columns))
+    originals = frame[original_cols].rename(columns={c: original_name(c) for c in original_cols})
+    return ScoresFile(path=str(path), table=frame, originals=originals, top_k=top_k)
 
 
 def queue_from_scores(sf: ScoresFile, verdicts: Mapping[str, Any] | None, threshold: float | None) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from engine.feedback import VerdictStore
 from engine.pipeline import AnomalyModel
 from engine.project import Project, ThresholdSetting
 from engine.schema import ColumnInfo, Role, Schema
-from engine.streaming import score_csv
+from engine.scoring.files import score_file
 from tests.conftest import REPO_ROOT
 
 NOTE = "<script>alert(1)</script> posted on a Sunday"
@@ -40,7 +40,7 @@ def setup(tmp_path_factory):
     src = root / "data.csv"
     data.to_csv(src, index=False)
     scores = root / "scores.csv"
-    score_csv(model, src, scores, chunk_rows=64)
+    score_file(model, src, scores, chunk_rows=64)
     with VerdictStore(root / "verdicts.db", user="ana") as store:
         store.set_verdict("11", "anomaly", note=NOTE, reason="confirmed fraud")
         store.set_verdict("21", "normal", note="known year-end move", reason="known exception")

@@ -94,6 +94,29 @@ def test_project_threshold_is_carried_over(setup):
     assert "given by the analyst" in result.stderr
 
 
+def test_parquet_in_and_out_give_the_csv_scores(setup):
+    root, bundle, src, model, data = setup
+    data.to_parquet(root / "new.parquet")
+    assert _score(src, "--model", bundle, "--out", root / "ref.csv").returncode == 0
+    done = _score(root / "new.parquet", "--model", bundle, "--out", root / "out.parquet")
+    assert done.returncode == 0, done.stderr
+    ref, out = pd.read_csv(root / "ref.csv"), pd.read_parquet(root / "out.parquet")
+    assert out["key"].astype(str).tolist() == ref["key"].astype(str).tolist()
+    np.testing.assert_allclose(out["score"].to_numpy(), ref["score"].to_numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(out["severity"].to_numpy(), ref["severity"].to_numpy())
+
+
+@pytest.mark.slow
+def test_cluster_local_says_where_it_ran_and_writes_the_same_file(setup):
+    pytest.importorskip("distributed")
+    root, bundle, src, model, data = setup
+    assert _score(src, "--model", bundle, "--out", root / "one.csv").returncode == 0
+    done = _score(src, "--model", bundle, "--out", root / "two.csv", "--cluster", "local:2", "--blocksize", "2000")
+    assert done.returncode == 0, done.stderr
+    assert "Dask cluster" in done.stderr and "2 worker(s)" in done.stderr and "Dask worker process" in done.stderr
+    assert (root / "two.csv").read_bytes() == (root / "one.csv").read_bytes()
+
+
 def test_project_rules_keep_matching_records_out_of_the_flagged(setup):
     from engine.project import Project, ThresholdSetting
     from engine.rules import Condition, Rule, set_project_rules

@@ -82,3 +82,12 @@ def test_train_with_detector_settings(tmp_path, small_csv):
 def test_train_on_a_missing_file(tmp_path):
     result = run_cli("train", tmp_path / "absent.csv", "--out", tmp_path / "m")
     assert result.returncode != 0 and "absent.csv" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_on_a_uniform_sample_streamed_from_the_file(tmp_path, small_csv):
+    out = tmp_path / "model"
+    done = subprocess.run([sys.executable, "main.py", "train", str(small_csv), "--out", str(out), "--detector",
+                           "ecod", "--sample", "150"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "on 150 rows" in done.stderr
+    assert json.loads((out / "model.json").read_text())["training"]["rows"] == 150

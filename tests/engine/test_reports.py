@@ -238,12 +238,12 @@ def test_report_without_model_threshold_or_labels(tmp_path):
 
 def test_scores_file_back_to_a_report_without_model(scored, tmp_path):
     from engine.reports.scores_file import context_from_scores_file, read_scores_file
-    from engine.streaming import score_csv
+    from engine.scoring.files import score_file
 
     frame, _, model, _, _, _, _ = scored
     src = tmp_path / "in.csv"
     frame.assign(doc_id=["-17"] + frame["doc_id"].tolist()[1:]).to_csv(src, index=False, lineterminator="\r\n")
-    score_csv(model, src, tmp_path / "scores.csv", chunk_rows=100)
+    score_file(model, src, tmp_path / "scores.csv", chunk_rows=100)
     sf = read_scores_file(tmp_path / "scores.csv")
     assert sf.keys[0] == "-17" and sf.table["key"].iloc[0] == "'-17"  # quoted in the file, not in the key
     assert list(sf.originals.columns) == list(frame.columns) and sf.top_k == 3

@@ -113,7 +113,7 @@ def test_duplicate_names_and_a_broken_project_list(tmp_path):
 
 def test_rules_in_a_scored_file(tmp_path):
     from engine.pipeline import AnomalyModel
-    from engine.streaming import score_csv
+    from engine.scoring.files import score_file
 
     rng = np.random.default_rng(0)
     n = 200
@@ -127,7 +127,7 @@ def test_rules_in_a_scored_file(tmp_path):
     data.to_csv(src, index=False)
     threshold = float(np.sort(model.score(data).scores)[-5])
     rule = Rule("A1 big", (Condition("account", "equals", "A1"), Condition("amount", "at_least", 1e4)))
-    summary = score_csv(model, src, tmp_path / "s.csv", threshold=threshold, rules=[rule], chunk_rows=64)
+    summary = score_file(model, src, tmp_path / "s.csv", threshold=threshold, rules=[rule], chunk_rows=64)
     out = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
     assert list(out.columns[:5]) == ["key", "score", "severity", "flagged", "rule"]
     row = out.loc[out["key"] == 5].iloc[0]

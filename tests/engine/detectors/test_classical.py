@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine.detectors import DETECTOR_NAMES, make_detector
@@ -86,9 +87,29 @@ def test_ecod_is_additive_over_features_and_handles_unseen_ranges():
     s = det.decision_function(far)
     assert np.isfinite(s).all() and s[0] > det.decision_function(fm).max()
     # score = sum of per-feature outlyingness: shares times score give the per-feature terms back
-    terms = det._outlyingness(fm)
+    terms = det._column_outlyingness(fm)
     np.testing.assert_allclose(det.feature_contributions(fm) * det.decision_function(fm)[:, None], terms,
                                rtol=1e-9, atol=1e-12)
+
+
+def test_ecod_scores_categorical_columns_from_codes_as_over_the_one_hot_matrix():
+    """A categorical column's outlyingness is looked up by code; it equals the sum over its one-hot
+    features searched one by one (the same matrix given as plain numeric features)."""
+    from engine.features import Preprocessor
+    from engine.schema import ColumnInfo, Role, Schema
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"amount": rng.lognormal(3, 1, 400), "shop": rng.choice(list("abcdefg"), 400,
+                                                                                p=[.4, .3, .1, .1, .05, .04, .01])})
+    schema = Schema(columns=[ColumnInfo("amount", Role.NUMERIC, "t"), ColumnInfo("shop", Role.CATEGORICAL, "t")])
+    fm = Preprocessor().fit_transform(frame, schema)
+    det = ECODDetector().fit(fm)
+    dense = FeatureMatrix(fm.values, fm.feature_names, fm.source_columns, fm.source_index)
+    np.testing.assert_allclose(det.score_samples(fm), det.score_samples(dense), rtol=1e-12)
+    np.testing.assert_allclose(det.feature_contributions(fm), det.feature_contributions(dense), rtol=1e-12)
+    explained = det.score_and_explain(fm)
+    np.testing.assert_array_equal(explained.scores, det.score_samples(fm))
+    np.testing.assert_array_equal(explained.contributions, det.feature_contributions(fm))
 
 
 def test_pca_expected_values_reconstruct_normal_rows():
@@ -135,7 +156,7 @@ def test_ecod_tails_both_counts_the_short_tail_and_old_models_keep_the_skew_rule
     fm = FeatureMatrix(x.astype(np.float32), ["a", "b"], ["a", "b"], np.arange(2))
     both = ECODDetector().fit(fm)
     skew = ECODDetector(tails="skew").fit(fm)
-    out_both, out_skew = both._outlyingness(fm)[0, 0], skew._outlyingness(fm)[0, 0]
+    out_both, out_skew = both._column_outlyingness(fm)[0, 0], skew._column_outlyingness(fm)[0, 0]
     assert out_both == pytest.approx(2.0 * out_skew)  # the skew rule halves it (the mean of both tails)
     meta, arrays = both.get_state()
     assert meta["params"]["tails"] == "both"

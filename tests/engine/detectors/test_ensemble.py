@@ -227,3 +227,24 @@ def test_default_auto_bundle_round_trip_scores_identically(tmp_path):
     np.testing.assert_array_equal(again.scores, first.scores)
     np.testing.assert_array_equal(again.contributions, first.contributions)
     assert np.isin(np.arange(5), np.argsort(-first.scores)[:10]).sum() >= 4  # inflated amounts rank high
+
+
+def test_score_and_explain_runs_each_member_once(monkeypatch):
+    """Scores, contributions and expected values of the ensemble come from one pass of each member
+    (scoring and explaining separately ran every member twice), and equal the separate answers."""
+    fm, _ = planted()
+    det = make_detector("auto", members=["iforest", "ecod", "pca"], seed=0).fit(fm)
+    reference = (det.score_samples(fm), det.feature_contributions(fm), det.expected_values(fm))
+    passes = []
+    for member in det.members_:
+        original = member.score_and_explain
+        monkeypatch.setattr(member, "score_and_explain",
+                            lambda f, expected=True, _o=original, _n=member.name: passes.append(_n) or _o(f, expected))
+        for name in ("score_samples", "feature_contributions"):
+            monkeypatch.setattr(member, name, lambda f, _n=name: pytest.fail(f"{_n} called beside score_and_explain"))
+    out = det.score_and_explain(fm)
+    assert sorted(passes) == ["ecod", "iforest", "pca"]
+    np.testing.assert_allclose(out.scores, reference[0], rtol=1e-12)
+    np.testing.assert_allclose(out.contributions, reference[1], rtol=1e-12)
+    np.testing.assert_array_equal(out.expected, reference[2])
+    assert set(out.members) == {"iforest", "ecod", "pca"}

@@ -386,3 +386,24 @@ def test_auto_aggregate_is_the_fourth_power_norm_for_squared_errors_and_l2_for_l
     resolved_setting_travels_with_the_state(numeric, num, "aggregate", "l2")
     with pytest.raises(ValueError, match="aggregate"):
         AutoencoderDetector(**FAST, aggregate="max").fit(num)
+
+
+@pytest.mark.parametrize("score", ["nll", "mse"])
+def test_one_forward_pass_gives_scores_contributions_and_expected_values(encoded, score, monkeypatch):
+    """``score_and_explain`` runs the network once per batch (the three methods one by one ran it four
+    times) and gives exactly what they give."""
+    _, fm, _ = encoded
+    det = AutoencoderDetector(**FAST, score=score).fit(fm)
+    reference = (det.score_samples(fm), det.feature_contributions(fm), det.expected_values(fm))
+    calls = []
+    original = AutoencoderDetector._forward
+    monkeypatch.setattr(AutoencoderDetector, "_forward", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    out = det.score_and_explain(fm)
+    assert len(calls) == 1
+    for got, want in zip((out.scores, out.contributions, out.expected), reference, strict=True):
+        np.testing.assert_array_equal(got, want)
+    calls.clear()
+    lean = det.score_and_explain(fm, expected=False)
+    assert len(calls) == 1 and lean.expected is None
+    np.testing.assert_array_equal(lean.scores, reference[0])
+    np.testing.assert_array_equal(lean.contributions, reference[1])

@@ -10,7 +10,7 @@ from engine.errors import Cancelled, DataError, SchemaMismatchError
 from engine.feedback import record_keys
 from engine.pipeline import AnomalyModel
 from engine.schema import ColumnInfo, Role, Schema
-from engine.streaming import count_data_rows, score_csv
+from engine.scoring.files import count_data_rows, score_file
 
 
 def _frame(n: int = 250, seed: int = 0, with_id: bool = True) -> pd.DataFrame:
@@ -44,9 +44,9 @@ def test_chunked_output_equals_one_shot(model, tmp_path):
     frame = _frame(seed=1)
     frame.to_csv(src, index=False)
     seen = []
-    small = score_csv(model, src, tmp_path / "small.csv", chunk_rows=7,
+    small = score_file(model, src, tmp_path / "small.csv", chunk_rows=7,
                       progress=lambda f, m="", **k: seen.append(f))
-    whole = score_csv(model, src, tmp_path / "whole.csv", chunk_rows=10_000)
+    whole = score_file(model, src, tmp_path / "whole.csv", chunk_rows=10_000)
     assert (tmp_path / "small.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert small.chunks == 36 and whole.chunks == 1 and small.rows == whole.rows == 250
     assert seen == sorted(seen) and seen[-1] == 1.0
@@ -68,7 +68,7 @@ def test_hash_keys_continue_across_chunks(tmp_path):
     src = tmp_path / "in.csv"
     frame = _frame(seed=2, with_id=False)
     frame.to_csv(src, index=False)
-    score_csv(model, src, tmp_path / "out.csv", chunk_rows=40)
+    score_file(model, src, tmp_path / "out.csv", chunk_rows=40)
     keys = pd.read_csv(tmp_path / "out.csv")["key"].tolist()
     assert keys == [str(k) for k in record_keys(pd.read_csv(src), _schema(with_id=False))]
 
@@ -78,7 +78,7 @@ def test_unfit_file_is_refused_before_writing(model, tmp_path):
     _frame().drop(columns=["qty"]).to_csv(src, index=False)
     out = tmp_path / "out.csv"
     with pytest.raises(SchemaMismatchError, match="qty"):
-        score_csv(model, src, out)
+        score_file(model, src, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
@@ -89,10 +89,10 @@ def test_cancel_and_errors_leave_no_output(model, tmp_path):
     out.write_text("previous scores\n")
     calls = iter(range(100))
     with pytest.raises(Cancelled):
-        score_csv(model, src, out, chunk_rows=50, should_stop=lambda: next(calls) >= 2)
+        score_file(model, src, out, chunk_rows=50, should_stop=lambda: next(calls) >= 2)
     assert out.read_text() == "previous scores\n"
     with pytest.raises(DataError, match="nope.csv"):
-        score_csv(model, tmp_path / "nope.csv", tmp_path / "other.csv")
+        score_file(model, tmp_path / "nope.csv", tmp_path / "other.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
@@ -102,7 +102,7 @@ def test_differences_cover_the_whole_file(model, tmp_path):
     frame.loc[[3, 200], "shop"] = "west"
     frame.to_csv(src, index=False)
     notes = []
-    summary = score_csv(model, src, tmp_path / "out.csv", chunk_rows=100, on_differences=notes.append)
+    summary = score_file(model, src, tmp_path / "out.csv", chunk_rows=100, on_differences=notes.append)
     assert len(notes) == 1 and notes[0].extra == ["extra"]
     assert summary.differences.unseen == {"shop": 2} and summary.differences.rows == 250
 
@@ -111,3 +111,28 @@ def test_count_data_rows(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n3,4")
     assert count_data_rows(path) == 2
+
+
+def test_parquet_file_in_and_out(model, tmp_path):
+    """A Parquet input streams like a CSV and a .parquet output holds the same rows as the CSV output."""
+    frame = _frame(seed=4)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    frame.to_parquet(tmp_path / "in.parquet")
+    score_file(model, tmp_path / "in.csv", tmp_path / "out.csv", chunk_rows=60)
+    summary = score_file(model, tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=60)
+    assert summary.rows == 250 and summary.chunks == 5
+    csv_out, pq_out = pd.read_csv(tmp_path / "out.csv"), pd.read_parquet(tmp_path / "out.parquet")
+    assert pq_out["key"].tolist() == csv_out["key"].tolist()
+    np.testing.assert_allclose(pq_out["score"].to_numpy(), csv_out["score"].to_numpy(), rtol=1e-12)
+    assert set(pq_out["shop"]) == {"north", "south", "'=evil()"}
+
+
+def test_a_row_with_too_many_fields_is_located(model, tmp_path):
+    src = tmp_path / "in.csv"
+    _frame().to_csv(src, index=False)
+    lines = src.read_text().splitlines(keepends=True)
+    lines[100] = lines[100].rstrip("\r\n") + ",extra\n"
+    src.write_text("".join(lines))
+    with pytest.raises(DataError, match=r"in.csv, row 101: has 5 fields where the header has 4"):
+        score_file(model, src, tmp_path / "out.csv", chunk_rows=40)
+    assert not (tmp_path / "out.csv").exists()

@@ -1,6 +1,6 @@
 import numpy as np
 
-from engine.scoring import severity, top_features
+from engine.scoring.severity import severity, top_features
 
 
 def test_severity_is_the_percentile_among_training_scores():

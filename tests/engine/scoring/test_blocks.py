@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.chunked_scoring import score_in_blocks
 from engine.errors import Cancelled
 from engine.pipeline import AnomalyModel
 from engine.schema import ColumnInfo, Role, Schema
+from engine.scoring.blocks import score_in_blocks
 
 
 def _frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
