@@ -92,13 +92,19 @@ def test_train_a_small_autoencoder_with_live_loss_curve(qtbot, window, small_csv
     assert window.train_panel.eta_label.text().startswith("ETA")
 
 
-def test_cancel_stops_training_within_a_second(qtbot, window, small_csv):
-    open_and_wait(qtbot, window, small_csv)
+def start_a_long_training(qtbot, window):
+    """An autoencoder set for 2,000 epochs, started and past its first progress report; its job."""
     window.train_panel.set_detector("autoencoder", {"epochs": 2000, "hidden_layers": [16], "batch_size": 64,
                                                     "early_stopping": 0})
     window.train_panel.train_button.click()
     job = window.jobs.slot("train").job
     qtbot.waitUntil(lambda: window.train_panel.progress.value() > 0, timeout=60_000)
+    return job
+
+
+def test_cancel_stops_training_within_a_second(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    job = start_a_long_training(qtbot, window)
     assert window.train_panel.cancel_button.isEnabled()
     t0 = time.perf_counter()
     with qtbot.waitSignal(job.finished, timeout=5_000):
@@ -161,11 +167,7 @@ def test_an_engine_error_is_shown_as_written(qtbot, window, small_csv):
 def test_closing_the_window_during_training_stops_the_worker(qtbot, make_window, small_csv):
     window = make_window()
     open_and_wait(qtbot, window, small_csv)
-    window.train_panel.set_detector("autoencoder", {"epochs": 2000, "hidden_layers": [16], "batch_size": 64,
-                                                    "early_stopping": 0})
-    window.train_panel.train_button.click()
-    job = window.jobs.slot("train").job
-    qtbot.waitUntil(lambda: window.train_panel.progress.value() > 0, timeout=60_000)
+    job = start_a_long_training(qtbot, window)
     t0 = time.perf_counter()
     window.close()
     assert time.perf_counter() - t0 < 3.0
