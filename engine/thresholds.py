@@ -28,7 +28,6 @@ import pandas as pd
 
 from engine.errors import AnomalyDeskError
 
-
 #: Every way a threshold can be chosen, by the one name the engine, the GUI, projects and reports use.
 METHODS: dict[str, str] = {
     "default": "product default (automatic, else top 1%; 1% of known-good rows with a reference file)",

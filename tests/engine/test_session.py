@@ -200,7 +200,7 @@ def test_one_score_severity_and_threshold_in_force_after_a_retrain(session, ledg
 def test_threshold_method_names_have_one_home():
     from engine import project, thresholds
 
-    assert project.THRESHOLD_METHODS == tuple(thresholds.METHODS)
+    assert tuple(thresholds.METHODS) == project.THRESHOLD_METHODS
     s = np.r_[np.zeros(50), np.arange(1.0, 11.0)]
     y = s > 5
     assert thresholds.automatic_threshold(s).method in thresholds.METHODS
