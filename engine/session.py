@@ -74,6 +74,7 @@ class Loaded:
     store: Any  # engine.feedback.VerdictStore or None when it could not be opened
     store_error: BaseException | None = None
     orphans: tuple[str, ...] = ()
+    matched: dict | None = None  # row -> VerdictRecord, attached in the worker (seconds at a million rows)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Trained:
     reference_scores: np.ndarray | None
     detector: str
     params: dict
+    # computed in the worker, so the GUI thread only swaps them in (0.1-0.2 s each at a million rows)
+    order: np.ndarray | None = None  # ascending argsort of the scores
+    default: Threshold | None = None  # the default rule's threshold
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class Retrained:
     frame_id: int
     feedback: Any  # engine.feedback.FeedbackResult
     result: Any | None  # a fresh ScoreResult when the detector was refitted
+    severity: np.ndarray | None = None  # of the re-ranked scores (engine.scoring.severity)
+    order: np.ndarray | None = None  # ascending argsort of the re-ranked scores
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,7 @@ class Session:
         self.labels: np.ndarray | None = None
         self.orphans: tuple[str, ...] = ()
         self._pending_reasons: dict[str, str] = {}  # reasons chosen for records not reviewed yet
+        self._matched: dict | None = None  # verdict_records_by_row() until a verdict changes
         self.reference_file = None  # engine.data.LoadedFile of known-good rows
         self._reset_scores()
 
@@ -168,6 +175,7 @@ class Session:
         self.reference_scores: np.ndarray | None = None
         self.scores: np.ndarray | None = None
         self.severity: np.ndarray | None = None
+        self.score_order: np.ndarray | None = None  # ascending argsort of the scores, when a worker made it
         self.base_z: np.ndarray | None = None  # after a retrain: the detector's part of each score
         self.feedback_state = None
         self.last_retrain: Retrain | None = None
@@ -247,25 +255,64 @@ class Session:
     def read(self, path: str | Path, overrides: SchemaOverrides | None = None, *, verdict_db: str | Path | None = None,
              progress: ProgressCallback = _no_progress, should_stop: StopCallback = _never) -> Loaded:
         """Compute half of ``load``: read the file, infer the schema, key the records, open its verdicts."""
-        from engine.data import label_vector, load
-        from engine.feedback import VerdictStore, record_keys
+        from engine.data import load
 
         progress(0.1, "reading")
         loaded, inferred = load(str(path))
         overrides = overrides or SchemaOverrides()
         schema = overrides.apply(inferred) if (overrides.roles or overrides.label_column is not None) else inferred
         progress(0.6, "computing record keys")
+        return self._keyed(loaded, inferred, overrides, schema, verdict_db, progress)
+
+    def _keyed(self, loaded, inferred: Schema, overrides: SchemaOverrides, schema: Schema,
+               verdict_db: str | Path | None = None, progress: ProgressCallback = _no_progress) -> Loaded:
+        from engine.data import label_vector
+        from engine.feedback import VerdictStore, record_keys
+
         keys = record_keys(loaded.frame, schema)
         labels = _labels_of(loaded.frame, schema, label_vector)
         progress(0.85, "attaching the verdicts given earlier")
         store = error = None
-        orphans: tuple[str, ...] = ()
+        orphans: list[str] = []
         try:
             store = VerdictStore(verdict_db or verdict_db_path(self.data_dir, loaded.path), user=self.user)
-            orphans = tuple(store.attach(keys)[1])
+            matched, orphans = store.attach(keys)
         except AnomalyDeskError as exc:
-            error = exc
-        return Loaded(loaded, inferred, overrides, schema, keys, labels, store, error, orphans)
+            error, matched = exc, None
+        return Loaded(loaded, inferred, overrides, schema, keys, labels, store, error, tuple(orphans), matched)
+
+    def read_with_model(self, path: str | Path, *, progress: ProgressCallback = _no_progress):
+        """Compute half of ``apply_model``: a new file scored by the model in force with its column roles
+        (engine.model_reuse: the schema differences are refused or reported)."""
+        from engine.data import LoadedFile
+        from engine.model_reuse import apply_model
+
+        if self.model is None:
+            raise AnomalyDeskError("train a model first: there is no model to apply")
+        th = self.threshold if self.threshold is not None and np.isfinite(self.threshold) else None
+        applied = apply_model(self.model, str(path), threshold=th, progress=progress)
+        loaded = LoadedFile(path=applied.file, frame=applied.frame)
+        return self._keyed(loaded, applied.schema, SchemaOverrides(), applied.schema), applied, self.model
+
+    def apply_model(self, path: str | Path) -> None:
+        """Score a new file with the model in force, carrying over its roles and threshold value."""
+        self.adopt_applied(self.read_with_model(path))
+
+    def adopt_applied(self, outcome) -> None:
+        loaded, applied, model = outcome
+        self.adopt(loaded)
+        self.model, self.result = model, applied.result
+        self.scores = np.asarray(applied.result.scores, dtype=float)
+        self.severity = np.asarray(applied.result.severity, dtype=float)
+        self.events.emit("scores")
+        if applied.threshold is not None:
+            self._apply_threshold(ThresholdRule("manual", {"value": float(applied.threshold)}))
+            self.threshold_info = replace(self.threshold_info, explanation=f"Carried over with the model "
+                                          f"({applied.threshold_method}).")
+            self.events.emit("threshold")
+        else:
+            self._apply_threshold(ThresholdRule("default"))
+        self._mark()
 
     def adopt(self, outcome: Loaded) -> None:
         """Make the read file the session's: every per-file state of the previous one is reset."""
@@ -279,6 +326,7 @@ class Session:
         self.labels = outcome.labels
         self.store = outcome.store
         self.orphans = outcome.orphans
+        self._matched = outcome.matched
         self._mark(False)
         self.events.emit("file")
         if outcome.store_error is not None:
@@ -305,6 +353,7 @@ class Session:
             from engine.feedback import record_keys
 
             self.keys = record_keys(self.loaded.frame, schema)
+            self._matched = None
         from engine.data import label_vector
 
         self.labels = _labels_of(self.loaded.frame, schema, label_vector)
@@ -373,8 +422,12 @@ class Session:
                                  progress=lambda f, m="", **k: progress(0.88 + 0.1 * f, m))
         ref_scores = (np.asarray(score_in_blocks(model, train_frame, should_stop=should_stop).scores, dtype=float)
                       if use_reference else None)
+        progress(0.99, "ordering the queue")
+        scores = np.asarray(result.scores, dtype=float)
+        default = apply_rule(ThresholdRule("default"), scores, reference_scores=ref_scores)
         progress(1.0, "done")
-        return Trained(id(frame), model, result, ref_scores, detector, dict(params))
+        return Trained(id(frame), model, result, ref_scores, detector, dict(params),
+                       np.argsort(scores, kind="stable"), default)
 
     def adopt_training(self, outcome: Trained) -> None:
         self._check_frame(outcome.frame_id)
@@ -385,8 +438,9 @@ class Session:
         self.reference_scores = outcome.reference_scores
         self.scores = np.asarray(outcome.result.scores, dtype=float)
         self.severity = np.asarray(outcome.result.severity, dtype=float)
+        self.score_order = outcome.order
         self.events.emit("scores")
-        self._apply_threshold(ThresholdRule("default"))
+        self._apply_threshold(ThresholdRule("default"), outcome.default)
         self._mark()
 
     def train(self, detector: str = "auto", seed: int = 0, *, progress: ProgressCallback = _no_progress,
@@ -434,8 +488,8 @@ class Session:
     def _scale_token(self) -> str:
         return "retrained" if self.retrained else "detector"
 
-    def _apply_threshold(self, rule: ThresholdRule) -> None:
-        th = self.threshold_for(rule)
+    def _apply_threshold(self, rule: ThresholdRule, th: Threshold | None = None) -> None:
+        th = th if th is not None else self.threshold_for(rule)
         if rule.method == "manual":
             rule = ThresholdRule("manual", {"value": float(th.value),
                                             "flagged": int((self.scores >= th.value).sum()),
@@ -491,7 +545,7 @@ class Session:
             n = (old.note if old else "") if note is None else note
             r = reason if reason is not None else (old.reason if old else "") or self._pending_reasons.pop(key, "")
             store.set_verdict(key, verdict, note=n, reason=r)
-        self.events.emit("verdicts")
+        self._verdicts_changed()
 
     def set_reason(self, key: str, reason: str) -> None:
         """A reason belongs to one record: saved at once on a reviewed record, else kept for its verdict."""
@@ -504,23 +558,27 @@ class Session:
             self._pending_reasons[key] = reason
         else:
             self._pending_reasons.pop(key, None)
-        self.events.emit("verdicts")
+        self._verdicts_changed()
 
     def set_note(self, key: str, note: str) -> None:
         self._require_store().set_note(str(key), note)
-        self.events.emit("verdicts")
+        self._verdicts_changed()
 
     def undo(self):
         """Undo the last verdict change; returns the audit entry undone, or None."""
         entry = self._require_store().undo()
         if entry is not None:
-            self.events.emit("verdicts")
+            self._verdicts_changed()
         return entry
 
     def import_verdicts(self, path: str | Path) -> int:
         n = self._require_store().import_csv(path)
-        self.events.emit("verdicts")
+        self._verdicts_changed()
         return n
+
+    def _verdicts_changed(self) -> None:
+        self._matched = None
+        self.events.emit("verdicts")
 
     def record(self, key: str):
         """The stored VerdictRecord of a key (or the pending reason of an unreviewed one), or None."""
@@ -542,7 +600,9 @@ class Session:
         """``{row: VerdictRecord}`` for the rows of the file (records re-attached by content)."""
         if self.store is None or self.keys is None:
             return {}
-        return self.store.attach(self.keys)[0]
+        if self._matched is None:
+            self._matched = self.store.attach(self.keys)[0]
+        return self._matched
 
     def verdicts_by_row(self) -> dict[int, str]:
         return {i: r.verdict for i, r in self.verdict_records_by_row().items() if r.verdict}
@@ -563,7 +623,8 @@ class Session:
                                    should_stop=should_stop, state=self.feedback_state,
                                    cost_missed=self.costs[0], cost_review=self.costs[1])
         result = score_in_blocks(fb.model, frame, should_stop=should_stop) if fb.refitted else None
-        return Retrained(id(frame), fb, result)
+        order = np.argsort(fb.scores, kind="stable")
+        return Retrained(id(frame), fb, result, severity_of(fb.scores, fb.scores[order]), order)
 
     def adopt_retrain(self, outcome: Retrained) -> None:
         self._check_frame(outcome.frame_id)
@@ -575,7 +636,8 @@ class Session:
             self.result = outcome.result
         self.base_z = np.asarray(fb.state.base_z, dtype=float)
         self.scores = np.asarray(fb.scores, dtype=float)
-        self.severity = severity_of(self.scores, np.sort(self.scores))
+        self.severity = outcome.severity
+        self.score_order = outcome.order
         self.events.emit("scores")
         self._apply_threshold(self.threshold_rule)  # the analyst's rule stays in force
         self.last_retrain = Retrain(fb.n_anomalies, fb.n_normals, fb.seconds, before, int(self.flagged.sum()))
@@ -629,9 +691,17 @@ class Session:
     # ------------------------------------------------------------------------------------------
     # projects
     # ------------------------------------------------------------------------------------------
-    def belongs_to_project(self) -> bool:
-        """Whether saving may overwrite ``project_path``: it was saved from or opened for this data file."""
-        return self.project_path is not None
+    def project_is_for_this_file(self, project_path: str | Path) -> bool:
+        """Whether the project at ``project_path`` reviews the data file now loaded (saving may overwrite it)."""
+        from engine.project import Project
+
+        if self.loaded is None:
+            return False
+        try:
+            data_file = Project.load(project_path).data_file
+        except (AnomalyDeskError, OSError):
+            return False
+        return Path(data_file).resolve() == Path(self.loaded.path).resolve()
 
     def save(self, project_path: str | Path) -> Path:
         """Write the project (JSON), the model bundle and the scores in force (safetensors) beside it."""

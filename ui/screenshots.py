@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     tmp = Path(tempfile.mkdtemp(prefix="screens_"))
     window = MainWindow(settings=QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), data_dir=tmp,
-                        user="analyst", warm_up=False)
+                        user="analyst", warm_up=False, ask=lambda title, text: "discard")
     window.resize(1400, 880)
     window.show()
 
@@ -114,7 +114,6 @@ def main(argv=None) -> int:
         _wait(app, lambda: window.loaded is not None and window.loaded.path == str(args.ecg))
         window.train_panel.set_detector("autoencoder", {"epochs": 30, "hidden_layers": [32]})
         window.train_panel.sample_spin.setValue(0)
-        window.scores = None
         window.start_training()
         _wait(app, lambda: window.scores is not None or window.error_dialogs)
         window.tabs.setCurrentIndex(TAB_REVIEW)

@@ -211,3 +211,26 @@ def test_importing_the_session_imports_no_qt():
     code = ("import sys, engine.session; bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', "
             "'ui'))]; print(bad); sys.exit(1 if bad else 0)")
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_a_project_belongs_to_its_data_file(session, ledger, tmp_path):
+    session.load(ledger)
+    session.save(tmp_path / "first.adproj")
+    assert session.project_is_for_this_file(tmp_path / "first.adproj")
+    other = _ledger(tmp_path / "other.csv", seed=1)
+    session.load(other)
+    assert session.project_path is None  # another file: Save goes to Save As
+    assert not session.project_is_for_this_file(tmp_path / "first.adproj")
+
+
+def test_training_saving_and_thresholds_mark_the_session_dirty(session, ledger, tmp_path):
+    seen = []
+    session.events.connect("dirty", lambda: seen.append(session.dirty))
+    session.load(ledger)
+    assert not session.dirty
+    session.train(detector="iforest", seed=0, n_estimators=20)
+    assert session.dirty
+    session.save(tmp_path / "p.adproj")
+    assert not session.dirty
+    session.set_threshold("percentile", share=0.1)
+    assert session.dirty and seen == [True, False, True]
