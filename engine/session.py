@@ -244,6 +244,10 @@ class Session:
         return replace(self.result, scores=self.scores, severity=self.severity,
                        contributions=self.contributions, columns=self.contribution_columns)
 
+    def mark_clean(self) -> None:
+        """What is shown now is what the project holds (after opening or saving it)."""
+        self._mark(False)
+
     def _mark(self, dirty: bool = True) -> None:
         if self.dirty != dirty:
             self.dirty = dirty
@@ -512,7 +516,10 @@ class Session:
 
     def set_dynamic(self, window: int | None, percentile: float = 99.0) -> None:
         """The sliding-window overlay for time-ordered files (None turns it off)."""
-        self.dynamic = None if not window else {"window": int(window), "percentile": float(percentile)}
+        dynamic = None if not window else {"window": int(window), "percentile": float(percentile)}
+        if dynamic == self.dynamic:
+            return
+        self.dynamic = dynamic
         self._recompute_dynamic()
         self._mark()
         self.events.emit("threshold")
@@ -524,7 +531,11 @@ class Session:
                                                   percentile=self.dynamic["percentile"])
 
     def set_costs(self, cost_missed: float, cost_review: float) -> None:
-        self.costs = (float(cost_missed), float(cost_review))
+        """The money figures (a missed anomaly, one review): the ``cost`` rule and the suggestion use them."""
+        costs = (float(cost_missed), float(cost_review))
+        if costs != self.costs:
+            self.costs = costs
+            self._mark()
 
     # ------------------------------------------------------------------------------------------
     # verdicts

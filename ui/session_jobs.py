@@ -187,7 +187,7 @@ class SessionJobs(QObject):
             w.train_panel.set_detector(s.detector, s.params)
             w.threshold_panel.loss_spin.setValue(s.costs[0])
             w.threshold_panel.review_spin.setValue(s.costs[1])
-            s._mark(False)
+            s.mark_clean()
             w.file_opened(str(path))
             if s.scores is None:
                 w.status_label.setText("Project opened (no model saved with it yet): train to score.")

@@ -122,7 +122,8 @@ class SessionViews(QObject):
         r = self.s.last_retrain
         text = "" if r is None else (
             f"retrained with {counted(r.n_anomalies, 'anomaly', 'anomalies')} and {counted(r.n_normals, 'normal')}"
-            f" in {r.seconds:.1f} s · flagged {r.flagged_before:,} → {r.flagged_after:,}")
+            f" in {r.seconds:.1f} s · flagged {r.flagged_before:,} → {r.flagged_after:,}"
+            + (" · a threshold from the verdicts is suggested on the Threshold screen" if self.s.suggestion else ""))
         self.w.review_panel.retrain_status.setText(text)
         if r is not None:
             self.w.review_panel.retrain_progress.setValue(PROGRESS_STEPS)
