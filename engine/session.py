@@ -468,36 +468,25 @@ class Session:
         ref = None if self.retrained else self.reference_scores
         return {"labels": labels, "label_index": index, "reference_scores": ref, "costs": self.costs}
 
-    def threshold_for(self, rule: ThresholdRule) -> Threshold:
+    def threshold_for(self, rule: ThresholdRule, rescaled: bool = False) -> Threshold:
         """What ``rule`` gives on the scores in force. After a retrain the scores have another scale:
         a rule that needs the reference file's scores (the default with a reference file, a target
-        false-positive rate on it) or a value set by hand on the old scale keeps the number of records
-        it flagged, now the top ones of the new ranking."""
+        false-positive rate on it) and, when ``rescaled`` (the scores just changed scale), a value set by
+        hand keep the number of records they flagged, now the top ones of the new ranking."""
         if self.scores is None:
             raise AnomalyDeskError("train a model first: there are no scores to set a threshold on")
         inputs = self._rule_inputs()
-        keeps_count = (self.retrained and self.reference_scores is not None
-                       and rule.method in ("default", "target_fpr")) or (
-            rule.method == "manual" and "flagged" in rule.params and "scale" in rule.params
-            and rule.params["scale"] != self._scale_token())
-        if keeps_count:
-            if rule.method == "manual":
-                k = int(rule.params["flagged"])
-            else:
-                base = apply_rule(rule, self.result.scores, **{**inputs, "reference_scores": self.reference_scores})
-                k = int((np.asarray(self.result.scores) >= base.value).sum())
-            return _top_k(self.scores, k, rule)
+        if rule.method == "manual" and rescaled and "flagged" in rule.params:
+            return _top_k(self.scores, int(rule.params["flagged"]), rule)
+        if self.retrained and self.reference_scores is not None and rule.method in ("default", "target_fpr"):
+            base = apply_rule(rule, self.result.scores, **{**inputs, "reference_scores": self.reference_scores})
+            return _top_k(self.scores, int((np.asarray(self.result.scores) >= base.value).sum()), rule)
         return apply_rule(rule, self.scores, **inputs)
 
-    def _scale_token(self) -> str:
-        return "retrained" if self.retrained else "detector"
-
-    def _apply_threshold(self, rule: ThresholdRule, th: Threshold | None = None) -> None:
-        th = th if th is not None else self.threshold_for(rule)
+    def _apply_threshold(self, rule: ThresholdRule, th: Threshold | None = None, rescaled: bool = False) -> None:
+        th = th if th is not None else self.threshold_for(rule, rescaled)
         if rule.method == "manual":
-            rule = ThresholdRule("manual", {"value": float(th.value),
-                                            "flagged": int((self.scores >= th.value).sum()),
-                                            "scale": self._scale_token()})
+            rule = ThresholdRule("manual", {"value": float(th.value), "flagged": int((self.scores >= th.value).sum())})
         self.threshold_rule = rule
         self.threshold_info = th
         self._recompute_dynamic()
@@ -650,7 +639,7 @@ class Session:
         self.severity = outcome.severity
         self.score_order = outcome.order
         self.events.emit("scores")
-        self._apply_threshold(self.threshold_rule)  # the analyst's rule stays in force
+        self._apply_threshold(self.threshold_rule, rescaled=True)  # the analyst's rule stays in force
         self.last_retrain = Retrain(fb.n_anomalies, fb.n_normals, fb.seconds, before, int(self.flagged.sum()))
         self.suggestion = self._suggest()
         self._mark()

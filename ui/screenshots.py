@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     for _ in range(6):
         record = panel.current_record()
         QTest.keyClick(panel.view, Qt.Key.Key_A if labels is not None and labels[record] else Qt.Key.Key_N)
+    window.start_retrain()  # the retrain status (flagged before -> after) and the suggested threshold show
+    _wait(app, lambda: window.session.last_retrain is not None or window.error_dialogs)
     panel.select_row(1)
     panel.note_edit.setText("posting key never used with this account")
     panel.select_row(2)

@@ -126,6 +126,9 @@ def test_a_manual_threshold_keeps_its_count_when_the_scores_change_scale(session
     _review_top(s)
     s.retrain()
     assert s.threshold_rule.method == "manual" and int(s.flagged.sum()) == 20
+    s.verdict(s.keys[np.argsort(-s.scores)[30]], "anomaly")
+    s.retrain()  # a second retrain changes the scale again
+    assert s.threshold_rule.method == "manual" and int(s.flagged.sum()) == 20
 
 
 def test_loading_a_file_resets_every_per_file_state(session, ledger, tmp_path):
