@@ -459,9 +459,11 @@ class Session:
     # ------------------------------------------------------------------------------------------
     # the threshold
     # ------------------------------------------------------------------------------------------
-    def _rule_inputs(self) -> dict:
+    def _rule_inputs(self, method: str) -> dict:
+        """What a rule is computed from; the verdicts are looked up only for the rules that use them
+        (attaching them to a million rows takes a moment)."""
         labels, index = self.labels, None
-        if labels is None:
+        if labels is None and method in ("best_f1", "cost", "target_fpr"):
             rows = self.verdicts_by_row()
             index = np.array(sorted(i for i, v in rows.items() if v in ("anomaly", "normal")), dtype=np.int64)
             labels = np.array([rows[int(i)] == "anomaly" for i in index], dtype=bool) if len(index) else None
@@ -475,7 +477,7 @@ class Session:
         hand keep the number of records they flagged, now the top ones of the new ranking."""
         if self.scores is None:
             raise AnomalyDeskError("train a model first: there are no scores to set a threshold on")
-        inputs = self._rule_inputs()
+        inputs = self._rule_inputs(rule.method)
         if rule.method == "manual" and rescaled and "flagged" in rule.params:
             return _top_k(self.scores, int(rule.params["flagged"]), rule)
         if self.retrained and self.reference_scores is not None and rule.method in ("default", "target_fpr"):
