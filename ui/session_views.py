@@ -109,8 +109,12 @@ class SessionViews(QObject):
         w.threshold_panel.show_threshold(s.threshold, rule.method, s.threshold_info.explanation, rule.params,
                                          s.cut if isinstance(s.cut, np.ndarray) else None)
         sug = s.suggestion
-        w.threshold_panel.show_suggestion(None if sug is None else
-                                          f"{sug.threshold.explanation} Flags {int((s.scores >= sug.threshold.value).sum()):,}.")
+        if sug is None:
+            w.threshold_panel.show_suggestion(None)
+        else:
+            n = int((s.scores >= sug.threshold.value).sum())
+            w.threshold_panel.show_suggestion(f"{sug.rule.describe()}, threshold {sug.threshold.value:.4g}, flags "
+                                              f"{n:,} (now {int(s.flagged.sum()):,}).", sug.threshold.explanation)
         w.queue.set_threshold(s.cut)
         w.error_plot.set_threshold(s.threshold, s.cut if isinstance(s.cut, np.ndarray) else None)
         w.detail_panel.histogram.set_threshold(s.threshold)

@@ -83,7 +83,7 @@ class ThresholdPanel(QWidget):
         self.suggestion_label = QLabel("")
         self.suggestion_label.setObjectName("thresholdSuggestion")
         self.suggestion_label.setWordWrap(True)
-        self.suggestion_button = QPushButton("Apply")
+        self.suggestion_button = QPushButton("Apply the suggestion")
         self.suggestion_button.setObjectName("applySuggestion")
         self.suggestion_button.clicked.connect(self.suggestion_applied)
         self.show_suggestion(None)
@@ -105,22 +105,28 @@ class ThresholdPanel(QWidget):
         self.dyn_pct.editingFinished.connect(self._dynamic_changed)
 
         how = QGroupBox("How the threshold is set")
-        hl = QFormLayout(how)
+        # wrapped labels sit in a box layout, not a form row: a form row gave them one line too few
+        hv = QVBoxLayout(how)
+        hl = QFormLayout()
         hl.addRow("Method", self.method_combo)
         row = QHBoxLayout()
         row.addWidget(self.param_spin)
         row.addWidget(self.apply_button)
         hl.addRow("Share / rate", row)
-        hl.addRow(self.explanation)
+        hv.addLayout(hl)
+        hv.addWidget(self.explanation)
+        hv.addWidget(self.suggestion_label)
         suggestion = QHBoxLayout()
-        suggestion.addWidget(self.suggestion_label, 1)
+        suggestion.addStretch(1)
         suggestion.addWidget(self.suggestion_button)
-        hl.addRow(suggestion)
-        hl.addRow(self.dynamic_check)
+        hv.addLayout(suggestion)
+        hv.addWidget(self.dynamic_check)
+        dl = QFormLayout()
         dyn = QHBoxLayout()
         dyn.addWidget(self.window_spin)
         dyn.addWidget(self.dyn_pct)
-        hl.addRow("Window", dyn)
+        dl.addRow("Window", dyn)
+        hv.addLayout(dl)
 
         # quality figures
         self.source_label = QLabel("No labels or verdicts yet: figures appear once there are some.")
@@ -274,9 +280,10 @@ class ThresholdPanel(QWidget):
         self.explanation.setText(explanation)
         self._update_figures()
 
-    def show_suggestion(self, text: str | None) -> None:
+    def show_suggestion(self, text: str | None, details: str = "") -> None:
         """A rule the verdicts suggest after a retrain: offered with an Apply button, never imposed."""
-        self.suggestion_label.setText(f"Suggested from the verdicts: {text}" if text else "")
+        self.suggestion_label.setText(f"<b>Suggested</b> from the verdicts: {text}" if text else "")
+        self.suggestion_label.setToolTip(details)
         self.suggestion_label.setVisible(bool(text))
         self.suggestion_button.setVisible(bool(text))
 
