@@ -16,120 +16,34 @@ is the analyst's rule (``engine.thresholds.ThresholdRule``) applied to the score
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.errors import AnomalyDeskError, Cancelled, ModelFileError, SchemaMismatchError
+from engine.errors import AnomalyDeskError, Cancelled, SchemaMismatchError
 from engine.schema import Schema, SchemaOverrides
 from engine.scoring import severity as severity_of
+from engine.session import state
+from engine.session.outcomes import (
+    Events,
+    Loaded,
+    ProgressCallback,
+    Retrain,
+    Retrained,
+    StopCallback,
+    Suggestion,
+    Trained,
+    default_data_dir,
+    labels_of,
+    never,
+    no_progress,
+    verdict_db_path,
+)
 from engine.thresholds import Threshold, ThresholdRule, apply_rule, dynamic_threshold
 
-ProgressCallback = Callable[..., None]
-StopCallback = Callable[[], bool]
 VERDICT_FROM_RETRAIN = "learnt from verdicts"  # the contribution column for the re-ranker's part of a score
-STATE_FORMAT = "anomaly-desk-session-state"
-STATE_VERSION = "1"
-EVENTS = ("file", "reference", "scores", "threshold", "verdicts", "dirty")
-
-
-def default_data_dir() -> Path:
-    """Where verdict databases live when no project names one: ``$XDG_DATA_HOME/anomaly-desk`` (else
-    ``~/.local/share/anomaly-desk``), so a test or a second user with its own HOME gets its own."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "anomaly-desk"
-
-
-def verdict_db_path(data_dir: str | Path, data_file: str | Path) -> Path:
-    """The verdict database of a data file: one per file path, under ``data_dir/verdicts``."""
-    src = str(Path(data_file).resolve())
-    digest = hashlib.sha1(src.encode()).hexdigest()[:10]
-    return Path(data_dir) / "verdicts" / f"{Path(src).stem}-{digest}.sqlite"
-
-
-def _no_progress(*_a, **_k) -> None:
-    return None
-
-
-def _never() -> bool:
-    return False
-
-
-# ----------------------------------------------------------------------------------------------
-# outcomes of the compute halves (immutable; built in workers)
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Loaded:
-    loaded: Any  # engine.data.LoadedFile
-    inferred: Schema
-    overrides: SchemaOverrides
-    schema: Schema
-    keys: np.ndarray
-    labels: np.ndarray | None
-    store: Any  # engine.feedback.VerdictStore or None when it could not be opened
-    store_error: BaseException | None = None
-    orphans: tuple[str, ...] = ()
-    matched: dict | None = None  # row -> VerdictRecord, attached in the worker (seconds at a million rows)
-
-
-@dataclass(frozen=True)
-class Trained:
-    frame_id: int  # which loaded frame it was computed for
-    model: Any  # engine.pipeline.AnomalyModel
-    result: Any  # engine.pipeline.ScoreResult on the whole file
-    reference_scores: np.ndarray | None
-    detector: str
-    params: dict
-    # computed in the worker, so the GUI thread only swaps them in (0.1-0.2 s each at a million rows)
-    order: np.ndarray | None = None  # ascending argsort of the scores
-    default: Threshold | None = None  # the default rule's threshold
-
-
-@dataclass(frozen=True)
-class Retrained:
-    frame_id: int
-    feedback: Any  # engine.feedback.FeedbackResult
-    result: Any | None  # a fresh ScoreResult when the detector was refitted
-    severity: np.ndarray | None = None  # of the re-ranked scores (engine.scoring.severity)
-    order: np.ndarray | None = None  # ascending argsort of the re-ranked scores
-
-
-@dataclass(frozen=True)
-class Retrain:
-    """What the last "Retrain with verdicts" did, for the views (and the saved state)."""
-
-    n_anomalies: int
-    n_normals: int
-    seconds: float
-    flagged_before: int
-    flagged_after: int
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """A rule the verdicts suggest after a retrain: offered, never imposed."""
-
-    rule: ThresholdRule
-    threshold: Threshold
-
-
-@dataclass
-class _Events:
-    listeners: dict[str, list[Callable[[], None]]] = field(default_factory=dict)
-
-    def connect(self, name: str, fn: Callable[[], None]) -> None:
-        if name not in EVENTS:
-            raise ValueError(f"unknown session event {name!r}")
-        self.listeners.setdefault(name, []).append(fn)
-
-    def emit(self, name: str) -> None:
-        for fn in list(self.listeners.get(name, ())):
-            fn()
 
 
 class Session:
@@ -138,7 +52,7 @@ class Session:
     def __init__(self, data_dir: str | Path | None = None, user: str | None = None):
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.user = user
-        self.events = _Events()
+        self.events = Events()
         self.costs: tuple[float, float] = (5000.0, 25.0)  # missed anomaly, one review (the money figures)
         self.detector = "auto"
         self.params: dict = {}
@@ -257,7 +171,7 @@ class Session:
     # loading a file
     # ------------------------------------------------------------------------------------------
     def read(self, path: str | Path, overrides: SchemaOverrides | None = None, *, verdict_db: str | Path | None = None,
-             progress: ProgressCallback = _no_progress, should_stop: StopCallback = _never) -> Loaded:
+             progress: ProgressCallback = no_progress, should_stop: StopCallback = never) -> Loaded:
         """Compute half of ``load``: read the file, infer the schema, key the records, open its verdicts."""
         from engine.data import load
 
@@ -269,12 +183,12 @@ class Session:
         return self._keyed(loaded, inferred, overrides, schema, verdict_db, progress)
 
     def _keyed(self, loaded, inferred: Schema, overrides: SchemaOverrides, schema: Schema,
-               verdict_db: str | Path | None = None, progress: ProgressCallback = _no_progress) -> Loaded:
+               verdict_db: str | Path | None = None, progress: ProgressCallback = no_progress) -> Loaded:
         from engine.data import label_vector
         from engine.feedback import VerdictStore, record_keys
 
         keys = record_keys(loaded.frame, schema)
-        labels = _labels_of(loaded.frame, schema, label_vector)
+        labels = labels_of(loaded.frame, schema, label_vector)
         progress(0.85, "attaching the verdicts given earlier")
         store = error = None
         orphans: list[str] = []
@@ -285,7 +199,7 @@ class Session:
             error, matched = exc, None
         return Loaded(loaded, inferred, overrides, schema, keys, labels, store, error, tuple(orphans), matched)
 
-    def read_with_model(self, path: str | Path, *, progress: ProgressCallback = _no_progress):
+    def read_with_model(self, path: str | Path, *, progress: ProgressCallback = no_progress):
         """Compute half of ``apply_model``: a new file scored by the model in force with its column roles
         (engine.model_reuse: the schema differences are refused or reported)."""
         from engine.data import LoadedFile
@@ -360,7 +274,7 @@ class Session:
             self._matched = None
         from engine.data import label_vector
 
-        self.labels = _labels_of(self.loaded.frame, schema, label_vector)
+        self.labels = labels_of(self.loaded.frame, schema, label_vector)
         self._mark()
         self.events.emit("verdicts")
 
@@ -393,8 +307,8 @@ class Session:
     # training
     # ------------------------------------------------------------------------------------------
     def fit(self, detector: str = "auto", *, seed: int = 0, device: str = "auto", sample_rows: int | None = None,
-            use_reference: bool | None = None, progress: ProgressCallback = _no_progress,
-            should_stop: StopCallback = _never, **params) -> Trained:
+            use_reference: bool | None = None, progress: ProgressCallback = no_progress,
+            should_stop: StopCallback = never, **params) -> Trained:
         """Compute half of ``train``: fit a detector (on the reference file when one is set) and score the file."""
         from engine.chunked_scoring import score_in_blocks
         from engine.pipeline import AnomalyModel
@@ -447,8 +361,8 @@ class Session:
         self._apply_threshold(ThresholdRule("default"), outcome.default)
         self._mark()
 
-    def train(self, detector: str = "auto", seed: int = 0, *, progress: ProgressCallback = _no_progress,
-              should_stop: StopCallback = _never, **params) -> None:
+    def train(self, detector: str = "auto", seed: int = 0, *, progress: ProgressCallback = no_progress,
+              should_stop: StopCallback = never, **params) -> None:
         """Fit ``detector`` (``params`` are its settings) and score every record; the default threshold rule."""
         self.adopt_training(self.fit(detector, seed=seed, progress=progress, should_stop=should_stop, **params))
 
@@ -612,7 +526,7 @@ class Session:
     # ------------------------------------------------------------------------------------------
     # retraining with verdicts
     # ------------------------------------------------------------------------------------------
-    def rerank(self, *, progress: ProgressCallback = _no_progress, should_stop: StopCallback = _never) -> Retrained:
+    def rerank(self, *, progress: ProgressCallback = no_progress, should_stop: StopCallback = never) -> Retrained:
         """Compute half of ``retrain`` (engine.feedback.retrain_with_verdicts, the same code path as
         ``simulate-review``)."""
         from engine.chunked_scoring import score_in_blocks
@@ -660,7 +574,7 @@ class Session:
             self.set_threshold(self.suggestion.rule.method, **self.suggestion.rule.params)
             self.suggestion = None
 
-    def retrain(self, *, progress: ProgressCallback = _no_progress, should_stop: StopCallback = _never) -> None:
+    def retrain(self, *, progress: ProgressCallback = no_progress, should_stop: StopCallback = never) -> None:
         """"Retrain with verdicts": the re-ranked scores and their severity are in force; the threshold
         rule in force is re-applied to them; a rule from the verdicts is offered in ``suggestion``."""
         self.adopt_retrain(self.rerank(progress=progress, should_stop=should_stop))
@@ -705,86 +619,8 @@ class Session:
             return False
         return Path(data_file).resolve() == Path(self.loaded.path).resolve()
 
-    def save(self, project_path: str | Path) -> Path:
-        """Write the project (JSON), the model bundle and the scores in force (safetensors) beside it."""
-        from engine.project import Project, ThresholdSetting
-
-        if self.loaded is None:
-            raise AnomalyDeskError("nothing to save: no file loaded")
-        path = Path(project_path)
-        model_dir = state_file = None
-        if self.model is not None and self.scores is not None:
-            model_dir = path.with_suffix(".model")
-            self.model.save(model_dir)
-            state_file = path.with_suffix(".state.safetensors")
-            self._save_state(state_file)
-        rule = self.threshold_rule
-        share = rule.params.get("share", rule.params.get("fpr"))
-        threshold = ThresholdSetting(value=self.threshold, method=rule.method, params=dict(rule.params),
-                                     parameter=None if share is None else 100.0 * float(share),
-                                     window=self.dynamic["window"] if self.dynamic else None,
-                                     dynamic=dict(self.dynamic) if self.dynamic else None)
-        project = Project(data_file=self.loaded.path, overrides=self.overrides,
-                          reference_file=self.reference, detector=self.detector, params=self.params,
-                          model_dir=str(model_dir) if model_dir else None, threshold=threshold,
-                          verdict_db=str(self.store.path) if self.store is not None else None,
-                          state_file=str(state_file) if state_file else None, user=self.user,
-                          extra={"loss_per_miss": self.costs[0], "cost_per_review": self.costs[1],
-                                 "threshold_explanation": self.threshold_info.explanation
-                                 if self.threshold_info else ""})
-        project.save(path)
-        self.project_path = path
-        self.model_dir = str(model_dir) if model_dir else None
-        self._mark(False)
-        return path
-
-    def _save_state(self, path: Path) -> None:
-        import json
-
-        from safetensors.numpy import save
-
-        from engine.atomic import atomic_output
-
-        arrays = {"scores": np.ascontiguousarray(self.scores, dtype=np.float64),
-                  "severity": np.ascontiguousarray(self.severity, dtype=np.float64)}
-        if self.base_z is not None:
-            arrays["base_z"] = np.ascontiguousarray(self.base_z, dtype=np.float64)
-        if self.reference_scores is not None:
-            arrays["reference_scores"] = np.ascontiguousarray(self.reference_scores, dtype=np.float64)
-        retrain = None if self.last_retrain is None else self.last_retrain.__dict__
-        meta = {"format": STATE_FORMAT, "version": STATE_VERSION, "rows": str(len(self.scores)),
-                "retrain": json.dumps(retrain)}
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(save(arrays, metadata=meta))
-
-    def read_project(self, project_path: str | Path, *, progress: ProgressCallback = _no_progress,
-                     should_stop: StopCallback = _never) -> dict:
-        """Compute half of ``open``: the project, its file read, its model scored, its saved scores."""
-        from engine.chunked_scoring import score_in_blocks
-        from engine.project import Project
-
-        project = Project.load(project_path)
-        progress(0.05, "reading the data file")
-        loaded = self.read(project.data_file, project.overrides, verdict_db=project.verdict_db)
-        out = {"project": project, "path": Path(project_path), "loaded": loaded, "reference": None,
-               "model": None, "result": None, "state": None}
-        if project.reference_file:
-            from engine.data import read_csv
-
-            out["reference"] = read_csv(project.reference_file)
-        if project.model_dir:
-            from engine.pipeline import AnomalyModel
-
-            progress(0.3, "opening the model bundle")
-            out["model"] = AnomalyModel.load(project.model_dir)
-            progress(0.4, "scoring the records")
-            out["result"] = score_in_blocks(out["model"], loaded.loaded.frame, should_stop=should_stop,
-                                            progress=lambda f, m="", **k: progress(0.4 + 0.55 * f, m))
-            if project.state_file:
-                out["state"] = _load_state(project.state_file, len(loaded.loaded.frame))
-        return out
-
     def adopt_project(self, opened: dict) -> None:
+        """Make a read project the session: its file, reference, settings, scores in force and rule."""
         import json
 
         project = opened["project"]
@@ -793,16 +629,15 @@ class Session:
             self.reference_file = opened["reference"]
         self.detector, self.params = project.detector, dict(project.params)
         extra = project.extra or {}
-        if isinstance(extra.get("loss_per_miss"), (int, float)) and isinstance(extra.get("cost_per_review"),
-                                                                                (int, float)):
+        if all(isinstance(extra.get(k), (int, float)) for k in ("loss_per_miss", "cost_per_review")):
             self.costs = (float(extra["loss_per_miss"]), float(extra["cost_per_review"]))
         if opened["model"] is not None:
-            result, state = opened["result"], opened["state"]
+            result, saved = opened["result"], opened["state"]
             self.model, self.result, self.model_dir = opened["model"], result, project.model_dir
             self.scores = np.asarray(result.scores, dtype=float)
             self.severity = np.asarray(result.severity, dtype=float)
-            if state is not None:
-                arrays, meta = state
+            if saved is not None:
+                arrays, meta = saved
                 self.scores, self.severity = arrays["scores"], arrays["severity"]
                 self.base_z = arrays.get("base_z")
                 self.reference_scores = arrays.get("reference_scores")
@@ -810,27 +645,30 @@ class Session:
                 self.last_retrain = Retrain(**retrain) if isinstance(retrain, dict) else None
             self.events.emit("scores")
             th = project.threshold
-            rule = ThresholdRule(th.method if th.method != "dynamic" else "default", dict(th.params or {}))
-            if not th.params and th.parameter is not None and th.method in ("percentile", "contamination",
-                                                                               "target_fpr"):
-                key = "fpr" if th.method == "target_fpr" else "share"
-                rule = ThresholdRule(th.method, {key: th.parameter / 100.0})  # a project from before rules
-            if rule.method == "manual" and "value" not in rule.params and th.value is not None:
-                rule = ThresholdRule("manual", {"value": th.value})
-            dyn = th.dynamic or ({"window": th.window, "percentile": float(extra.get("dynamic_percentile", 99.0))}
-                                 if th.window else None)
-            self.dynamic = dyn
+            rule, self.dynamic = state.saved_rule(th, extra)
             self._apply_threshold(rule)
-            if th.value is not None and rule.method in ("best_f1", "cost", "manual") and state is not None:
+            if th.value is not None and rule.method in ("best_f1", "cost", "manual") and saved is not None:
                 # the verdicts may have changed since: reopen with the value that was saved
                 self.threshold_info = replace(self.threshold_info, value=float(th.value))
                 self.events.emit("threshold")
         self.project_path = opened["path"]
         self._mark(False)
 
+    def save(self, project_path: str | Path) -> Path:
+        """Write the project (JSON), the model bundle and the scores in force (safetensors) beside it."""
+        path = state.save_session(self, project_path)
+        self.project_path = path
+        self._mark(False)
+        return path
+
+    def read_project(self, project_path: str | Path, *, progress: ProgressCallback = no_progress,
+                     should_stop: StopCallback = never) -> dict:
+        """Compute half of ``open``: the project, its file read, its model scored, its saved scores."""
+        return state.read_project(self, project_path, progress=progress, should_stop=should_stop)
+
     @classmethod
     def open(cls, project_path: str | Path, data_dir: str | Path | None = None, user: str | None = None,
-             progress: ProgressCallback = _no_progress, should_stop: StopCallback = _never) -> Session:
+             progress: ProgressCallback = no_progress, should_stop: StopCallback = never) -> Session:
         """A session exactly as it was saved: scores, severity, threshold and rule, verdicts."""
         s = cls(data_dir=data_dir, user=user)
         s.adopt_project(s.read_project(project_path, progress=progress, should_stop=should_stop))
@@ -843,15 +681,6 @@ class Session:
 
 
 # ----------------------------------------------------------------------------------------------
-def _labels_of(frame, schema: Schema, label_vector) -> np.ndarray | None:
-    if not schema.label_column:
-        return None
-    try:
-        return label_vector(frame, schema)
-    except AnomalyDeskError:
-        return None
-
-
 def _top_k(scores: np.ndarray, k: int, rule: ThresholdRule) -> Threshold:
     """The threshold flagging the top ``k`` of ``scores`` (ties may add a few)."""
     s = np.asarray(scores, dtype=float)
@@ -862,22 +691,3 @@ def _top_k(scores: np.ndarray, k: int, rule: ThresholdRule) -> Threshold:
                      f"the top {k:,} records stay flagged ({n:,} with ties).", n)
 
 
-def _load_state(path: str | Path, rows: int) -> tuple[dict[str, np.ndarray], dict[str, str]] | None:
-    """The saved scores in force; refused (ModelFileError) when damaged or not for this file."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: the project's saved scores are missing")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-            arrays = {k: np.asarray(f.get_tensor(k), dtype=np.float64) for k in f.keys()}  # noqa: SIM118
-    except Exception as exc:  # noqa: BLE001 - any damage is reported as one error
-        raise ModelFileError(f"{path}: not a valid saved-scores file ({exc})") from None
-    if meta.get("format") != STATE_FORMAT:
-        raise ModelFileError(f"{path}: not an Anomaly Desk saved-scores file")
-    for name in ("scores", "severity"):
-        if name not in arrays or arrays[name].shape != (rows,):
-            raise ModelFileError(f"{path}: the saved {name} do not match the data file's {rows:,} rows")
-    return arrays, meta
