@@ -19,12 +19,12 @@ from engine import safe_json
 from engine.atomic import atomic_write_text
 from engine.errors import AnomalyDeskError, ModelFileError
 from engine.schema import Role, SchemaOverrides
+from engine.thresholds import METHODS
 
 FORMAT = "anomaly-desk-project"
 VERSION = 1
 MAX_PROJECT_BYTES = 8 * 1024 * 1024  # a project is a few kB; anything huge is not one of ours
-THRESHOLD_METHODS = ("percentile", "contamination", "target_fpr", "automatic", "best_f1", "cost", "manual",
-                     "dynamic")
+THRESHOLD_METHODS = tuple(METHODS)  # one home: engine.thresholds
 
 
 @dataclass
@@ -33,9 +33,12 @@ class ThresholdSetting:
     method: str = "percentile"  # how it was chosen, one of THRESHOLD_METHODS
     parameter: float | None = None  # e.g. the percentile, the contamination or the target FPR
     window: int | None = None  # sliding-window length for the dynamic threshold
+    params: dict[str, Any] = field(default_factory=dict)  # the rule's parameters (engine.thresholds.ThresholdRule)
+    dynamic: dict[str, Any] | None = None  # the sliding-window overlay in force: window and percentile
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "method": self.method, "parameter": self.parameter, "window": self.window}
+        return {"value": self.value, "method": self.method, "parameter": self.parameter, "window": self.window,
+                "params": self.params, "dynamic": self.dynamic}
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Project:
     threshold: ThresholdSetting = field(default_factory=ThresholdSetting)
     verdict_db: str | None = None
     verdict_store_id: str | None = None  # the store's own id (its meta table): only that store is opened
+    state_file: str | None = None  # the scores in force (after a retrain too), safetensors beside the project
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # GUI-independent options (financial figures...)
 
@@ -65,6 +69,7 @@ class Project:
             "threshold": self.threshold.to_dict(),
             "verdict_db": rel(self.verdict_db) if self.verdict_db else None,
             "verdict_store_id": self.verdict_store_id,
+            "state_file": rel(self.state_file) if self.state_file else None,
             "user": self.user, "extra": self.extra,
         }
 
@@ -82,6 +87,7 @@ class Project:
         model_dir = v.path(d, "model_dir", base)
         verdict_db = v.path(d, "verdict_db", base)
         store_id = v.string(d, "verdict_store_id", default=None)
+        state_file = v.path(d, "state_file", base)
         detector = v.string(d, "detector", default="auto")
         params = v.json_dict(d, "params")
         extra = v.json_dict(d, "extra")
@@ -90,7 +96,8 @@ class Project:
         threshold = v.threshold(d.get("threshold", {}))
         return cls(data_file=data_file, overrides=overrides, reference_file=reference_file, detector=detector,
                    params=params, model_dir=model_dir, threshold=threshold, verdict_db=verdict_db,
-                   verdict_store_id=store_id, user=user, extra=extra)
+                   verdict_store_id=store_id, user=user, extra=extra,
+                   state_file=state_file)
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -244,5 +251,10 @@ class _Validator:
         window = d.get("window")
         self.check(window is None or (isinstance(window, int) and not isinstance(window, bool) and window > 0),
                    "field 'threshold.window' must be a positive integer")
+        params = self.json_dict(d, "params")
+        dynamic = d.get("dynamic")
+        if dynamic is not None:
+            dynamic = self.json_dict(d, "dynamic")
         return ThresholdSetting(value=self.number(d, "value"), method=method,
-                                parameter=self.number(d, "parameter"), window=window)
+                                parameter=self.number(d, "parameter"), window=window, params=params,
+                                dynamic=dynamic)

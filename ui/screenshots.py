@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     app = create_application()
     tmp = Path(tempfile.mkdtemp(prefix="screens_"))
     window = MainWindow(settings=QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), data_dir=tmp,
-                        user="analyst", warm_up=False)
+                        user="analyst", warm_up=False, ask=lambda title, text: "discard")
     window.resize(1400, 880)
     window.show()
 
@@ -95,6 +95,8 @@ def main(argv=None) -> int:
     for _ in range(6):
         record = panel.current_record()
         QTest.keyClick(panel.view, Qt.Key.Key_A if labels is not None and labels[record] else Qt.Key.Key_N)
+    window.start_retrain()  # the retrain status (flagged before -> after) and the suggested threshold show
+    _wait(app, lambda: window.session.last_retrain is not None or window.error_dialogs)
     panel.select_row(1)
     panel.note_edit.setText("posting key never used with this account")
     panel.select_row(2)
@@ -113,7 +115,6 @@ def main(argv=None) -> int:
         _wait(app, lambda: window.loaded is not None and window.loaded.path == str(args.ecg))
         window.train_panel.set_detector("autoencoder", {"epochs": 30, "hidden_layers": [32]})
         window.train_panel.sample_spin.setValue(0)
-        window.scores = None
         window.start_training()
         _wait(app, lambda: window.scores is not None or window.error_dialogs)
         window.tabs.setCurrentIndex(TAB_REVIEW)

@@ -161,6 +161,15 @@ class TrainPanel(QWidget):
         self.form.set_detector(name, params or {})
 
     # -- job view --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Another file: the previous file's training status, progress and loss curve go."""
+        self.progress.setValue(0)
+        self.loss_plot.set_history(())
+        self.status.setText("Not trained yet.")
+        self.eta_label.setText("ETA –")
+        self.speed_label.setText("– rows/s")
+        self.epoch_label.setText("")
+
     def set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)

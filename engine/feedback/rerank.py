@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.errors import AnomalyDeskError, Cancelled
 from engine.schema import Role, Schema
-from engine.scoring import severity as severity_of
+from engine.scoring.severity import severity as severity_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -310,7 +310,7 @@ def _is_fitted(model) -> bool:
     return any(hasattr(model, a) for a in ("model_", "detector_", "preprocessor_"))
 
 
-_RULE_NAMES = {"best_f1": "best F1", "min_cost": "least expected cost"}
+_RULE_NAMES = {"best_f1": "best F1", "cost": "least expected cost"}
 
 
 def _within_reach_of_verdicts(th, scores: np.ndarray, reviewed: np.ndarray):

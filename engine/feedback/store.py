@@ -387,12 +387,17 @@ class VerdictStore:
             self._write(c, key, v, str(note or ""), str(reason or ""), "set", content=content)
         return self.get(key)
 
-    def set_verdicts(self, keys: Sequence[str], verdict: str, note: str = "", reason: str = "",
-                     contents: Sequence[str | None] | None = None) -> int:
+    def set_verdicts(self, keys: Sequence[str], verdict: str, note: str | Sequence[str] = "",
+                     reason: str | Sequence[str] = "", contents: Sequence[str | None] | None = None) -> int:
         """The same verdict for many records, in ONE transaction under one batch id: all or nothing on
-        disk, and one ``undo()`` takes the whole batch back. Returns the number of records changed."""
+        disk, and one ``undo()`` takes the whole batch back. ``note``/``reason``: one text for all, or one
+        per key (so a bulk verdict keeps each record's own note). Returns the number of records changed."""
         v = _check_verdict(verdict)
         keys = [str(k) for k in keys]
+        notes = [note] * len(keys) if isinstance(note, str) or note is None else list(note)
+        reasons = [reason] * len(keys) if isinstance(reason, str) or reason is None else list(reason)
+        if len(notes) != len(keys) or len(reasons) != len(keys):
+            raise AnomalyDeskError(f"set_verdicts: notes or reasons do not match the {len(keys)} keys")
         if contents is not None and len(contents) != len(keys):
             raise AnomalyDeskError(f"set_verdicts: {len(contents)} contents for {len(keys)} keys")
         batch = uuid.uuid4().hex
@@ -400,7 +405,7 @@ class VerdictStore:
         changed = 0
         with self._tx() as c:
             for i, key in enumerate(keys):
-                changed += self._write(c, key, v, str(note or ""), str(reason or ""), "set", when=when, batch=batch,
+                changed += self._write(c, key, v, str(notes[i] or ""), str(reasons[i] or ""), "set", when=when, batch=batch,
                                        content=contents[i] if contents is not None else None)
         return changed
 
