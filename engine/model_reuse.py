@@ -296,8 +296,8 @@ def apply_model(model: Any, csv_path: str | Path, *, threshold: float | None = N
                 progress: Callable[..., None] | None = None) -> AppliedModel:
     """Load ``csv_path``, check it against the model's schema (refusing what does not fit), score it
     with the model's roles and threshold. ``model`` is a fitted AnomalyModel or a bundle folder."""
+    from engine.feedback import default_keys
     from engine.io import read_csv
-    from engine.reports.queue import default_keys
 
     if isinstance(model, (str, Path)):
         model = load_model(model)
@@ -320,3 +320,13 @@ def apply_model(model: Any, csv_path: str | Path, *, threshold: float | None = N
     return AppliedModel(file=str(csv_path), frame=loaded.frame, schema=schema, result=result,
                         differences=diff, threshold=value, threshold_method=method,
                         keys=[str(k) for k in default_keys(loaded.frame, schema)], drift=monitor.report(diff))
+
+
+def check_drift(model: Any, frame: pd.DataFrame, scores: np.ndarray | None = None, threshold: float | None = None,
+                *, file: str = ""):
+    """The drift report of an in-memory table (``scores`` and ``threshold`` for the flagged share)."""
+    from engine.drift import DriftMonitor
+
+    monitor = DriftMonitor(model, threshold, file=file)
+    monitor.add(frame, scores)
+    return monitor.report(schema_differences(model, frame, file=file))

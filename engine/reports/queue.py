@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import AnomalyDeskError
+from engine.feedback import default_keys
 from engine.reports.safety import atomic_output, is_formula_like, neutralise_frame
 from engine.scoring.severity import top_features
 
@@ -52,16 +53,6 @@ def _time_text(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     return str(value)
-
-
-def default_keys(frame: pd.DataFrame, schema: Any | None = None) -> list[str]:
-    """Record keys as the verdict store makes them (engine.feedback.record_keys); without a schema, the
-    1-based row number."""
-    from engine.feedback import record_keys
-
-    if schema is None:
-        return [str(i + 1) for i in range(len(frame))]
-    return [str(k) for k in record_keys(frame, schema)]
 
 
 def queue_table(frame: pd.DataFrame, schema: Any, score_result: Any, keys: Sequence[Any] | None = None,

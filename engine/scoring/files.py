@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.atomic import atomic_output
 from engine.errors import Cancelled, DataError
 from engine.model_reuse import (
     SchemaDifferences,
@@ -28,7 +29,6 @@ from engine.model_reuse import (
     compare_schema,
     model_threshold,
 )
-from engine.reports.safety import atomic_output
 from engine.scoring.table import ScoresWriter, is_parquet, scores_table
 
 ProgressCallback = Callable[..., None]

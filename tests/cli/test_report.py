@@ -149,9 +149,9 @@ class _ProjectSession:
 
     @classmethod
     def open(cls, path, read_only=False):
+        from engine.feedback import default_keys
         from engine.io import read_csv
         from engine.model_reuse import carried_schema, load_model
-        from engine.reports.queue import default_keys
 
         cls.opened_read_only = read_only
         project = Project.load(path)
