@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import Cancelled, DataError
+from engine.io.source import open_input
 from engine.model_reuse import (
     SchemaDifferences,
     carried_schema,
@@ -55,9 +56,8 @@ class StreamSummary:
 
 def count_data_rows(path: str | Path, block: int = 1 << 24) -> int:
     """Lines after the header (for the progress bar; quoted line breaks make it an estimate)."""
-    opener = gzip.open if str(path).endswith(".gz") else open
     lines, last = 0, b"\n"
-    with opener(path, "rb") as handle:
+    with open_input(path) as handle:  # decompressed by magic bytes, within the expansion limit
         while chunk := handle.read(block):
             lines += chunk.count(b"\n")
             last = chunk[-1:]
