@@ -53,7 +53,7 @@ def main() -> int:
 
     import torch
 
-    from engine.detectors.autoencoder import AutoencoderDetector
+    from engine.detectors.deep.autoencoder import AutoencoderDetector
     from engine.features import Preprocessor
     from engine.io import infer_schema, read_csv
 

@@ -1,10 +1,12 @@
-"""``report SCORES.csv [--model MODEL_DIR] [--project FILE] --format csv|xlsx|html|pdf --out FILE``.
+"""``report [SCORES.csv] [--model MODEL_DIR] [--project FILE] --format csv|xlsx|html|pdf --out FILE``.
 
-Turns a scores file (written by ``score``) into the review queue (csv, xlsx) or a report (html,
-pdf: dataset, model card, threshold, score histogram, counts, precision/recall/ROC/PR when labels
-or verdicts exist, the top flagged records with their contributions and verdicts). ``--project``
-adds the analyst's verdicts, notes and threshold; ``--model`` adds the model card and full
-per-feature contributions for the top records.
+Turns a scores file (written by ``score``), or a saved project alone, into the review queue (csv), a
+workbook (xlsx: Summary, Queue and Verdicts sheets) or a report (html, pdf: dataset, model card,
+threshold, score histogram, counts, precision/recall/ROC/PR when labels or verdicts exist, rules in
+force, confirmed anomalies with their notes, the top flagged records with their contributions and
+verdicts). ``--project`` adds the analyst's verdicts, notes, rules and threshold; without a scores
+file the project is opened (its data file and model) and scored again. ``--model`` adds the model
+card and full per-feature contributions for the top records. The verdict database is only read.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ FORMATS = ("csv", "xlsx", "html", "pdf")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="export the queue (csv/xlsx) or a report (html/pdf) from a scores file",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("scores", metavar="SCORES.csv", help="scores file written by 'score'")
+    p = sub.add_parser("report", help="export the queue (csv/xlsx) or a report (html/pdf) from a scores file "
+                                      "or a project", description=__doc__.split("\n\n")[0])
+    p.add_argument("scores", metavar="SCORES.csv", nargs="?", default=None,
+                   help="scores file written by 'score' (optional with --project)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model bundle: model card and full contributions")
     p.add_argument("--project", metavar="FILE", help="project file: verdicts, notes, threshold (and model)")
     p.add_argument("--format", choices=FORMATS, help="output format (default: from --out's suffix)")
@@ -41,6 +44,52 @@ def _load_project(path: str):
     return project, (lambda: open_verdict_store(project, path, read_only=True)) if project.verdict_db else None
 
 
+def _open_session(path: str):
+    """The project opened as a session (its data file scored by its model), read-only where the
+    session allows it."""
+    import inspect
+
+    from engine.errors import AnomalyDeskError
+
+    try:
+        from engine.session import Session
+    except ImportError:
+        raise AnomalyDeskError("this build cannot open a project without a scores file: give SCORES.csv "
+                               "(written by 'score') with --project") from None
+    opener = Session.open
+    try:
+        accepts = {"read_only", "readonly"} & set(inspect.signature(opener).parameters)
+    except (TypeError, ValueError):
+        accepts = set()
+    return opener(path, **{name: True for name in accepts})
+
+
+def _context_from_project(args):
+    from engine.reports.context import report_context_from_session
+    from engine.reports.scores_file import labels_from_column
+
+    session = _open_session(args.project)
+    try:
+        labels = None
+        if args.label_column:
+            from engine.errors import DataError
+
+            frame = session.frame
+            if frame is None or args.label_column not in frame.columns:
+                raise DataError(f"no label column '{args.label_column}' in the project's data file",
+                                column=args.label_column)
+            labels = labels_from_column(frame[args.label_column], args.normal_value)
+        context = report_context_from_session(session, args.title, args.author, args.notes, top_n=args.top,
+                                              labels=labels)
+        if labels is not None:
+            context.label_source = f"the label column '{args.label_column}'"
+        return context
+    finally:
+        close = getattr(session, "close", None)
+        if callable(close):
+            close()
+
+
 def run(args) -> int:
     from engine.errors import AnomalyDeskError
     from engine.model_reuse import load_model, model_metadata, model_threshold
@@ -52,6 +101,14 @@ def run(args) -> int:
         raise AnomalyDeskError(f"cannot tell the format from '{args.out}': give --format {'|'.join(FORMATS)}")
     if args.top < 0:
         raise AnomalyDeskError("--top must be 0 or more")
+    if args.scores is None:
+        if not args.project:
+            raise AnomalyDeskError("give a scores file (written by 'score') or --project FILE")
+        context = _context_from_project(args)
+        out = build_report(args.out, fmt, context)
+        print(f"wrote {out} ({fmt}, {len(context.scores):,} records, {len(context.verdicts):,} verdicts)",
+              file=sys.stderr)
+        return 0
     project, open_store, store, verdicts, attachment = None, None, None, {}, None
     if args.project:
         project, open_store = _load_project(args.project)
@@ -90,9 +147,22 @@ def run(args) -> int:
         threshold_method=method, label_column=args.label_column, normal_value=args.normal_value,
         title=args.title, author=args.author, notes=notes,
         data_file=project.data_file if project is not None else "", top_n=args.top)
+    if project is not None:
+        _describe_rules(context, project)
 
     out = build_report(args.out, fmt, context)
     told = (f"{attachment.attached:,} of {attachment.total:,} verdicts attached" if attachment is not None
             else "no verdicts")
     print(f"wrote {out} ({fmt}, {len(scores_file.table):,} records, {told})", file=sys.stderr)
     return 0
+
+
+def _describe_rules(context, project) -> None:
+    """The project's rules, by name, in the report: what each says, and those the scores file did
+    not apply (it was scored without the project) listed as covering nothing."""
+    from engine.rules import project_rules
+
+    rules = {r.name: r for r in project_rules(project)}
+    for listed in context.rules:
+        if listed.name in rules:
+            listed.description = rules[listed.name].describe()

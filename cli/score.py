@@ -4,7 +4,10 @@ The input is streamed in chunks and the output written incrementally (engine.str
 larger than memory work; progress goes to stderr. The file is checked against the model's schema
 first: one that does not fit is refused, naming the columns; other differences (extra columns,
 categories the model has no level for, unparseable values) are reported and handled. The output
-appears only when complete (temporary file, then rename).
+appears only when complete (temporary file, then rename). With ``--project`` the project's threshold
+and its rules ("treat records like this as normal") apply: a record a rule matches is not flagged
+and the ``rule`` column names the rule. When the file does not look like the data the model learnt
+(engine.drift) a warning names the columns that moved and suggests training on the file.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ def register(sub) -> None:
                    help=f"rows per chunk (default {DEFAULT_CHUNK_ROWS:,}); memory grows with it")
     p.add_argument("--threshold", type=float, default=None,
                    help="score at or above which a record is flagged (default: the project's, else the model's)")
-    p.add_argument("--project", metavar="FILE", help="project file whose threshold to carry over")
+    p.add_argument("--project", metavar="FILE",
+                   help="project file whose threshold and rules to apply (records a rule matches are not flagged)")
     p.add_argument("--top-features", type=int, default=3, metavar="K",
                    help="contributing features listed per record (default 3)")
     p.add_argument("--quiet", action="store_true", help="no progress or notes on stderr")
@@ -72,10 +76,15 @@ def run(args) -> int:
         raise AnomalyDeskError("--chunk-rows must be at least 1")
     model = load_model(args.model)
     threshold = args.threshold
-    if threshold is None and args.project:
+    rules = []
+    if args.project:
         from engine.project import Project
+        from engine.rules import project_rules
 
-        threshold = Project.load(args.project).threshold.value
+        project = Project.load(args.project)
+        rules = project_rules(project)
+        if threshold is None:
+            threshold = project.threshold.value
     progress = _Progress(args.quiet)
 
     def show_differences(diff) -> None:
@@ -86,7 +95,8 @@ def run(args) -> int:
 
     try:
         summary = score_csv(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=threshold,
-                            top_k_features=args.top_features, progress=progress, on_differences=show_differences)
+                            top_k_features=args.top_features, progress=progress, on_differences=show_differences,
+                            rules=rules)
     finally:
         progress.done()
     if not args.quiet:
@@ -99,4 +109,16 @@ def run(args) -> int:
         print(f"scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s); "
               f"{summary.flagged:,} flagged at {threshold} ({summary.threshold_method}); wrote {args.out}",
               file=sys.stderr)
+        for rule in rules:
+            missing = rule.missing_columns(summary.columns)
+            print(f"rule '{rule.name}' ({rule.describe()}): {summary.by_rule.get(rule.name, 0):,} record(s) treated "
+                  "as normal" + (f"; the file lacks column(s) {', '.join(missing)}" if missing else ""),
+                  file=sys.stderr)
+        if rules:
+            print(f"{summary.above_by_rule:,} record(s) at or above the threshold not flagged because a rule matched",
+                  file=sys.stderr)
+    drift = summary.drift
+    if drift is not None and drift.drifted:  # shown even with --quiet: the scores may mean little
+        for line in drift.lines():
+            print(f"warning: {line}", file=sys.stderr)
     return 0

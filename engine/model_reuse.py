@@ -300,6 +300,7 @@ class AppliedModel:
     threshold: float | None
     threshold_method: str
     keys: list[str]
+    drift: Any = None  # engine.drift.DriftReport: does the file look like the data the model learnt?
 
 
 def apply_model(model: Any, csv_path: str | Path, *, threshold: float | None = None,
@@ -321,8 +322,12 @@ def apply_model(model: Any, csv_path: str | Path, *, threshold: float | None = N
         progress(0.3, "scoring")
     result = model.score(loaded.frame)
     value, method = model_threshold(model, threshold)
+    from engine.drift import DriftMonitor
+
+    monitor = DriftMonitor(model, value, file=str(csv_path))
+    monitor.add(loaded.frame, result.scores)
     if progress:
         progress(1.0, "scored")
     return AppliedModel(file=str(csv_path), frame=loaded.frame, schema=schema, result=result,
                         differences=diff, threshold=value, threshold_method=method,
-                        keys=[str(k) for k in default_keys(loaded.frame, schema)])
+                        keys=[str(k) for k in default_keys(loaded.frame, schema)], drift=monitor.report(diff))

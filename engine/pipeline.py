@@ -73,7 +73,7 @@ class AnomalyModel:
         reference file trimming only hides rare normal rows from the model (KDD 0.82 -> 0.67 at 0.05), so
         it stays off there. Tables with categorical columns (the masked model) are not trimmed by
         default: not measured there. ``auto``'s autoencoder member is trimmed by the same rule: with the
-        plain error as its score (see engine.detectors.autoencoder) the median of the six rises from
+        plain error as its score (see engine.detectors.deep.autoencoder) the median of the six rises from
         92.88 to 93.04 (seeds 0/1) and from 92.53 to 92.77 (seeds 2/3); with the old likelihood score
         trimming had lowered it (92.75). (With the edge-of-range input offset added later: 93.54 / 92.97.)"""
         from engine.detectors import make_detector

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,10 @@ class StreamSummary:
     threshold: float | None = None
     threshold_method: str = ""
     differences: SchemaDifferences = field(default_factory=SchemaDifferences)
+    by_rule: dict[str, int] = field(default_factory=dict)  # rule name -> records it treated as normal
+    above_by_rule: int = 0  # records at or above the threshold that a rule kept out of the flagged ones
+    columns: list[str] = field(default_factory=list)  # the scored file's columns
+    drift: Any = None  # engine.drift.DriftReport: does the file look like the data the model learnt?
 
     @property
     def rows_per_second(self) -> float:
@@ -135,12 +139,17 @@ def _tidy_integers(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def scores_table(frame: pd.DataFrame, result: Any, keys: list[str], threshold: float | None,
-                 top_k_features: int = 3) -> pd.DataFrame:
-    """One chunk of the scores file: key, score, severity, flagged, top features, original columns."""
+                 top_k_features: int = 3, rule_names: np.ndarray | None = None) -> pd.DataFrame:
+    """One chunk of the scores file: key, score, severity, flagged, [rule,] top features, original
+    columns. With ``rule_names`` (engine.rules.matching_rule) a record a rule matches is not flagged
+    and the ``rule`` column names the rule."""
     scores = np.asarray(result.scores, dtype=np.float64)
     table: dict[str, Any] = {
         "key": keys, "score": scores, "severity": np.round(np.asarray(result.severity, dtype=np.float64), 2),
         "flagged": scores >= threshold if threshold is not None else np.zeros(len(scores), dtype=bool)}
+    if rule_names is not None:
+        table["flagged"] = table["flagged"] & (np.asarray(rule_names, dtype=object) == "")
+        table["rule"] = np.asarray(rule_names, dtype=object)
     names, shares = top_features(result.contributions, result.columns, top_k_features)
     for rank, (col_names, col_shares) in enumerate(zip(names, shares, strict=True), start=1):
         table[f"feature_{rank}"] = col_names
@@ -154,13 +163,15 @@ def scores_table(frame: pd.DataFrame, result: Any, keys: list[str], threshold: f
 def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
               threshold: float | None = None, top_k_features: int = 3, progress: ProgressCallback | None = None,
               should_stop: StopCallback | None = None, on_differences: Callable[[SchemaDifferences], None] | None = None,
-              ) -> StreamSummary:
+              rules: Sequence[Any] = ()) -> StreamSummary:
     """Score ``csv_path`` with a fitted model chunk by chunk into ``out_path`` (CSV).
 
     The first chunk is checked against the model's schema before anything is written: a file that
     does not fit (missing or retyped feature columns) raises SchemaMismatchError naming the columns.
     ``on_differences`` is called once with the first chunk's differences (to show them early);
-    the summary's ``differences`` cover the whole file.
+    the summary's ``differences`` cover the whole file. ``rules`` (engine.rules.Rule, from a
+    project) treat the records they match as normal: not flagged, named in a ``rule`` column,
+    counted in the summary.
     """
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
@@ -171,6 +182,9 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
     summary = StreamSummary(out_path=str(out_path), threshold=value, threshold_method=method)
     diff: SchemaDifferences | None = None
     schema = None
+    from engine.drift import DriftMonitor
+
+    monitor = DriftMonitor(model, value, file=str(csv_path))
     with atomic_output(out_path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
         for chunk in iter_chunks(csv_path, chunk_rows):
             if should_stop is not None and should_stop():
@@ -180,6 +194,7 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
                 check_values(model, chunk, diff, first=True)
                 diff.raise_if_unfit()
                 schema = carried_schema(model, chunk.columns)
+                summary.columns = [str(c) for c in chunk.columns]
                 if on_differences is not None:
                     on_differences(diff)
             else:
@@ -188,8 +203,18 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
                                     row=summary.rows + 2)
                 check_values(model, chunk, diff)
             result = model.score(chunk)
+            monitor.add(chunk, result.scores)
             keys = chunk_keys(chunk, schema, summary.rows)
-            table = scores_table(chunk, result, keys, value, top_k_features)
+            names = None
+            if rules:
+                from engine.rules import matching_rule
+
+                names = matching_rule(rules, chunk)
+                for name, count in zip(*np.unique(names[names != ""], return_counts=True), strict=True):
+                    summary.by_rule[str(name)] = summary.by_rule.get(str(name), 0) + int(count)
+                if value is not None:
+                    summary.above_by_rule += int(((np.asarray(result.scores) >= value) & (names != "")).sum())
+            table = scores_table(chunk, result, keys, value, top_k_features, rule_names=names)
             # RFC 4180 line ends: a field holding a lone CR or LF is then quoted, so it stays one cell
             neutralise_frame(table).to_csv(handle, header=summary.chunks == 0, index=False, lineterminator="\r\n")
             summary.rows += len(chunk)
@@ -204,5 +229,6 @@ def score_csv(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_r
             raise DataError("the file has no data rows", file=str(csv_path))
         handle.flush()
     summary.differences = diff
+    summary.drift = monitor.report(diff)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -16,10 +16,10 @@ from engine.errors import AnomalyDeskError
 # name -> (module, class name); the module is imported on first use
 _REGISTRY: dict[str, tuple[str, str]] = {
     "auto": ("engine.detectors.ensemble", "AutoDetector"),
-    "autoencoder": ("engine.detectors.autoencoder", "AutoencoderDetector"),
-    "vae": ("engine.detectors.vae", "VAEDetector"),
-    "bigan": ("engine.detectors.bigan", "BiGANDetector"),
-    "sequence_ae": ("engine.detectors.sequence", "SequenceAutoencoderDetector"),
+    "autoencoder": ("engine.detectors.deep.autoencoder", "AutoencoderDetector"),
+    "vae": ("engine.detectors.deep.vae", "VAEDetector"),
+    "bigan": ("engine.detectors.deep.bigan", "BiGANDetector"),
+    "sequence_ae": ("engine.detectors.deep.sequence", "SequenceAutoencoderDetector"),
     "iforest": ("engine.detectors.classical", "IsolationForestDetector"),
     "ocsvm": ("engine.detectors.classical", "OCSVMDetector"),
     "pca": ("engine.detectors.classical", "PCADetector"),

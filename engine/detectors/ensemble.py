@@ -46,7 +46,7 @@ published IForest 92.37 on these files):
   26/30 local in the top 1% (95.54, 52/70, 26/30 with the two-tailed ECOD, via the benchmark); adding iforest: mean 95.4 (52/70, 26/30, no gain), median of the three
   81.7 (two members that see one-hot columns outvote the autoencoder), hence two members there.
 - later (issue 3, stop 12): the all-numeric autoencoder now scores by its plain error, offsets its
-  edge-of-range features (see engine.detectors.autoencoder) and, fitted on the file it scores, trims
+  edge-of-range features (see engine.detectors.deep.autoencoder) and, fitted on the file it scores, trims
   its worst-reconstructed rows (see engine.pipeline); alone it reaches 90.9 on the six files (was
   78.0). The median with it: 93.54 on seeds 0/1 (mammography 87.2 -> 90.1) and 92.97 on seeds 2/3,
   against 92.88 and 92.53 before; 93.04 / 92.77 with the plain error and trimming, before the offset.

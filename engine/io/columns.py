@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.io.mixed import text_among_numbers
 from engine.io.source import MAX_LISTED
 
 NUMERIC_SHARE = 0.9  # a text column whose values are at least this share numbers is numeric
@@ -214,6 +215,8 @@ def _apply_plan(table: pa.Table, plan: dict[str, str] | None, row_of=None) -> tu
         if plan is None:
             column_plan, column_notes, converted = _plan_column(arr)
             notes.extend(f"column '{name}': {n}" for n in column_notes)
+            if column_plan == "string" and row_of is not None and (mixed := text_among_numbers(arr)) is not None:
+                notes.append(mixed.describe(name, row_of))  # kept as text, but the analyst must hear why
         else:
             column_plan = plan.get(name, "string")
         values, bad = (converted, None) if converted is not None else _convert(arr, column_plan)

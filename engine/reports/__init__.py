@@ -4,6 +4,7 @@ Public API (used by the GUI's File > Export... and by ``python main.py report``)
   export_queue(path, format, frame, schema, score_result, keys, verdicts, threshold, top_k_features=3)
   queue_table(...) -> DataFrame, write_table(path, table, format)
   make_report_context(frame, schema, score_result, ...) -> ReportContext
+  report_context_from_session(session, title, author, notes) -> ReportContext
   build_report(path, format, context, progress=None)   format: html, pdf, csv or xlsx
 """
 
@@ -19,6 +20,7 @@ from engine.reports.context import (
     ModelCard,
     ReportContext,
     make_report_context,
+    report_context_from_session,
     top_flagged_records,
 )
 from engine.reports.queue import export_queue, queue_table, write_table
@@ -27,14 +29,15 @@ from engine.reports.safety import atomic_output, neutralise_frame, neutralise_te
 REPORT_FORMATS = ("html", "pdf", "csv", "xlsx")
 
 __all__ = ["REPORT_FORMATS", "DatasetSummary", "FlaggedRecord", "ModelCard", "ReportContext", "atomic_output",
-           "build_report", "export_queue", "make_report_context", "neutralise_frame", "neutralise_text",
+           "build_report", "export_queue", "make_report_context", "neutralise_frame", "report_context_from_session", "neutralise_text",
            "queue_table", "top_flagged_records", "write_table"]
 
 
 def build_report(path: str | Path, format: str | None, context: ReportContext,
                  progress: Callable[..., None] | None = None) -> Path:
-    """Write the report for ``context`` to ``path`` (format from the suffix when None). csv and xlsx
-    write the context's queue table; html and pdf the full report. Written atomically."""
+    """Write the report for ``context`` to ``path`` (format from the suffix when None). csv writes the
+    context's queue table; xlsx a workbook with Summary, Queue and Verdicts sheets; html and pdf the
+    full report. Written atomically."""
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in REPORT_FORMATS:
@@ -42,6 +45,10 @@ def build_report(path: str | Path, format: str | None, context: ReportContext,
     if fmt in ("csv", "xlsx"):
         if context.queue is None:
             raise AnomalyDeskError("this report has no queue table to export as " + fmt)
+        if fmt == "xlsx":  # Summary, Queue and Verdicts sheets
+            from engine.reports.workbook import write_report_workbook
+
+            return write_report_workbook(path, context, progress)
         return write_table(path, context.queue, fmt, progress=progress)
     from engine.reports.parts import prepare
 

@@ -113,6 +113,31 @@ class FlaggedRecord:
 
 
 @dataclass
+class RuleInForce:
+    """A rule from the analyst's verdicts ("treat records like this as normal") and how many of the
+    scored records it covers."""
+
+    name: str
+    description: str
+    records: int = 0
+    confirmed: int = 0  # records it covers that the analyst confirmed as anomalies: a rule to rethink
+
+
+@dataclass
+class VerdictRow:
+    """One verdict as exports list it (the Verdicts sheet, the PDF's confirmed anomalies)."""
+
+    key: str
+    verdict: str
+    note: str = ""
+    reason: str = ""
+    reviewer: str = ""
+    time: str = ""
+    score: float | None = None
+    severity: float | None = None
+
+
+@dataclass
 class ReportContext:
     title: str = "Anomaly Desk report"
     author: str = ""
@@ -129,10 +154,43 @@ class ReportContext:
     verdicts: dict[str, Any] = field(default_factory=dict)  # key -> verdict record or text
     top_records: list[FlaggedRecord] = field(default_factory=list)
     queue: pd.DataFrame | None = None  # the table that csv/xlsx reports write
+    rules: list[RuleInForce] = field(default_factory=list)  # rules in force, with the records they cover
+    suppressed: np.ndarray | None = None  # (n,) bool aligned with scores: a rule treats the record as normal
+    skipped_rows: list[str] = field(default_factory=list)  # bad rows left out of the file, one line each
+
+    def flagged_mask(self) -> np.ndarray:
+        """Records at or above the threshold that no rule treats as normal."""
+        scores = np.asarray(self.scores, dtype=np.float64)
+        if self.threshold is None:
+            return np.zeros(len(scores), dtype=bool)
+        mask = scores >= self.threshold
+        if self.suppressed is not None and len(self.suppressed) == len(scores):
+            mask &= ~np.asarray(self.suppressed, dtype=bool)
+        return mask
+
+    def verdict_rows(self) -> list[VerdictRow]:
+        """Every verdict given, oldest first, with the record's score where the record is here."""
+        position = {k: i for i, k in enumerate(self.keys or [])}
+        scores = np.asarray(self.scores, dtype=np.float64)
+        rows = []
+        for key, record in self.verdicts.items():
+            i = position.get(str(key))
+            rows.append(VerdictRow(
+                key=str(key), verdict=verdict_text(record), note=str(record_field(record, "note") or ""),
+                reason=str(record_field(record, "reason") or ""),
+                reviewer=str(record_field(record, "user") or record_field(record, "reviewer") or ""),
+                time=str(record_field(record, "time") or ""),
+                score=float(scores[i]) if i is not None and i < len(scores) else None))
+        return sorted(rows, key=lambda r: (r.time, r.key))
+
+    def confirmed_anomalies(self) -> list[VerdictRow]:
+        """The records the analyst confirmed as anomalies, highest score first."""
+        rows = [r for r in self.verdict_rows() if r.verdict in CONFIRMED]
+        return sorted(rows, key=lambda r: -(r.score if r.score is not None else -np.inf))
 
     def counts(self) -> dict[str, int]:
         scores = np.asarray(self.scores, dtype=np.float64)
-        flagged = int((scores >= self.threshold).sum()) if self.threshold is not None else 0
+        flagged = int(self.flagged_mask().sum())
         texts = [verdict_text(v) for v in self.verdicts.values()]
         return {"scored": int(len(scores)), "flagged": flagged,
                 "reviewed": sum(1 for t in texts if t), "confirmed": sum(1 for t in texts if t in CONFIRMED),
@@ -172,7 +230,8 @@ class ReportContext:
         out = {"aucroc": float(roc_auc_score(truth, scores)), "aucpr": float(average_precision_score(truth, scores)),
                "positives": int(truth.sum()), "records": int(len(truth))}
         if self.threshold is not None:
-            predicted = scores >= self.threshold
+            # against labels on every record, "predicted" is what the report calls flagged (rules applied)
+            predicted = self.flagged_mask() if len(truth) == len(self.scores) else scores >= self.threshold
             tp = int((predicted & truth).sum())
             out["precision"] = tp / int(predicted.sum()) if predicted.any() else float("nan")
             out["recall"] = tp / int(truth.sum())
@@ -196,12 +255,27 @@ def _is_simple(value: Any) -> bool:
     return not isinstance(value, (list, dict)) or len(json.dumps(value)) < 200
 
 
+def flagged_order(scores: np.ndarray, threshold: float | None, suppressed: np.ndarray | None = None,
+                  top_n: int | None = None) -> np.ndarray:
+    """Positions of the flagged records (at or above ``threshold``, not covered by a rule), highest
+    score first; every record by score when there is no threshold."""
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    keep = np.ones(len(scores), dtype=bool) if threshold is None else scores >= threshold
+    if suppressed is not None and len(suppressed) == len(scores):
+        keep &= ~np.asarray(suppressed, dtype=bool)
+    order = order[keep[order]]
+    return order if top_n is None else order[:top_n]
+
+
 def top_flagged_records(frame: pd.DataFrame, score_result: Any, keys: Sequence[str],
                         verdicts: Mapping[str, Any] | None = None, top_n: int = 10,
-                        max_features: int = 8) -> list[FlaggedRecord]:
-    """The ``top_n`` highest-scoring records with their contributions, values and verdicts."""
+                        max_features: int = 8, threshold: float | None = None,
+                        suppressed: np.ndarray | None = None) -> list[FlaggedRecord]:
+    """The ``top_n`` highest-scoring flagged records (above ``threshold``, not covered by a rule)
+    with their contributions, values and verdicts."""
     scores = np.asarray(score_result.scores, dtype=np.float64)
-    order = np.argsort(-scores, kind="stable")[:top_n]
+    order = flagged_order(scores, threshold, suppressed, top_n)
     lookup = {str(k): v for k, v in (verdicts or {}).items()}
     columns = list(score_result.columns)
     contributions = np.asarray(score_result.contributions, dtype=np.float64)
@@ -236,11 +310,15 @@ def make_report_context(frame: pd.DataFrame, schema: Any, score_result: Any, *, 
                         threshold_method: str = "", model: Any = None, model_metadata: Mapping | None = None,
                         file: str = "", title: str = "Anomaly Desk report", author: str = "", notes: str = "",
                         labels: np.ndarray | None = None, top_n: int = 10, top_k_features: int = 3,
-                        include_queue: bool = True) -> ReportContext:
-    """Everything a report needs from a scored file, in one call (GUI: File > Export...)."""
+                        include_queue: bool = True, rules: Sequence[Any] = (),
+                        skipped_rows: Sequence[str] = ()) -> ReportContext:
+    """Everything a report needs from a scored file, in one call (GUI: File > Export...). ``rules``
+    (engine.rules.Rule) take the records they match out of the flagged ones and are listed with
+    how many records they cover; ``skipped_rows`` are the bad rows left out when the file was read."""
     from engine.reports.queue import queue_table
 
     keys = default_keys(frame, schema) if keys is None else [str(k) for k in keys]
+    in_force, suppressed = rules_in_force(rules, frame, keys, verdicts)
     verdicts = {str(k): v for k, v in (verdicts or {}).items()}
     if labels is None and getattr(schema, "label_column", None) and schema.label_column in frame.columns:
         from engine.io import label_vector
@@ -258,6 +336,92 @@ def make_report_context(frame: pd.DataFrame, schema: Any, score_result: Any, *, 
         scores=np.asarray(score_result.scores, dtype=np.float64), keys=keys, labels=labels,
         label_source=f"the label column '{schema.label_column}'" if labels is not None and getattr(
             schema, "label_column", None) else "labels",
-        verdicts=verdicts, top_records=top_flagged_records(frame, score_result, keys, verdicts, top_n),
-        queue=queue_table(frame, schema, score_result, keys, verdicts, threshold, top_k_features)
+        verdicts=verdicts, rules=in_force, suppressed=suppressed, skipped_rows=[str(r) for r in skipped_rows],
+        top_records=top_flagged_records(frame, score_result, keys, verdicts, top_n, threshold=threshold,
+                                        suppressed=suppressed),
+        queue=queue_table(frame, schema, score_result, keys, verdicts, threshold, top_k_features,
+                          suppressed=suppressed, rule_names=_rule_names(rules, frame) if rules else None)
         if include_queue else None)
+
+
+def rules_in_force(rules: Sequence[Any], frame: pd.DataFrame, keys: Sequence[str] = (),
+                   verdicts: Mapping[str, Any] | None = None) -> tuple[list[RuleInForce], np.ndarray | None]:
+    """(each rule with the records it covers and the confirmed anomalies among them, the mask of
+    records any rule covers; None without rules)."""
+    if not rules:
+        return [], None
+    from engine.rules import matching_rule
+
+    names = matching_rule(rules, frame)
+    confirmed = np.zeros(len(frame), dtype=bool)
+    if verdicts and len(keys) == len(frame):
+        confirmed = np.array([verdict_text(verdicts.get(str(k))) in CONFIRMED if str(k) in verdicts else False
+                              for k in keys], dtype=bool)
+    listed = [RuleInForce(name=r.name, description=r.describe(), records=int((names == r.name).sum()),
+                          confirmed=int(((names == r.name) & confirmed).sum())) for r in rules]
+    return listed, names != ""
+
+
+def _rule_names(rules: Sequence[Any], frame: pd.DataFrame) -> np.ndarray:
+    from engine.rules import matching_rule
+
+    return matching_rule(rules, frame)
+
+
+def _threshold_rule_text(rule: Any) -> str:
+    """How the threshold was chosen, from whatever form a session keeps it in (text, a mapping or an
+    object with method/parameter/explanation)."""
+    if rule is None:
+        return ""
+    if isinstance(rule, str):
+        return rule
+    get = (lambda k: rule.get(k)) if isinstance(rule, Mapping) else (lambda k: getattr(rule, k, None))
+    explanation = get("explanation")
+    if explanation:
+        return str(explanation)
+    method = get("method")
+    if method is None:
+        return str(rule)
+    method = getattr(method, "value", method)
+    parameter = get("parameter")
+    return f"{method}" + (f", parameter {parameter:g}" if isinstance(parameter, (int, float)) else "")
+
+
+def report_context_from_session(session: Any, title: str = "Anomaly Desk report", author: str = "",
+                                notes: str = "", *, top_n: int = 10, top_k_features: int = 3,
+                                labels: np.ndarray | None = None) -> ReportContext:
+    """A report of a review session (engine.session.Session, or anything with its attributes):
+    frame, schema, keys, result (ScoreResult), model, threshold, threshold_rule, verdicts; and where
+    the session has them, ``rules``, ``skipped_rows`` and the data file's name. Only reads."""
+    frame = session.frame
+    result = session.result
+    if frame is None or result is None:
+        from engine.errors import AnomalyDeskError
+
+        raise AnomalyDeskError("nothing to report: the session has no scored file (load a file and train)")
+    threshold = getattr(session, "threshold", None)
+    file = ""
+    for attr in ("data_file", "path", "file", "data_path"):
+        value = getattr(session, attr, None)
+        if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+            file = str(value)
+            break
+    skipped = getattr(session, "skipped_rows", None) or []
+    return make_report_context(
+        frame, session.schema, result, keys=[str(k) for k in session.keys], verdicts=dict(session.verdicts or {}),
+        threshold=None if threshold is None else float(threshold),
+        threshold_method=_threshold_rule_text(getattr(session, "threshold_rule", None)),
+        model=getattr(session, "model", None), file=file, title=title, author=author, notes=notes, labels=labels,
+        top_n=top_n, top_k_features=top_k_features, rules=list(getattr(session, "rules", None) or []),
+        skipped_rows=[_skipped_text(r) for r in skipped])
+
+
+def _skipped_text(row: Any) -> str:
+    if isinstance(row, str):
+        return row
+    if isinstance(row, Mapping):
+        number, reason = row.get("row"), row.get("reason") or row.get("problem") or ""
+        return f"row {number}: {reason}".rstrip(": ")
+    if isinstance(row, (tuple, list)) and len(row) == 2:
+        return f"row {row[0]}: {row[1]}"
+    return str(row)

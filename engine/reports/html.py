@@ -9,9 +9,12 @@ from html import escape
 from engine.reports.context import ReportContext
 from engine.reports.parts import (
     ReportParts,
+    confirmed_rows,
     counts_rows,
     fmt_value,
     metrics_rows,
+    rules_rows,
+    top_heading,
     top_values,
 )
 
@@ -66,6 +69,9 @@ def render_html(context: ReportContext, parts: ReportParts) -> str:
                  + "".join(f"<li>{escape(p)}</li>" for p in ds.problems) + "</ul>")
     else:
         h.append("<p>No problems were found in the data.</p>")
+    if context.skipped_rows:
+        h.append(f"<p>{len(context.skipped_rows):,} bad row(s) were skipped when the file was read:</p><ul>"
+                 + "".join(f"<li>{escape(r)}</li>" for r in context.skipped_rows[:200]) + "</ul>")
     h.append("<h2>Model</h2>")
     if parts.model_rows:
         h.append(_kv(parts.model_rows))
@@ -83,8 +89,18 @@ def render_html(context: ReportContext, parts: ReportParts) -> str:
         h.append(_kv(metrics_rows(parts.metrics)))
         if parts.roc_pr_png:
             h.append(_img(parts.roc_pr_png, "ROC and precision-recall curves"))
-    h.append(f"<h2>Top {len(context.top_records)} flagged records</h2>" if context.top_records
-             else "<h2>Flagged records</h2><p>No records to show.</p>")
+    h.append("<h2>Rules in force</h2>")
+    if context.rules:
+        h.append("<p>Records a rule matches are treated as normal: they are not flagged.</p>")
+        h.append(_table(rules_rows(context), header=("rule", "what it says", "records covered")))
+    else:
+        h.append("<p>No rules: every record at or above the threshold is flagged.</p>")
+    confirmed = confirmed_rows(context)
+    h.append(f"<h2>Confirmed anomalies ({len(confirmed)})</h2>")
+    h.append(_table(confirmed, header=("record", "score", "note", "reason", "reviewer")) if confirmed
+             else "<p>No record has been confirmed as an anomaly yet.</p>")
+    empty = "No records above the threshold." if context.threshold is not None else "No records to show."
+    h.append(f"<h2>{escape(top_heading(context))}</h2>" + ("" if context.top_records else f"<p>{empty}</p>"))
     for i, (record, png) in enumerate(zip(context.top_records, parts.record_pngs, strict=False), start=1):
         verdict = record.verdict or "not reviewed"
         css = f"verdict-{escape(record.verdict)}" if record.verdict in ("anomaly", "normal") else ""

@@ -82,6 +82,12 @@ def prepare(context: ReportContext, progress: Callable[..., None] | None = None)
         ("records at or above it", f"{counts['flagged']:,} of {counts['scored']:,}"
          + (f" ({100.0 * counts['flagged'] / counts['scored']:.2f}%)" if counts["scored"] else "")),
     ]
+    if context.rules:
+        covered = int(np.asarray(context.suppressed, dtype=bool).sum()) if context.suppressed is not None else 0
+        above = int((np.asarray(context.suppressed, dtype=bool) & (np.asarray(context.scores) >= context.threshold))
+                    .sum()) if context.suppressed is not None and context.threshold is not None else 0
+        threshold_rows.append(("treated as normal by rules", f"{covered:,} records ({above:,} of them above the "
+                                                             "threshold, not flagged)"))
     step(0.15, "drawing the score histogram")
     parts = ReportParts(counts=counts, metrics=metrics, metrics_source=target[2] if target else "",
                         model_rows=model_rows, threshold_rows=threshold_rows,
@@ -98,6 +104,25 @@ def prepare(context: ReportContext, progress: Callable[..., None] | None = None)
         step(0.4 + 0.4 * i / n, f"drawing record {i + 1} of {len(context.top_records)}")
         parts.record_pngs.append(figures.contribution_bars(record.contributions))
     return parts
+
+
+def rules_rows(context: ReportContext) -> list[tuple[str, str, str]]:
+    """(rule, what it says, records it covers) for the rules in force."""
+    return [(r.name, r.description, f"{r.records:,}" + (f" ({r.confirmed} confirmed anomal{'y' if r.confirmed == 1 else 'ies'}!)"
+                                                           if r.confirmed else "")) for r in context.rules]
+
+
+def confirmed_rows(context: ReportContext) -> list[tuple[str, str, str, str, str]]:
+    """(key, score, note, reason, reviewer) for each confirmed anomaly."""
+    return [(r.key, fmt_value(r.score) if r.score is not None else "not in this file", r.note or "-",
+             r.reason or "-", r.reviewer or "-") for r in context.confirmed_anomalies()]
+
+
+def top_heading(context: ReportContext) -> str:
+    n = len(context.top_records)
+    if n:
+        return f"Top {n} flagged records" if context.threshold is not None else f"Top {n} records by score"
+    return "Flagged records"
 
 
 def counts_rows(counts: dict[str, int]) -> list[tuple[str, str]]:

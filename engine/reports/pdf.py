@@ -10,7 +10,16 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from engine.reports.context import ReportContext
-from engine.reports.parts import ReportParts, counts_rows, fmt_value, metrics_rows, top_values
+from engine.reports.parts import (
+    ReportParts,
+    confirmed_rows,
+    counts_rows,
+    fmt_value,
+    metrics_rows,
+    rules_rows,
+    top_heading,
+    top_values,
+)
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # DejaVu: covers any text a note may hold
 ACCENT = (47, 93, 138)
@@ -186,6 +195,12 @@ def render_pdf(path: Path, context: ReportContext, parts: ReportParts) -> None:
             _text(pdf, f"• {problem}")
     else:
         _text(pdf, "No problems were found in the data.")
+    if context.skipped_rows:
+        _text(pdf, f"{len(context.skipped_rows):,} bad row(s) were skipped when the file was read:", style="B")
+        for line in context.skipped_rows[:50]:
+            _text(pdf, f"• {line}")
+        if len(context.skipped_rows) > 50:
+            _text(pdf, f"... and {len(context.skipped_rows) - 50:,} more")
 
     _heading(pdf, "Model")
     if parts.model_rows and parts.loss_png:  # settings on the left, the loss curve beside them
@@ -221,11 +236,27 @@ def render_pdf(path: Path, context: ReportContext, parts: ReportParts) -> None:
         if parts.roc_pr_png:
             _image(pdf, parts.roc_pr_png, width=150)
 
+    _heading(pdf, "Rules in force")
+    if context.rules:
+        _text(pdf, "Records a rule matches are treated as normal: they are not flagged.")
+        _table(pdf, rules_rows(context), header=("rule", "what it says", "records covered"),
+               col_widths=(60, 90, 30), width=full)
+    else:
+        _text(pdf, "No rules: every record at or above the threshold is flagged.")
+
+    confirmed = confirmed_rows(context)
+    _heading(pdf, f"Confirmed anomalies ({len(confirmed)})")
+    if confirmed:
+        _table(pdf, confirmed, header=("record", "score", "note", "reason", "reviewer"),
+               col_widths=(26, 18, 76, 36, 24), width=full)
+    else:
+        _text(pdf, "No record has been confirmed as an anomaly yet.")
+
     if not context.top_records:
         _heading(pdf, "Flagged records")
-        _text(pdf, "No records to show.")
+        _text(pdf, "No records above the threshold." if context.threshold is not None else "No records to show.")
     else:
-        _heading(pdf, f"Top {len(context.top_records)} flagged records", keep_with_next=75)
+        _heading(pdf, top_heading(context), keep_with_next=75)
     for i, (record, png) in enumerate(zip(context.top_records, parts.record_pngs, strict=False), start=1):
         _record(pdf, i, record, png)
     pdf.output(str(path))

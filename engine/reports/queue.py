@@ -1,6 +1,6 @@
 """The review queue as a table, and its export to CSV and XLSX.
 
-Columns: key, severity, score, flagged, verdict, note, reason, reviewer, time, the top contributing
+Columns: key, severity, score, flagged, [rule,] verdict, note, reason, reviewer, time, the top contributing
 features with their shares (feature_1, share_1, ...), then the original columns of the file.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,11 @@ def top_features(contributions: np.ndarray, columns: Sequence[str], k: int) -> t
 
 def queue_table(frame: pd.DataFrame, schema: Any, score_result: Any, keys: Sequence[Any] | None = None,
                 verdicts: Mapping[Any, Any] | None = None, threshold: float | None = None,
-                top_k_features: int = 3, sort: bool = True) -> pd.DataFrame:
-    """The review queue as one DataFrame (highest score first when ``sort``)."""
+                top_k_features: int = 3, sort: bool = True, suppressed: np.ndarray | None = None,
+                rule_names: np.ndarray | None = None) -> pd.DataFrame:
+    """The review queue as one DataFrame (highest score first when ``sort``). Records a rule treats
+    as normal (``suppressed``) are not flagged; ``rule_names`` adds a ``rule`` column naming the rule
+    that matched each record ("" for none)."""
     n = len(frame)
     scores = np.asarray(score_result.scores, dtype=np.float64)
     if len(scores) != n:
@@ -95,6 +99,10 @@ def queue_table(frame: pd.DataFrame, schema: Any, score_result: Any, keys: Seque
         "score": scores,
         "flagged": scores >= threshold if threshold is not None else np.zeros(n, dtype=bool),
     }
+    if suppressed is not None:
+        table["flagged"] = table["flagged"] & ~np.asarray(suppressed, dtype=bool)
+    if rule_names is not None:
+        table["rule"] = np.asarray(rule_names, dtype=object)
     lookup = {str(k): v for k, v in (verdicts or {}).items()}
     per_row = [lookup.get(k) for k in keys]
     table["verdict"] = [verdict_text(r) if r is not None else "" for r in per_row]
@@ -131,15 +139,79 @@ def write_table(path: str | Path, table: pd.DataFrame, format: str | None = None
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in QUEUE_FORMATS:
         raise AnomalyDeskError(f"cannot export a table as '{fmt}': choose one of {', '.join(QUEUE_FORMATS)}")
+    if fmt == "xlsx":
+        return write_workbook(path, [Sheet(sheet_name, table)], progress)
     with atomic_output(path) as tmp:
-        if fmt == "csv":
-            # RFC 4180 line ends: a field holding a lone CR or LF is then quoted, so it stays one cell
-            neutralise_frame(table).to_csv(tmp, index=False, lineterminator="\r\n", encoding="utf-8")
-        else:
-            _write_xlsx(tmp, table, progress, sheet_name)
+        # RFC 4180 line ends: a field holding a lone CR or LF is then quoted, so it stays one cell
+        neutralise_frame(table).to_csv(tmp, index=False, lineterminator="\r\n", encoding="utf-8")
     if progress:
         progress(1.0, f"wrote {path.name}")
     return path
+
+
+@dataclass
+class Sheet:
+    """One sheet of an exported workbook: a table (header row, filter, frozen panes) or, with
+    ``kind="fields"``, a two-column list of labelled values (a summary) without header or filter."""
+
+    name: str
+    table: pd.DataFrame
+    kind: str = "table"  # "table" | "fields"
+    title: str = ""  # "fields" sheets: a large first line
+
+
+def write_workbook(path: str | Path, sheets: Sequence[Sheet], progress: ProgressCallback | None = None) -> Path:
+    """Write ``sheets`` into one XLSX workbook, atomically; the first sheet is the one it opens on.
+    Every text cell, header included, is written as text with formula-like values quote-prefixed."""
+    path = Path(path)
+    for sheet in sheets:
+        if sheet.kind == "table" and len(sheet.table) > XLSX_MAX_ROWS:
+            raise AnomalyDeskError(f"{len(sheet.table):,} rows do not fit in an Excel sheet (at most "
+                                   f"{XLSX_MAX_ROWS:,}); export as CSV instead")
+    total = max(sum(len(s.table) for s in sheets), 1)
+    done = 0
+    with atomic_output(path) as tmp:
+        import xlsxwriter
+
+        # Strings are never turned into formulas, URLs or numbers: every text cell stays text.
+        workbook = xlsxwriter.Workbook(str(tmp), {
+            "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+            "strings_to_numbers": False, "nan_inf_to_errors": True})
+        try:
+            formats = _Formats(workbook)
+            for sheet in sheets:
+                def step(rows: int, _done=done, _name=sheet.name) -> None:
+                    if progress:
+                        progress(0.95 * (_done + rows) / total, f"writing {_name}: row {rows + 1:,}")
+
+                if sheet.kind == "fields":
+                    _write_fields(workbook.add_worksheet(sheet.name), sheet, formats)
+                else:
+                    _write_table_sheet(workbook, workbook.add_worksheet(sheet.name), sheet.table, formats, step)
+                done += len(sheet.table)
+        finally:
+            workbook.close()
+    if progress:
+        progress(1.0, f"wrote {path.name}")
+    return path
+
+
+class _Formats:
+    def __init__(self, workbook):
+        self.header = workbook.add_format({"bold": True, "bg_color": "#DDE3EA", "border": 1, "text_wrap": False})
+        self.header_quoted = workbook.add_format({"bold": True, "bg_color": "#DDE3EA", "border": 1,
+                                                  "quote_prefix": True})
+        self.quoted = workbook.add_format({"quote_prefix": True})
+        self.share = workbook.add_format({"num_format": "0.0%"})
+        self.score = workbook.add_format({"num_format": "0.0000"})
+        self.time = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        self.label = workbook.add_format({"bold": True, "valign": "top"})
+        self.label_quoted = workbook.add_format({"bold": True, "valign": "top", "quote_prefix": True})
+        self.wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
+        self.wrap_quoted = workbook.add_format({"text_wrap": True, "valign": "top", "quote_prefix": True})
+        self.title = workbook.add_format({"bold": True, "font_size": 16, "font_color": "#2F5D8A"})
+        self.title_quoted = workbook.add_format({"bold": True, "font_size": 16, "font_color": "#2F5D8A",
+                                                 "quote_prefix": True})
 
 
 def _column_width(name: str, values: pd.Series) -> float:
@@ -148,59 +220,84 @@ def _column_width(name: str, values: pd.Series) -> float:
     return float(min(max(longest + 2, 8), 50))
 
 
-def _write_xlsx(path: Path, table: pd.DataFrame, progress: ProgressCallback | None, sheet_name: str) -> None:
-    import xlsxwriter
+def as_datetime(value: Any) -> Any:
+    """An ISO 8601 time (as the verdict store writes it) as a naive UTC datetime, which spreadsheets
+    store as a real date cell; anything else unchanged."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and len(value) >= 10 and value[:4].isdigit() and value[4:5] == "-":
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    else:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
 
+
+def _write_table_sheet(workbook, sheet, table: pd.DataFrame, formats: _Formats,
+                       step: Callable[[int], None]) -> None:
     n_rows, n_cols = table.shape
-    if n_rows > XLSX_MAX_ROWS:
-        raise AnomalyDeskError(f"{n_rows:,} rows do not fit in an Excel sheet (at most {XLSX_MAX_ROWS:,}); "
-                               "export as CSV instead")
-    # Strings are never turned into formulas, URLs or numbers: every text cell stays text.
-    workbook = xlsxwriter.Workbook(str(path), {
-        "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-        "strings_to_numbers": False, "nan_inf_to_errors": True})
-    try:
-        sheet = workbook.add_worksheet(sheet_name)
-        header = workbook.add_format({"bold": True, "bg_color": "#DDE3EA", "border": 1, "text_wrap": False})
-        quoted = workbook.add_format({"quote_prefix": True})
-        share_fmt = workbook.add_format({"num_format": "0.0%"})
-        score_fmt = workbook.add_format({"num_format": "0.0000"})
-        columns = list(table.columns)
-        col_formats: dict[int, Any] = {}
-        for i, name in enumerate(columns):
-            width = _column_width(name, table[name])
-            fmt = None
-            if str(name).startswith("share_"):
-                fmt = share_fmt
-            elif name == "score":
-                fmt = score_fmt
-            col_formats[i] = fmt
-            sheet.set_column(i, i, width, fmt)
-        quoted_header = workbook.add_format({"bold": True, "bg_color": "#DDE3EA", "border": 1, "quote_prefix": True})
-        for i, name in enumerate(columns):
-            sheet.write_string(0, i, str(name), quoted_header if is_formula_like(str(name)) else header)
-        values = [table[c].to_numpy(dtype=object) for c in columns]
-        step = max(n_rows // 20, 1)
-        for r in range(n_rows):
-            for c in range(n_cols):
-                _write_cell(sheet, r + 1, c, values[c][r], quoted, col_formats[c])
-            if progress and r % step == 0:
-                progress(0.95 * r / max(n_rows, 1), f"writing row {r + 1:,} of {n_rows:,}")
-        sheet.freeze_panes(1, 1)
-        sheet.autofilter(0, 0, max(n_rows, 1), n_cols - 1)
-        if "severity" in columns and n_rows:
-            col = columns.index("severity")
-            for threshold, colour in ((90, "#F4A6A6"), (70, "#F9CF9B"), (50, "#FBEFA5")):
-                sheet.conditional_format(1, col, n_rows, col, {
-                    "type": "cell", "criteria": ">=", "value": threshold,
-                    "format": workbook.add_format({"bg_color": colour}), "stop_if_true": True})
-        if "flagged" in columns and n_rows:
-            col = columns.index("flagged")
+    columns = list(table.columns)
+    col_formats: dict[int, Any] = {}
+    for i, name in enumerate(columns):
+        fmt = None
+        if str(name).startswith("share_"):
+            fmt = formats.share
+        elif name == "score":
+            fmt = formats.score
+        elif name == "time":
+            fmt = formats.time
+        col_formats[i] = fmt
+        sheet.set_column(i, i, 20.0 if name == "time" else _column_width(name, table[name]), fmt)
+    for i, name in enumerate(columns):
+        text = str(name)
+        sheet.write_string(0, i, text, formats.header_quoted if is_formula_like(text) else formats.header)
+    values = [table[c].to_numpy(dtype=object) for c in columns]
+    times = [i for i, name in enumerate(columns) if name == "time"]
+    every = max(n_rows // 20, 1)
+    for r in range(n_rows):
+        for c in range(n_cols):
+            value = values[c][r]
+            if c in times:
+                value = as_datetime(value)
+            _write_cell(sheet, r + 1, c, value, formats.quoted, col_formats[c])
+        if r % every == 0:
+            step(r)
+    sheet.freeze_panes(1, 1)
+    sheet.autofilter(0, 0, max(n_rows, 1), n_cols - 1)
+    if "severity" in columns and n_rows:
+        col = columns.index("severity")
+        for threshold, colour in ((90, "#F4A6A6"), (70, "#F9CF9B"), (50, "#FBEFA5")):
             sheet.conditional_format(1, col, n_rows, col, {
-                "type": "cell", "criteria": "==", "value": "TRUE",
-                "format": workbook.add_format({"bold": True, "font_color": "#9C0006"})})
-    finally:
-        workbook.close()
+                "type": "cell", "criteria": ">=", "value": threshold,
+                "format": workbook.add_format({"bg_color": colour}), "stop_if_true": True})
+    if "flagged" in columns and n_rows:
+        col = columns.index("flagged")
+        sheet.conditional_format(1, col, n_rows, col, {
+            "type": "cell", "criteria": "==", "value": "TRUE",
+            "format": workbook.add_format({"bold": True, "font_color": "#9C0006"})})
+
+
+def _write_fields(sheet, spec: Sheet, formats: _Formats) -> None:
+    """Labels in column A, values in column B (numbers stay numbers, long text wraps)."""
+    sheet.set_column(0, 0, 34.0)
+    sheet.set_column(1, 1, 90.0)
+    row = 0
+    if spec.title:
+        sheet.write_string(0, 0, spec.title, formats.title_quoted if is_formula_like(spec.title) else formats.title)
+        row = 2
+    for label, value in spec.table.itertuples(index=False, name=None):
+        label = "" if label is None else str(label)
+        sheet.write_string(row, 0, label, formats.label_quoted if is_formula_like(label) else formats.label)
+        value = as_datetime(value)
+        if isinstance(value, str):
+            sheet.write_string(row, 1, value, formats.wrap_quoted if is_formula_like(value) else formats.wrap)
+        else:
+            _write_cell(sheet, row, 1, value, formats.quoted, formats.time if isinstance(value, datetime) else None)
+        row += 1
 
 
 def _write_cell(sheet, row: int, col: int, value: Any, quoted, fmt) -> None:
@@ -213,6 +310,8 @@ def _write_cell(sheet, row: int, col: int, value: Any, quoted, fmt) -> None:
         if math.isnan(v):
             return
         sheet.write_number(row, col, v, fmt)
+    elif isinstance(value, datetime):
+        sheet.write_datetime(row, col, value, fmt)
     elif isinstance(value, str):
         if is_formula_like(value):
             sheet.write_string(row, col, value, quoted)

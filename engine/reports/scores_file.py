@@ -19,12 +19,15 @@ from engine.reports.context import (
     FlaggedRecord,
     ModelCard,
     ReportContext,
+    RuleInForce,
+    flagged_order,
     top_flagged_records,
 )
 from engine.reports.queue import record_field, verdict_text
 from engine.reports.safety import FORMULA_PREFIXES, restore_text
 
 REQUIRED = ("key", "score", "severity", "flagged")
+OPTIONAL_LEAD = ("rule",)  # the rule that treated a record as normal (score --project)
 _FEATURE = re.compile(r"^(feature|share)_(\d+)$")
 
 
@@ -58,6 +61,13 @@ class ScoresFile:
     def scores(self) -> np.ndarray:
         return self.table["score"].to_numpy(dtype=np.float64)
 
+    @property
+    def suppressed(self) -> np.ndarray | None:
+        """Records a project's rule treated as normal when the file was scored; None without rules."""
+        if "rule" not in self.table.columns:
+            return None
+        return (self.table["rule"].fillna("").astype(str).str.strip() != "").to_numpy()
+
     def flagged_threshold(self) -> float | None:
         """The lowest score flagged in the file: the threshold ``score`` used."""
         flagged = _as_bool(self.table["flagged"])
@@ -87,7 +97,7 @@ def read_scores_file(path: str | Path) -> ScoresFile:
                         column="score")
     frame = frame.assign(score=scores.astype(np.float64),
                          severity=pd.to_numeric(frame["severity"], errors="coerce").astype(np.float64))
-    lead = set(REQUIRED)
+    lead = set(REQUIRED) | {c for c in OPTIONAL_LEAD if c in frame.columns}
     ranks = sorted({int(m.group(2)) for c in frame.columns if (m := _FEATURE.match(str(c)))})
     lead |= {f"{kind}_{r}" for r in ranks for kind in ("feature", "share")}
     original_cols = [c for c in frame.columns if c not in lead]
@@ -103,6 +113,9 @@ def queue_from_scores(sf: ScoresFile, verdicts: Mapping[str, Any] | None, thresh
     lookup = {str(k): v for k, v in (verdicts or {}).items()}
     per_row = [lookup.get(k) for k in keys]
     flagged = sf.scores >= threshold if threshold is not None else _as_bool(t["flagged"])
+    suppressed = sf.suppressed
+    if suppressed is not None:
+        flagged = flagged & ~suppressed
     out = pd.DataFrame({
         "key": keys, "severity": t["severity"].to_numpy(), "score": sf.scores, "flagged": flagged,
         "verdict": [verdict_text(r) if r is not None else "" for r in per_row],
@@ -110,6 +123,8 @@ def queue_from_scores(sf: ScoresFile, verdicts: Mapping[str, Any] | None, thresh
         "reason": [record_field(r, "reason") or "" for r in per_row],
         "reviewer": [record_field(r, "user") or "" for r in per_row],
         "time": [str(record_field(r, "time") or "") for r in per_row]})
+    if suppressed is not None:
+        out.insert(4, "rule", t["rule"].fillna("").astype(str).to_numpy())
     for r in range(1, sf.top_k + 1):
         out[f"feature_{r}"] = t[f"feature_{r}"].to_numpy() if f"feature_{r}" in t else ""
         out[f"share_{r}"] = t[f"share_{r}"].to_numpy() if f"share_{r}" in t else np.nan
@@ -131,9 +146,10 @@ def labels_from_column(values: pd.Series, normal_value: str | None = None) -> np
     return (text != text.value_counts().index[0]).to_numpy(dtype=bool)
 
 
-def _records_from_file(sf: ScoresFile, verdicts: Mapping[str, Any], top_n: int) -> list[FlaggedRecord]:
-    """Top records when no model is at hand: the contributions the file kept (top features)."""
-    order = np.argsort(-sf.scores, kind="stable")[:top_n]
+def _records_from_file(sf: ScoresFile, verdicts: Mapping[str, Any], top_n: int,
+                       threshold: float | None) -> list[FlaggedRecord]:
+    """Top flagged records when no model is at hand: the contributions the file kept (top features)."""
+    order = flagged_order(sf.scores, threshold, sf.suppressed, top_n)
     keys = sf.keys
     records = []
     for i in order:
@@ -193,7 +209,7 @@ def context_from_scores_file(sf: ScoresFile, *, model: Any = None, model_metadat
     dataset = DatasetSummary.from_schema(data_file or f"{Path(sf.path).name} (scores file)", len(sf.table), schema)
     keys = sf.keys
     if model is not None:
-        order = np.argsort(-sf.scores, kind="stable")[:top_n]
+        order = flagged_order(sf.scores, threshold, sf.suppressed, top_n)
         top = sf.originals.iloc[order].reset_index(drop=True)
         result = model.score(top)
         records = top_flagged_records(top, result, [keys[i] for i in order], verdicts, top_n=top_n)
@@ -201,7 +217,7 @@ def context_from_scores_file(sf: ScoresFile, *, model: Any = None, model_metadat
         for rec, i in zip(records, order, strict=False):
             rec.score, rec.severity = float(sf.scores[i]), float(sf.table["severity"].iloc[i])
     else:
-        records = _records_from_file(sf, verdicts, top_n)
+        records = _records_from_file(sf, verdicts, top_n, threshold)
     card = None
     if model_metadata:
         card = ModelCard.from_metadata(model_metadata)
@@ -210,4 +226,15 @@ def context_from_scores_file(sf: ScoresFile, *, model: Any = None, model_metadat
     return ReportContext(title=title, author=author, notes=notes, dataset=dataset, model=card,
                          threshold=threshold, threshold_method=threshold_method, scores=sf.scores, keys=keys,
                          labels=labels, label_source=label_source, verdicts=verdicts, top_records=records,
-                         queue=queue_from_scores(sf, verdicts, threshold))
+                         queue=queue_from_scores(sf, verdicts, threshold), suppressed=sf.suppressed,
+                         rules=_rules_in_file(sf))
+
+
+def _rules_in_file(sf: ScoresFile) -> list[RuleInForce]:
+    """The rules named in a scores file's ``rule`` column, with the records each covered."""
+    if sf.suppressed is None:
+        return []
+    names = sf.table["rule"].fillna("").astype(str)
+    counts = names[names.str.strip() != ""].value_counts()
+    return [RuleInForce(name=str(n), description="(as applied when the file was scored)", records=int(c))
+            for n, c in counts.items()]

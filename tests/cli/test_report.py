@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -82,7 +83,9 @@ def test_xlsx_and_csv_queue_with_verdicts(setup):
     root, scores, bundle, project, threshold = setup
     result = _report(scores, "--project", project, "--model", bundle, "--format", "xlsx", "--out", root / "q.xlsx")
     assert result.returncode == 0, result.stderr
-    ws = openpyxl.load_workbook(root / "q.xlsx").active
+    wb = openpyxl.load_workbook(root / "q.xlsx")
+    assert wb.sheetnames == ["Summary", "Queue", "Verdicts"]
+    ws = wb["Queue"]
     header = [c.value for c in ws[1]]
     assert header[:9] == ["key", "severity", "score", "flagged", "verdict", "note", "reason", "reviewer", "time"]
     assert ws.freeze_panes == "B2" and ws.auto_filter.ref.startswith("A1:")
@@ -105,3 +108,96 @@ def test_not_a_scores_file_is_refused(setup):
     result = _report(root / "data.csv", "--out", root / "x.pdf")
     assert result.returncode != 0 and "not a scores file" in result.stderr and "Traceback" not in result.stderr
     assert not (root / "x.pdf").exists()
+
+
+def test_report_only_reads_the_verdict_database(setup, monkeypatch, capsys):
+    import engine.feedback
+    from cli import main
+    root, scores, _, project, _ = setup
+    db = root / "verdicts.db"
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
+
+    opening = engine.feedback.VerdictStore.__init__
+
+    def read_only_store(self, *args, **kwargs):
+        if not kwargs.get("read_only"):
+            raise AssertionError("report opened the verdict store for writing")
+        opening(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine.feedback.VerdictStore, "__init__", read_only_store)
+    for fmt in ("xlsx", "pdf"):
+        assert main(["report", str(scores), "--project", str(project), "--out", str(root / f"ro.{fmt}")]) == 0, \
+            capsys.readouterr().err
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+    monkeypatch.undo()
+    assert _read_verdicts(db)["11"]["reason"] == "confirmed fraud"
+
+
+def _read_verdicts(db: Path) -> dict[str, dict]:
+    from engine.feedback import VerdictStore
+
+    with VerdictStore(db, read_only=True, create=False) as store:
+        return {k: {"verdict": r.verdict, "note": r.note, "reason": r.reason, "user": r.user, "time": r.time}
+                for k, r in store.all().items()}
+
+
+class _ProjectSession:
+    """Stands in for engine.session.Session until it lands: opens a project the way a session would
+    (data file, model, threshold, verdicts) and exposes the attributes reports read."""
+
+    opened_read_only = None
+
+    @classmethod
+    def open(cls, path, read_only=False):
+        from engine.io import read_csv
+        from engine.model_reuse import carried_schema, load_model
+        from engine.reports.queue import default_keys
+
+        cls.opened_read_only = read_only
+        project = Project.load(path)
+        s = cls()
+        s.data_file = project.data_file
+        s.frame = read_csv(project.data_file).frame
+        s.model = load_model(project.model_dir)
+        s.schema = carried_schema(s.model, s.frame.columns)
+        s.result = s.model.score(s.frame)
+        s.keys = default_keys(s.frame, s.schema)
+        s.scores, s.severity = s.result.scores, s.result.severity
+        s.threshold, s.threshold_rule = project.threshold.value, project.threshold
+        s.flagged = s.scores >= s.threshold
+        s.verdicts = {k: dict(v) for k, v in _read_verdicts(Path(project.verdict_db)).items()}
+        return s
+
+
+def test_report_from_the_project_alone(setup, monkeypatch, capsys):
+    import types
+
+    openpyxl = pytest.importorskip("openpyxl")
+    pypdf = pytest.importorskip("pypdf")
+    from cli import main
+
+    root, _, _, project, threshold = setup
+    monkeypatch.setitem(sys.modules, "engine.session", types.SimpleNamespace(Session=_ProjectSession))
+    for fmt in ("xlsx", "pdf"):
+        code = main(["report", "--project", str(project), "--format", fmt, "--out", str(root / f"p.{fmt}"),
+                     "--title", "Case ZQX0", "--author", "ana", "--notes", "ZQX9"])
+        assert code == 0, capsys.readouterr().err
+    assert _ProjectSession.opened_read_only is True
+    wb = openpyxl.load_workbook(root / "p.xlsx")
+    assert wb.sheetnames == ["Summary", "Queue", "Verdicts"]
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0] is not None}
+    assert wb["Summary"]["A1"].value == "Case ZQX0" and summary["notes"] == "ZQX9"
+    assert summary["threshold (score)"] == pytest.approx(threshold)
+    assert summary["threshold rule"] == "percentile, parameter 90"
+    verdicts = {r[0]: r for r in wb["Verdicts"].iter_rows(min_row=2, values_only=True)}
+    assert verdicts["11"][1:5] == ("anomaly", NOTE, "confirmed fraud", "ana")
+    assert verdicts["21"][2:4] == ("known year-end move", "known exception")
+    text = " ".join(" ".join(p.extract_text() for p in pypdf.PdfReader(root / "p.pdf").pages).split())
+    assert "Case ZQX0" in text and "Confirmed anomalies (1)" in text
+    assert "posted on a Sunday" in text and "confirmed fraud" in text
+
+
+def test_report_needs_a_scores_file_or_a_project(setup):
+    root, _, _, _, _ = setup
+    result = _report("--out", root / "x.pdf")
+    assert result.returncode == 2 and "--project" in result.stderr

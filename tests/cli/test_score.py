@@ -92,3 +92,44 @@ def test_project_threshold_is_carried_over(setup):
     out = pd.read_csv(root / "p.csv")
     assert out["flagged"].tolist() == (out["score"] >= cut).tolist() and out["flagged"].sum() == 30
     assert "given by the analyst" in result.stderr
+
+
+def test_project_rules_keep_matching_records_out_of_the_flagged(setup):
+    from engine.project import Project, ThresholdSetting
+    from engine.rules import Condition, Rule, set_project_rules
+
+    root, bundle, src, model, data = setup
+    scores = model.score(data).scores
+    threshold = float(np.sort(scores)[-6])
+    top = int(np.argmax(scores))
+    rule = Rule("routine top", (Condition("account", "equals", str(data["account"].iloc[top])),
+                                Condition("amount", "at_most", float(data["amount"].iloc[top]))))
+    missing = Rule("vendor rule", (Condition("vendor", "equals", "V1"),))
+    project = Project(data_file=str(src), threshold=ThresholdSetting(value=threshold, method="manual"))
+    set_project_rules(project, [rule, missing])
+    project.save(root / "case.adproj")
+    result = _score(src, "--model", bundle, "--out", root / "ruled.csv", "--project", root / "case.adproj")
+    assert result.returncode == 0, result.stderr
+    out = pd.read_csv(root / "ruled.csv", keep_default_na=False)
+    covered = (data["account"] == data["account"].iloc[top]) & (data["amount"] <= data["amount"].iloc[top])
+    assert (out["rule"] == "routine top").tolist() == covered.tolist()
+    assert not out.loc[covered.to_numpy(), "flagged"].any()
+    assert out["flagged"].sum() == int(((scores >= threshold) & ~covered.to_numpy()).sum())
+    err = result.stderr
+    assert f"rule 'routine top' (normal when account = {data['account'].iloc[top]}" in err
+    assert f"{int(covered.sum()):,} record(s) treated as normal" in err
+    assert "the file lacks column(s) vendor" in err and "not flagged because a rule matched" in err
+
+    # the report of that scores file lists the rule in force, what it says and the records it covered
+    report = subprocess.run([sys.executable, "main.py", "report", str(root / "ruled.csv"), "--project",
+                             str(root / "case.adproj"), "--out", str(root / "ruled.html")], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    html = (root / "ruled.html").read_text(encoding="utf-8")
+    assert "Rules in force" in html and "routine top" in html
+    assert f"<td>normal when account = {data['account'].iloc[top]} and amount" in html
+
+    (root / "bad.adproj").write_text((root / "case.adproj").read_text().replace('"at_most"', '"exec"'))
+    result = _score(src, "--model", bundle, "--out", root / "badrule.csv", "--project", root / "bad.adproj")
+    assert result.returncode == 2 and "field 'op' is unknown: 'exec'" in result.stderr
+    assert "Traceback" not in result.stderr and not (root / "badrule.csv").exists()

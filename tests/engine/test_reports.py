@@ -250,9 +250,132 @@ def test_scores_file_back_to_a_report_without_model(scored, tmp_path):
     verdicts = {"-17": {"verdict": "anomaly", "note": "negative id"}}
     ctx = context_from_scores_file(sf, verdicts=verdicts, top_n=3, title="from file")
     assert ctx.threshold == pytest.approx(sf.flagged_threshold())
-    assert ctx.counts()["confirmed"] == 1 and len(ctx.top_records) == 3
+    flagged = int((sf.scores >= ctx.threshold).sum())
+    assert ctx.counts()["confirmed"] == 1 and len(ctx.top_records) == min(3, flagged)  # flagged records only
     shares = ctx.top_records[0].contributions
     assert len(shares) >= 3 and abs(sum(shares.values()) - 1.0) < 0.01  # top features + the rest
     assert ctx.queue.loc[ctx.queue["key"] == "-17", "verdict"].item() == "anomaly"
     text = build_report(tmp_path / "r.html", "html", ctx).read_text(encoding="utf-8")
-    assert "from file" in text and "Top 3 flagged records" in text
+    assert "from file" in text and f"Top {min(3, flagged)} flagged records" in text
+
+
+# -- reports of a session: Summary/Queue/Verdicts workbook, confirmed anomalies, rules ----------------
+class FakeSession:
+    """The attributes of engine.session.Session that reports read."""
+
+    def __init__(self, scored, rules=(), threshold=None, skipped_rows=()):
+        frame, schema, model, result, keys, verdicts, default_threshold = scored
+        self.frame, self.schema, self.model, self.result = frame, schema, model, result
+        self.keys, self.scores, self.severity = list(keys), result.scores, result.severity
+        self.threshold = default_threshold if threshold is None else threshold
+        self.flagged = result.scores >= self.threshold
+        self.threshold_rule = {"method": "percentile", "parameter": 95.0}
+        self.verdicts = dict(verdicts)
+        self.rules = list(rules)
+        self.data_file = "/cases/ledger.csv"
+        self.skipped_rows = list(skipped_rows)
+
+
+def test_session_workbook_has_summary_queue_and_verdicts(scored, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    from datetime import datetime
+
+    from engine.reports import report_context_from_session
+
+    session = FakeSession(scored, skipped_rows=[(17, "3 fields where the header has 5")])
+    top = max(session.verdicts, key=lambda k: session.scores[session.keys.index(k)])
+    session.verdicts[top] = {**session.verdicts[top], "reason": "=HYPERLINK(\"x\") fraud"}
+    session.frame = session.frame.assign(**{"=SUM(A1:A9)": 1})  # a header that looks like a formula
+    ctx = report_context_from_session(session, "Case ZQX0", "A. Analyst", "Checked the top 5% ZQX9")
+    out = build_report(tmp_path / "r.xlsx", None, ctx)
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames == ["Summary", "Queue", "Verdicts"]
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0] is not None}
+    assert wb["Summary"]["A1"].value == "Case ZQX0"
+    assert summary["author"] == "A. Analyst" and summary["notes"] == "Checked the top 5% ZQX9"
+    assert summary["data file"] == "/cases/ledger.csv" and summary["model"] == "ecod"
+    assert summary["threshold (score)"] == pytest.approx(session.threshold)
+    assert summary["threshold rule"] == "percentile, parameter 95"
+    assert (summary["verdict: anomaly"], summary["verdict: normal"], summary["verdict: unsure"]) == (1, 1, 1)
+    assert summary["flagged (at or above the threshold, no rule)"] == int(session.flagged.sum())
+    assert summary["bad rows skipped when reading"] == 1 and summary["skipped"] == "row 17: 3 fields where the header has 5"
+    assert summary["rules in force"] == "none"
+    verdicts = wb["Verdicts"]
+    header = [c.value for c in verdicts[1]]
+    assert header == ["key", "verdict", "note", "reason", "reviewer", "time", "score"]
+    rows = {r[0].value: r for r in verdicts.iter_rows(min_row=2)}
+    assert set(rows) == set(session.verdicts)
+    assert rows[top][2].value == SCRIPT_NOTE and rows[top][4].value == "ana"
+    assert rows[top][3].value == "=HYPERLINK(\"x\") fraud" and rows[top][3].quotePrefix  # text, not a formula
+    assert isinstance(rows[top][5].value, datetime) and rows[top][5].value == datetime(2026, 11, 26, 10, 0)
+    assert rows[top][5].is_date
+    queue = wb["Queue"]
+    names = [c.value for c in queue[1]]
+    cell = queue.cell(1, names.index("=SUM(A1:A9)") + 1)
+    assert cell.data_type == "s" and cell.quotePrefix  # headers are neutralised too
+    for sheet in wb.worksheets:  # every formula-like cell of every sheet is quoted text
+        for row in sheet.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value.startswith(("=", "+", "-", "@")):
+                    assert c.data_type == "s" and c.quotePrefix, (sheet.title, c.coordinate, c.value)
+
+
+def test_csv_headers_are_neutralised(scored, tmp_path):
+    frame, schema, _, result, keys, verdicts, threshold = scored
+    out = export_queue(tmp_path / "q.csv", "csv", frame.assign(**{"@cmd": 1}), schema, result, keys, verdicts,
+                       threshold)
+    header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert "'@cmd" in header and "@cmd" not in header
+
+
+def test_session_pdf_lists_confirmed_anomalies_rules_and_only_flagged_records(scored, tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    from engine.reports import report_context_from_session
+    from engine.rules import Condition, Rule
+
+    frame, _, _, result, keys, verdicts, _ = scored
+    order = np.argsort(-result.scores, kind="stable")
+    threshold = float(result.scores[order[3]])  # four records at or above it
+    covered = frame["doc_id"].iloc[order[1]]
+    rule = Rule("year-end doc", (Condition("doc_id", "equals", covered),))
+    session = FakeSession(scored, rules=[rule], threshold=threshold)
+    ctx = report_context_from_session(session, "Case ZQX0", "A. Analyst", "", top_n=10)
+    assert [r.key for r in ctx.top_records] == [keys[i] for i in order[[0, 2, 3]]]  # the rule's record left
+    assert ctx.counts()["flagged"] == 3
+    assert [(r.name, r.records) for r in ctx.rules] == [("year-end doc", 1)]
+    assert ctx.queue.loc[ctx.queue["key"] == covered, ["flagged", "rule"]].values.tolist() == [[False, "year-end doc"]]
+    out = build_report(tmp_path / "r.pdf", None, ctx)
+    text = " ".join(" ".join(p.extract_text() for p in pypdf.PdfReader(out).pages).split())
+    assert "Case ZQX0" in text and "Confirmed anomalies (1)" in text
+    confirmed = next(k for k, v in verdicts.items() if v["verdict"] == "anomaly")
+    assert "amount & date look odd" in text and confirmed in text
+    assert "Rules in force" in text and "year-end doc" in text and f"doc_id = {covered}" in text
+    assert "Top 3 flagged records" in text
+    html = build_report(tmp_path / "r.html", None, ctx).read_text(encoding="utf-8")
+    assert "Confirmed anomalies (1)" in html and "year-end doc" in html and "Top 3 flagged records" in html
+
+
+def test_top_flagged_records_stop_at_the_threshold(scored):
+    frame, schema, _, result, keys, verdicts, _ = scored
+    top = float(np.sort(result.scores)[-2])
+    ctx = make_report_context(frame, schema, result, keys=keys, verdicts=verdicts, threshold=top, top_n=10)
+    assert len(ctx.top_records) == 2 and all(r.score >= top for r in ctx.top_records)
+    ctx = make_report_context(frame, schema, result, keys=keys, threshold=float(result.scores.max()) + 1, top_n=10)
+    assert ctx.top_records == []
+
+
+def test_a_rule_covering_a_confirmed_anomaly_is_pointed_out(scored, tmp_path):
+    from engine.reports.parts import rules_rows
+    from engine.rules import Condition, Rule
+
+    frame, schema, _, result, keys, verdicts, threshold = scored
+    confirmed = next(k for k, v in verdicts.items() if v["verdict"] == "anomaly")
+    rule = Rule("hides fraud", (Condition("doc_id", "equals", confirmed),))
+    ctx = make_report_context(frame, schema, result, keys=keys, verdicts=verdicts, threshold=threshold, rules=[rule])
+    assert [(r.records, r.confirmed) for r in ctx.rules] == [(1, 1)]
+    assert rules_rows(ctx) == [("hides fraud", f"normal when doc_id = {confirmed}", "1 (1 confirmed anomaly!)")]
+    labels = np.zeros(len(frame), dtype=bool)
+    labels[keys.index(confirmed)] = True
+    with_labels = make_report_context(frame, schema, result, keys=keys, threshold=threshold, rules=[rule],
+                                      labels=labels)
+    assert with_labels.metrics()["recall"] == 0.0  # the rule keeps the only anomaly out of the flagged

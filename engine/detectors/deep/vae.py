@@ -17,7 +17,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from engine.detectors.autoencoder import AutoencoderDetector, TabularInput, TabularOutput, column_terms, mlp
+from engine.detectors.deep.autoencoder import AutoencoderDetector
+from engine.detectors.deep.layers import TabularInput, TabularOutput, column_terms, mlp
 from engine.training import LocalDropout, activation, weighted_mean
 
 

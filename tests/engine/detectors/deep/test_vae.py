@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.detectors.vae import VAEDetector
+from engine.detectors.deep.vae import VAEDetector
 from engine.errors import Cancelled, NotFittedError
 from engine.features import Preprocessor
-from tests.engine.detectors.test_autoencoder import mixed_table
+from tests.engine.detectors.deep.test_autoencoder import mixed_table
 
 FAST = dict(hidden_layers=[16], latent_dim=3, epochs=20, batch_size=64, device="cpu", n_samples=4)
 

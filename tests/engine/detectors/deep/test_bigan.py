@@ -8,11 +8,11 @@ import pytest
 
 from engine.bundle import load_bundle, save_bundle
 from engine.detectors import TORCH_DETECTORS, make_detector
-from engine.detectors.bigan import BiGANDetector
+from engine.detectors.deep.bigan import BiGANDetector
 from engine.errors import Cancelled, NotFittedError, SchemaMismatchError
 from engine.features import Preprocessor
 from engine.pipeline import AnomalyModel
-from tests.engine.detectors.test_autoencoder import mixed_table
+from tests.engine.detectors.deep.test_autoencoder import mixed_table
 
 FAST = dict(hidden_layers=[16], latent_dim=4, discriminator_width=16, epochs=30, batch_size=64, device="cpu")
 

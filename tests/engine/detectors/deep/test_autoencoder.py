@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.detectors.autoencoder import AutoencoderDetector
+from engine.detectors.deep.autoencoder import AutoencoderDetector
 from engine.errors import Cancelled, NotFittedError, SchemaMismatchError
 from engine.features import Preprocessor
 from engine.schema import ColumnInfo, Role, Schema
@@ -188,7 +188,7 @@ def test_fused_training_nll_equals_log_softmax_of_each_column():
     also for logits far apart (each column keeps its own maximum)."""
     import torch
 
-    from engine.detectors.autoencoder import TabularOutput
+    from engine.detectors.deep.layers import TabularOutput
 
     torch.manual_seed(0)
     cards = [3, 1, 7, 2]
@@ -250,7 +250,7 @@ def test_hidden_group_loss_equals_the_full_output_layer_masked(encoded, fitted):
     the full output layer (the GPU path) gives once the visible groups are masked away, gradients too."""
     import torch
 
-    from engine.detectors.autoencoder import numeric_terms
+    from engine.detectors.deep.layers import numeric_terms
 
     _, fm, _ = encoded
     net = fitted.net_
@@ -327,7 +327,7 @@ def test_trimmed_training_on_a_contaminated_table_keeps_the_anomalies_unlearnt()
 def test_calibration_uses_a_sample_of_large_tables(encoded, monkeypatch):
     """The typical terms are measured on at most _CALIBRATION_ROWS training rows (the same values as on
     all rows, up to sampling error), without a pass over all of them."""
-    import engine.detectors.autoencoder as module
+    import engine.detectors.deep.autoencoder as module
 
     _, fm, _ = encoded
     full = AutoencoderDetector(**FAST).fit(fm)
@@ -369,7 +369,7 @@ def test_auto_score_is_the_likelihood_with_categorical_columns_and_the_plain_err
 
 
 def test_input_offset_moves_features_whose_median_is_an_edge_of_their_range():
-    from engine.detectors.autoencoder import input_offset
+    from engine.detectors.deep.autoencoder import input_offset
 
     x = np.array([[0.0, 1.0, -1.0, 5.0], [0.0, 1.0, 0.0, 5.0], [0.0, 0.2, 1.0, 5.0], [3.0, 1.0, 2.0, 5.0]],
                  dtype=np.float32)

@@ -34,9 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.detectors.autoencoder import mlp
 from engine.detectors.base import Detector, ProgressCallback, StopCallback
-from engine.detectors.dense import (
+from engine.detectors.deep.dense import (
     block_outputs,
     check_layout,
     check_weights,
@@ -49,6 +48,7 @@ from engine.detectors.dense import (
     shares,
     to_columns,
 )
+from engine.detectors.deep.layers import mlp
 from engine.detectors.state_checks import build_matching
 from engine.errors import Cancelled
 from engine.training import (

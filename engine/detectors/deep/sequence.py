@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from engine.detectors.base import Detector, ProgressCallback, StopCallback
-from engine.detectors.dense import (
+from engine.detectors.deep.dense import (
     block_outputs,
     check_layout,
     check_weights,

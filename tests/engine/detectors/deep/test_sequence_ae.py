@@ -8,7 +8,7 @@ import pytest
 
 from engine.bundle import load_bundle, save_bundle
 from engine.detectors import TORCH_DETECTORS, make_detector
-from engine.detectors.sequence import SequenceAutoencoderDetector
+from engine.detectors.deep.sequence import SequenceAutoencoderDetector
 from engine.errors import Cancelled, NotFittedError, SchemaMismatchError
 from engine.features import FeatureMatrix
 from engine.pipeline import AnomalyModel

@@ -1,0 +1,85 @@
+"""Help > User guide and Help > About: the guide is docs/USER_GUIDE.md rendered as Markdown, so the
+text the analyst reads in the app and on the repository page is one file."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import qVersion
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
+
+import engine
+
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "USER_GUIDE.md"
+
+
+def guide_markdown() -> str:
+    try:
+        return GUIDE.read_text(encoding="utf-8")
+    except OSError as exc:
+        return f"# User guide\n\nThe guide could not be read from `{GUIDE}` ({exc.strerror or exc})."
+
+
+def _installed(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def compute_device() -> str:
+    """The device training would use. torch is imported here, on demand, never at module level:
+    by the time the analyst opens About the start-up warm-up has usually imported it already."""
+    try:
+        import torch
+    except ImportError:
+        return "none (torch is not installed: deep detectors unavailable)"
+    if torch.cuda.is_available():
+        return f"CUDA: {torch.cuda.get_device_name(0)}"
+    return "CPU (no CUDA device found)"
+
+
+def about_text() -> str:
+    rows = [("Anomaly Desk", engine.__version__), ("Python", platform.python_version()),
+            ("Qt", qVersion()), ("PySide6", pyside_version), ("torch", _installed("torch")),
+            ("pyqtgraph", _installed("pyqtgraph")), ("scikit-learn", _installed("scikit-learn")),
+            ("pandas", _installed("pandas")), ("Training device", compute_device()),
+            ("Platform", f"{platform.system()} {platform.machine()}")]
+    body = "".join(f"<tr><td><b>{name}</b></td><td>{value}</td></tr>" for name, value in rows)
+    return f"<h3>Anomaly Desk</h3><table cellspacing='4'>{body}</table>"
+
+
+class _TextDialog(QDialog):
+    def __init__(self, parent: QWidget | None, title: str, name: str):
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.setWindowTitle(title)
+        self.browser = QTextBrowser()
+        self.browser.setOpenExternalLinks(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.browser)
+        layout.addWidget(buttons)
+
+
+def show_user_guide(parent: QWidget | None) -> QDialog:
+    dialog = _TextDialog(parent, "User guide", "userGuideDialog")
+    dialog.browser.setMarkdown(guide_markdown())
+    dialog.resize(760, 640)
+    dialog.open()
+    return dialog
+
+
+def show_about(parent: QWidget | None) -> QDialog:
+    dialog = _TextDialog(parent, "About Anomaly Desk", "aboutDialog")
+    dialog.browser.setHtml(about_text())
+    dialog.resize(460, 360)
+    dialog.open()
+    return dialog
+
+
+__all__ = ["about_text", "compute_device", "guide_markdown", "show_about", "show_user_guide"]
