@@ -354,7 +354,10 @@ class VerdictStore:
         return {r[0]: self._record(r) for r in rows}
 
     def contents(self) -> dict[str, str]:
-        """The content hash recorded with each verdict (where the caller gave one)."""
+        """The content hash recorded with each verdict (where the caller gave one; none in a schema-1
+        store opened read-only, which is not migrated)."""
+        if "content" not in {r[1] for r in self._read("PRAGMA table_info(verdicts)")}:
+            return {}
         return {k: h for k, h in self._read("SELECT key, content FROM verdicts WHERE content IS NOT NULL")}
 
     def __len__(self) -> int:

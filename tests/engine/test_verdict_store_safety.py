@@ -136,6 +136,11 @@ def test_a_schema_1_store_is_still_ours_and_gains_an_id(tmp_path):
         INSERT INTO verdicts VALUES ('k', 'normal', '', '', 'ana', '2026-01-01');""")
     conn.commit()
     conn.close()
+    before = _digest(path)
+    with VerdictStore(path, read_only=True) as store:  # read as it is, not migrated
+        result = store.attach_report(["k", "other"])
+        assert result.attached == 1 and result.unchecked == 1 and store.store_id is None
+    assert _digest(path) == before
     with VerdictStore(path, user="ana") as store:
         assert store.get("k").verdict == "normal" and store.store_id
         store.set_verdicts(["a", "b"], "anomaly")
