@@ -118,6 +118,11 @@ class Attachment:
         return line
 
 
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -305,8 +310,17 @@ class VerdictStore:
         def __exit__(self, exc_type, exc, tb) -> None:
             try:
                 self.store._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            except sqlite3.DatabaseError as failure:
+                if exc_type is None:
+                    exc = failure
             finally:
                 self.store._lock.release()
+            if isinstance(exc, sqlite3.DatabaseError) and _is_damage(exc):
+                # the file was damaged while open (by another program, a disk fault): stop writing to it
+                self.store.read_only = True
+                raise DamagedStoreError(self.store._damaged_message(str(exc))) from None
+            if exc_type is None and exc is not None:
+                raise exc
 
     def _tx(self) -> VerdictStore._Tx:
         if getattr(self, "_conn", None) is None:
@@ -340,7 +354,10 @@ class VerdictStore:
         return {r[0]: self._record(r) for r in rows}
 
     def contents(self) -> dict[str, str]:
-        """The content hash recorded with each verdict (where the caller gave one)."""
+        """The content hash recorded with each verdict (where the caller gave one; none in a schema-1
+        store opened read-only, which is not migrated)."""
+        if "content" not in {r[1] for r in self._read("PRAGMA table_info(verdicts)")}:
+            return {}
         return {k: h for k, h in self._read("SELECT key, content FROM verdicts WHERE content IS NOT NULL")}
 
     def __len__(self) -> int:

@@ -192,6 +192,24 @@ def open_decompressed(fileobj, compression: str, name: str, compressed_size: int
     return io.BufferedReader(guard, buffer_size=_CHUNK)
 
 
+def open_input(path: str | Path, streamed: bool = True):
+    """A binary stream of a file's bytes, decompressed (detected by magic bytes) through the guard:
+    for anything that reads an input file outside ``read_csv``/``iter_csv_chunks`` (row counts)."""
+    path = Path(path)
+    name = str(path)
+    _check_path(path, name)
+    f = open(path, "rb")  # noqa: SIM115 - returned open; the caller closes it
+    try:
+        compression = _compression_of(path, f.read(8))
+        f.seek(0)
+        if compression is None:
+            return f
+        return open_decompressed(f, compression, name, os.fstat(f.fileno()).st_size, streamed)
+    except BaseException:
+        f.close()
+        raise
+
+
 def _decompress(raw: bytes, compression: str | None, name: str) -> bytes:
     """The expanded bytes of a whole (compressed) file, read in blocks and refused past the limit."""
     if compression is None:

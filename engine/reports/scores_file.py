@@ -42,11 +42,17 @@ class ScoresFile:
         quoted = keys.str.startswith("'") & keys.str[1:2].isin(list(FORMULA_PREFIXES))
         return keys.where(~quoted, keys.str[1:]).tolist()
 
-    def content_hashes(self, schema) -> np.ndarray:
+    def content_hashes(self, schema) -> np.ndarray | None:
         """The content hash of each row as the verdict store knows it (engine.feedback.content_hashes over
-        the scored file's own columns, with the export's quotes against formulas taken off)."""
+        the scored file's own columns, with the export's quotes against formulas taken off); None when
+        the file lacks a column the hash covers."""
         from engine.feedback import content_hashes
+        from engine.schema import Role
 
+        hashed = {c.name for c in schema.columns if c.role not in (Role.LABEL, Role.IGNORED)
+                  and c.name != schema.label_column}
+        if not hashed or not hashed <= set(self.originals.columns):
+            return None  # the file does not carry every column the hash covers: compare by key only
         originals = self.originals.copy()
         for name in originals.columns:
             if originals[name].dtype == object or pd.api.types.is_string_dtype(originals[name]):

@@ -22,6 +22,7 @@ import pandas as pd
 
 from engine.atomic import atomic_output
 from engine.errors import Cancelled, DataError
+from engine.io.source import open_input
 from engine.model_reuse import (
     SchemaDifferences,
     carried_schema,
@@ -79,9 +80,8 @@ def count_data_rows(path: str | Path, block: int = 1 << 24) -> int:
         from engine.parquet_io import parquet_rows
 
         return parquet_rows(path)
-    opener = gzip.open if str(path).endswith(".gz") else open
     lines, last = 0, b"\n"
-    with opener(path, "rb") as handle:
+    with open_input(path) as handle:  # decompressed by magic bytes, within the expansion limit
         while chunk := handle.read(block):
             lines += chunk.count(b"\n")
             last = chunk[-1:]

@@ -72,11 +72,14 @@ def test_report_neutralises_header_cells_and_reads_them_back(scored, fmt):
         assert any(c.startswith(f"'{EVIL}") for c in rows[0])
     else:
         openpyxl = pytest.importorskip("openpyxl")
-        ws = openpyxl.load_workbook(target).active
+        book = openpyxl.load_workbook(target)
+        ws = book["Queue"] if "Queue" in book.sheetnames else book.active
         header = [c for c in ws[1]]
         evil = [c for c in header if str(c.value).startswith(EVIL)]
         assert evil and all(c.quotePrefix for c in evil)  # text, quote-prefixed: never a formula
         assert all(c.data_type == "s" for c in header)
+        for sheet in book.worksheets:  # no sheet holds a formula
+            assert not any(c.data_type == "f" for row in sheet.iter_rows() for c in row)
 
 
 def test_report_html_from_the_neutralised_scores_file_names_the_columns(scored):

@@ -158,3 +158,19 @@ def test_a_damaged_store_stops_report_and_can_be_salvaged(tmp_path, capsys):
     assert cli_main(["salvage-verdicts", str(db), "--out", str(tmp_path)]) == 0
     assert "salvaged" in capsys.readouterr().err
     assert (tmp_path / "v.sqlite.salvaged-verdicts.csv").exists()
+
+
+def test_a_scores_file_without_every_hashed_column_matches_by_identifier_only(tmp_path):
+    """Hashing fewer columns than the verdicts were hashed over would call every row changed."""
+    from engine.reports.scores_file import read_scores_file
+
+    data, model_dir, project, _ = _setup(tmp_path, with_identifier=True)
+    scores = _score(tmp_path, data, model_dir, "same")
+    schema = AnomalyModel.load(model_dir).schema_
+    assert read_scores_file(scores).content_hashes(schema) is not None
+    pd.read_csv(scores, dtype=str, keep_default_na=False).drop(columns="account").to_csv(scores, index=False)
+    trimmed = read_scores_file(scores)
+    assert trimmed.content_hashes(schema) is None
+    with VerdictStore(tmp_path / "v.sqlite", read_only=True) as store:
+        result = store.attach_report(trimmed.keys, trimmed.content_hashes(schema))
+    assert result.attached == 5 and not result.changed and result.unchecked == 5

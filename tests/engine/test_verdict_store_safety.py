@@ -136,6 +136,11 @@ def test_a_schema_1_store_is_still_ours_and_gains_an_id(tmp_path):
         INSERT INTO verdicts VALUES ('k', 'normal', '', '', 'ana', '2026-01-01');""")
     conn.commit()
     conn.close()
+    before = _digest(path)
+    with VerdictStore(path, read_only=True) as store:  # read as it is, not migrated
+        result = store.attach_report(["k", "other"])
+        assert result.attached == 1 and result.unchecked == 1 and store.store_id is None
+    assert _digest(path) == before
     with VerdictStore(path, user="ana") as store:
         assert store.get("k").verdict == "normal" and store.store_id
         store.set_verdicts(["a", "b"], "anomaly")
@@ -233,3 +238,29 @@ def test_salvage_exports_what_can_be_read_and_it_imports_into_a_new_store(damage
         assert fresh.import_csv(result.verdicts_csv) == result.verdicts
         assert fresh.get(next(iter(fresh.all()))).verdict == "anomaly"
     assert result.audit_csv.read_text(encoding="utf-8").startswith("id,key,action")
+
+
+def test_a_store_damaged_while_open_stops_taking_verdicts(tmp_path):
+    """SQLite reports damage found mid-write as a raw DatabaseError: it becomes the located message
+    with the way to recover, and the store takes no more verdicts."""
+    store = VerdictStore(tmp_path / "v.sqlite", user="ana")
+    real = store._conn
+
+    class Damaged:  # the connection as it behaves once a page it needs is garbage
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT INTO verdicts"):
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            return real.execute(sql, *args)
+
+        def close(self):
+            real.close()
+
+    store._conn = Damaged()
+    try:
+        with pytest.raises(DamagedStoreError, match="salvage-verdicts"):
+            store.set_verdict("k", "anomaly")
+        with pytest.raises(AnomalyDeskError, match="read-only"):
+            store.set_verdict("other", "normal")
+        assert store.all() == {}  # the failed write was rolled back
+    finally:
+        store.close()

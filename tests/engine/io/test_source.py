@@ -115,3 +115,13 @@ def test_a_carriage_return_inside_a_value_is_not_a_line_end(tmp_path):
     path = tmp_path / "crlf.csv"
     path.write_bytes(b'a,b\r\n1,"x\ry"\r\n2,z\r\n')
     assert len(read_csv(path).frame) == 2
+
+
+def test_score_refuses_a_bomb_before_counting_it_all(bombs, tmp_path, monkeypatch):
+    """``score`` counts rows for its progress bar first: that pass is guarded too."""
+    from engine.streaming import count_data_rows
+
+    monkeypatch.setenv(MAX_EXPANDED_ENV, str(5_000_000))
+    for kind in BOMBS:
+        with pytest.raises(DataError, match="expands past 5 MB"):
+            count_data_rows(bombs[kind])
