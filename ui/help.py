@@ -66,20 +66,20 @@ class _TextDialog(QDialog):
         layout.addWidget(buttons)
 
 
-def show_user_guide(parent: QWidget | None) -> QDialog:
-    dialog = _TextDialog(parent, "User guide", "userGuideDialog")
-    dialog.browser.setMarkdown(guide_markdown())
-    dialog.resize(760, 640)
+def _show(parent: QWidget | None, title: str, name: str, size: tuple[int, int], fill) -> QDialog:
+    dialog = _TextDialog(parent, title, name)
+    fill(dialog.browser)
+    dialog.resize(*size)
     dialog.open()
     return dialog
+
+
+def show_user_guide(parent: QWidget | None) -> QDialog:
+    return _show(parent, "User guide", "userGuideDialog", (760, 640), lambda b: b.setMarkdown(guide_markdown()))
 
 
 def show_about(parent: QWidget | None) -> QDialog:
-    dialog = _TextDialog(parent, "About Anomaly Desk", "aboutDialog")
-    dialog.browser.setHtml(about_text())
-    dialog.resize(460, 360)
-    dialog.open()
-    return dialog
+    return _show(parent, "About Anomaly Desk", "aboutDialog", (460, 360), lambda b: b.setHtml(about_text()))
 
 
 __all__ = ["about_text", "compute_device", "guide_markdown", "show_about", "show_user_guide"]

@@ -119,7 +119,7 @@ def test_a_carriage_return_inside_a_value_is_not_a_line_end(tmp_path):
 
 def test_score_refuses_a_bomb_before_counting_it_all(bombs, tmp_path, monkeypatch):
     """``score`` counts rows for its progress bar first: that pass is guarded too."""
-    from engine.streaming import count_data_rows
+    from engine.scoring.files import count_data_rows
 
     monkeypatch.setenv(MAX_EXPANDED_ENV, str(5_000_000))
     for kind in BOMBS:
