@@ -14,6 +14,7 @@ and the ``rule`` column names the rule. When the file does not look like the dat
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -36,9 +37,9 @@ def register(sub) -> None:
                    help="project file whose threshold and rules to apply (records a rule matches are not flagged)")
     p.add_argument("--top-features", type=int, default=3, metavar="K",
                    help="contributing features listed per record (default 3)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="threads for the model's arithmetic (default 1: on a busy machine more threads than "
-                        "free cores is slower; for more cores use --cluster local:N)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="batches scored side by side, one thread each (default: the number of cores); for more "
+                        "than one machine use --cluster")
     p.add_argument("--cluster", metavar="local:N|ADDRESS",
                    help="score on Dask: local:N starts N worker processes here; tcp://host:8786 uses a "
                         "running scheduler (needs the 'cluster' extra)")
