@@ -76,6 +76,22 @@ def set_threads(n: int) -> None:
         torch.set_num_threads(1)
 
 
+def idle_cores() -> int:
+    """Cores not already busy: the cores this process may use less the 1-minute load average, at least 1.
+    Measured on 2 cores at load 11 (300k ledger rows, auto): 1 thread 24.1 / 24.5 s, 2 threads 26.9 / 25.3 s."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
 def count_data_rows(path: str | Path, block: int = 1 << 24) -> int:
     """Lines after the header (for the progress bar; quoted line breaks make it an estimate); the row
     count from the footers of a Parquet file or folder."""
