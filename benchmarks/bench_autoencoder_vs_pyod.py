@@ -101,7 +101,7 @@ def main() -> int:
             det.fit(fm)
             fit_s, fit_cpu = time.perf_counter() - t, time.process_time() - c
             t = time.perf_counter()
-            s = det.score_samples(fm)
+            s = det.decision_function(fm)
             if dev.startswith("cuda"):
                 torch.cuda.synchronize()
             score_s = time.perf_counter() - t

@@ -139,7 +139,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv)
     window = MainWindow(settings=QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat),
-                        data_dir=tmp / "appdata", user="bench")
+                        data_dir=tmp / "appdata", user="bench", ask=lambda title, text: "discard")
     window.resize(1400, 880)
     window.show()
     meter = StallMeter()
@@ -148,14 +148,14 @@ def main() -> int:
     meter.start()
     t0 = time.perf_counter()
     handled = {}
-    original = window._file_loaded
+    original = window.session.adopt
 
-    def timed_file_loaded(outcome):
+    def timed_adopt(outcome):
         t = time.perf_counter()
         original(outcome)
         handled["gui_s"] = time.perf_counter() - t
 
-    window._file_loaded = timed_file_loaded
+    window.session.adopt = timed_adopt
     window.open_file(csv)
     assert wait_for(app, lambda: window.loaded is not None, 600), "load did not finish"
     app.processEvents()
@@ -188,14 +188,14 @@ def main() -> int:
     window.train_panel.set_detector(args.detector, params)
     window.train_panel.sample_spin.setValue(args.train_rows)
     marks = {}
-    original_trained = window._trained
+    original_trained = window.actions_._trained
 
     def timed_trained(outcome):
         marks["result"] = time.perf_counter()
         original_trained(outcome)
         marks["shown"] = time.perf_counter()
 
-    window._trained = timed_trained
+    window.actions_._trained = timed_trained
     meter.start()
     t0 = time.perf_counter()
     window.start_training()

@@ -12,10 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli import compare, evaluate, gui, inspect, report, score, simulate_review, train
+from cli import compare, evaluate, gui, inspect, report, salvage_verdicts, score, simulate_review, train
 from engine.errors import AnomalyDeskError
 
-COMMANDS = (gui, inspect, train, score, evaluate, compare, simulate_review, report)
+COMMANDS = (gui, inspect, train, score, evaluate, compare, simulate_review, report, salvage_verdicts)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,7 +72,7 @@ def _f(v, digits: int = 4) -> str:
 
 def run(args) -> int:
     from engine.compare import compare_detectors, contamination_study
-    from engine.detectors import accepted_params, detector_class
+    from engine.detectors import accepted_params
     from engine.evaluation import load_labelled, load_training_frame
 
     check_device(args.device)
@@ -82,7 +82,7 @@ def run(args) -> int:
     shares = parse_shares(args.contamination) if args.contamination is not None else None
     params = {}
     if args.epochs is not None:
-        params = {n: accepted_params(detector_class(n), {"epochs": int(args.epochs)}) for n in detectors}
+        params = {n: accepted_params(n, {"epochs": int(args.epochs)}) for n in detectors}
     loaded, schema, anomalous, _values = load_labelled(args.csv, args.label_column, args.normal_value)
     train = load_training_frame(args.train_csv, schema) if args.train_csv else None
     progress = StderrProgress()

@@ -6,7 +6,7 @@ import json
 import math
 import sys
 
-from cli.train import StderrProgress, check_device
+from cli.train import StderrProgress, add_param_option, check_device, detector_params
 from engine.detectors import DETECTOR_NAMES
 
 
@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--train-csv", help="train on this reference file of known-good rows instead of CSV")
     p.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="detector (default: auto)")
     p.add_argument("--epochs", type=int, help="training epochs for the deep detectors")
+    add_param_option(p)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -39,12 +40,9 @@ def run(args) -> int:
     from engine.evaluation import evaluate
 
     check_device(args.device)
-    if args.epochs is not None and args.epochs < 1:
-        from engine.errors import AnomalyDeskError
-
-        raise AnomalyDeskError("--epochs must be at least 1")
+    params = detector_params(args.detector, args.epochs, args.param)
     result = evaluate(args.csv, args.label_column, normal_value=args.normal_value, train_csv=args.train_csv,
-                      detector=args.detector, epochs=args.epochs, seed=args.seed, device=args.device,
+                      detector=args.detector, params=params, seed=args.seed, device=args.device,
                       progress=StderrProgress())
     result = json_safe(result)
     if args.json:

@@ -35,37 +35,13 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def read_verdicts(db: Path) -> dict[str, dict]:
-    """The verdicts of a verdict database, opened read-only: a report never writes to it (it may be
-    open in the window at the same time)."""
-    import sqlite3
-
-    from engine.errors import AnomalyDeskError
-
-    try:
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
-        try:
-            rows = conn.execute("SELECT key, verdict, note, reason, user, time FROM verdicts ORDER BY time, key")
-            return {str(r[0]): {"verdict": r[1], "note": r[2] or "", "reason": r[3] or "", "user": r[4] or "",
-                                "time": r[5] or ""} for r in rows.fetchall()}
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise AnomalyDeskError(f"{db}: cannot read the verdicts ({exc})") from None
-
-
 def _load_project(path: str):
-    from engine.errors import AnomalyDeskError
-    from engine.project import Project
+    """The project, and how to open its verdict store read-only (``report`` never writes to it, not even
+    its journal mode); only the store whose id the project recorded is opened."""
+    from engine.project import Project, open_verdict_store
 
     project = Project.load(path)
-    verdicts = {}
-    if project.verdict_db:
-        db = Path(project.verdict_db)
-        if not db.is_file():
-            raise AnomalyDeskError(f"{path}: the project's verdict database {db} does not exist")
-        verdicts = read_verdicts(db)
-    return project, verdicts
+    return project, (lambda: open_verdict_store(project, path, read_only=True)) if project.verdict_db else None
 
 
 def _open_session(path: str):
@@ -133,9 +109,9 @@ def run(args) -> int:
         print(f"wrote {out} ({fmt}, {len(context.scores):,} records, {len(context.verdicts):,} verdicts)",
               file=sys.stderr)
         return 0
-    project, verdicts = (None, {})
+    project, open_store, store, verdicts, attachment = None, None, None, {}, None
     if args.project:
-        project, verdicts = _load_project(args.project)
+        project, open_store = _load_project(args.project)
     model_dir = args.model or (project.model_dir if project is not None else None)
     model, meta = None, None
     if model_dir:
@@ -146,19 +122,38 @@ def run(args) -> int:
         threshold = float(project.threshold.value)
         method = f"{project.threshold.method} (from the project)" + (
             f", parameter {project.threshold.parameter:g}" if project.threshold.parameter is not None else "")
-    scores_file = read_scores_file(args.scores)
+    try:
+        scores_file = read_scores_file(args.scores)
+        if open_store is not None:
+            store = open_store()
+            # by key, and by content where rows were reordered or removed; changed rows are not attached
+            schema = getattr(model, "schema_", None)
+            contents = scores_file.content_hashes(schema) if schema is not None else None
+            attachment = store.attach_report(scores_file.keys, contents)
+            keys = scores_file.keys
+            verdicts = {keys[i]: record for i, record in attachment.matched.items()}
+    finally:
+        if store is not None:
+            store.close()
+    notes = args.notes
+    if attachment is not None:
+        print(f"verdicts: {attachment.summary()}", file=sys.stderr)
+        if not attachment.complete:
+            notes = (notes + "\n\n" if notes else "") + f"Verdicts: {attachment.summary()}."
     if threshold is None and scores_file.flagged_threshold() is None and model is not None:
         threshold, method = model_threshold(model)
     context = context_from_scores_file(
         scores_file, model=model, model_metadata=meta, verdicts=verdicts, threshold=threshold,
         threshold_method=method, label_column=args.label_column, normal_value=args.normal_value,
-        title=args.title, author=args.author, notes=args.notes,
+        title=args.title, author=args.author, notes=notes,
         data_file=project.data_file if project is not None else "", top_n=args.top)
     if project is not None:
         _describe_rules(context, project)
 
     out = build_report(args.out, fmt, context)
-    print(f"wrote {out} ({fmt}, {len(scores_file.table):,} records, {len(verdicts):,} verdicts)", file=sys.stderr)
+    told = (f"{attachment.attached:,} of {attachment.total:,} verdicts attached" if attachment is not None
+            else "no verdicts")
+    print(f"wrote {out} ({fmt}, {len(scores_file.table):,} records, {told})", file=sys.stderr)
     return 0
 
 

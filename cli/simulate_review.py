@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
+from cli.train import add_param_option, detector_params
+from engine.detectors import DETECTOR_NAMES
 from engine.errors import AnomalyDeskError, DataError
 
 
@@ -23,7 +25,8 @@ def register(sub) -> None:
                    help="label value meaning normal (default: 0/false, or the most frequent value)")
     p.add_argument("--budget", type=int, default=100, help="records reviewed in all (default 100)")
     p.add_argument("--batch", type=int, default=10, help="records reviewed between two retrains (default 10)")
-    p.add_argument("--detector", default="auto", help="detector name (default auto)")
+    p.add_argument("--detector", default="auto", choices=DETECTOR_NAMES, help="detector name (default auto)")
+    add_param_option(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -31,6 +34,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.io import infer_schema, label_vector, load
+    from engine.pipeline import AnomalyModel
     from engine.schema import SchemaOverrides
     from engine.simulation import simulate_review
 
@@ -52,8 +56,9 @@ def run(args) -> int:
                         file=args.csv, column=args.label_column)
     raw = frame[args.label_column].astype(str).str.strip().to_numpy()
     several = len(set(raw[labels])) > 1  # e.g. global and local anomalies: report each
+    model = AnomalyModel(args.detector, params=detector_params(args.detector, None, args.param), seed=args.seed)
     result = simulate_review(frame, schema, labels, detector=args.detector, budget=args.budget,
-                             batch=args.batch, seed=args.seed, label_values=raw if several else None)
+                             batch=args.batch, seed=args.seed, label_values=raw if several else None, model=model)
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")

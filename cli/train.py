@@ -20,6 +20,7 @@ def register(sub) -> None:
     p.add_argument("--label-column", help="label column: never used as a feature")
     p.add_argument("--normal-value", help="label value meaning normal (default: the most frequent)")
     p.add_argument("--epochs", type=int, help="training epochs for the deep detectors")
+    add_param_option(p)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     p.set_defaults(func=run)
@@ -52,14 +53,25 @@ def check_device(device: str) -> None:
             raise AnomalyDeskError("--device cuda: no CUDA GPU is available on this machine (use auto or cpu)")
 
 
-def detector_params(detector: str, epochs: int | None) -> dict:
-    from engine.detectors import accepted_params, detector_class
+def add_param_option(parser) -> None:
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a detector setting, repeatable (e.g. --param learning_rate=3e-3 --param "
+                             "hidden_layers=64-16); the names, ranges and defaults are those of the GUI's form")
 
-    if epochs is None:
-        return {}
-    if epochs < 1:
-        raise AnomalyDeskError("--epochs must be at least 1")
-    return accepted_params(detector_class(detector), {"epochs": int(epochs)})
+
+def detector_params(detector: str, epochs: int | None, assignments: list[str] | None = None) -> dict:
+    """``--epochs`` (for the detectors that take it) and the ``--param`` settings, checked against the
+    detector's declared parameters (engine.detectors.params)."""
+    from engine.detectors import accepted_params
+    from engine.detectors.params import parse_assignments
+
+    params = {}
+    if epochs is not None:
+        if epochs < 1:
+            raise AnomalyDeskError("--epochs must be at least 1")
+        params = accepted_params(detector, {"epochs": int(epochs)})
+    params.update(parse_assignments(detector, assignments))
+    return params
 
 
 def run(args) -> int:
@@ -79,7 +91,7 @@ def run(args) -> int:
     validate_for_training(frame, schema, path=path)  # no feature column: say which file
     print(f"training {args.detector} on {len(frame)} rows of {path} "
           f"({len(schema.feature_columns)} feature columns)", file=sys.stderr, flush=True)
-    model = AnomalyModel(detector=args.detector, params=detector_params(args.detector, args.epochs),
+    model = AnomalyModel(detector=args.detector, params=detector_params(args.detector, args.epochs, args.param),
                          device=args.device, seed=args.seed)
     model.fit(frame, schema, progress=StderrProgress())
     out = model.save(args.out)

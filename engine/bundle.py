@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.atomic import fsync_dir
+from engine import safe_json
+from engine.atomic import fsync_dir, remove_stale_temporaries, temp_prefix
 from engine.errors import ModelFileError
 
 FORMAT_NAME = "anomaly-desk-model"
@@ -103,7 +104,8 @@ def save_bundle(directory: str | Path, meta: dict[str, Any], arrays: dict[str, n
             raise ModelFileError(f"array {name!r} has unsupported dtype {arr.dtype}")
         clean[name] = arr
         manifest[name] = {"dtype": arr.dtype.str, "shape": list(arr.shape)}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    remove_stale_temporaries(target)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target, ".tmp-"), dir=parent))
     try:
         weights = tmp / WEIGHTS
         save_file(clean, str(weights))
@@ -173,10 +175,7 @@ def _read_header(path: Path) -> dict[str, Any]:
         (n,) = struct.unpack("<Q", raw)
         if n > MAX_HEADER_BYTES or n > size - 8:
             raise ModelFileError(f"{path}: not a safetensors file (header length {n} is impossible)")
-        try:
-            header = json.loads(fh.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ModelFileError(f"{path}: not a safetensors file (unreadable header)") from None
+        header = safe_json.loads(fh.read(n), path, what="safetensors header JSON")
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: not a safetensors file (header is not an object)")
     data_size = size - 8 - n
@@ -245,10 +244,7 @@ def load_bundle(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     raw = json_path.read_bytes()
     if raw[:1] == b"\x80" or raw[:2] == b"PK":
         raise ModelFileError(f"{json_path}: contains a pickle/serialised object, not JSON: refused")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{json_path}: not valid JSON ({exc})") from None
+    doc = safe_json.loads(raw, json_path, max_bytes=MAX_JSON_BYTES)
     if not isinstance(doc, dict):
         raise ModelFileError(f"{json_path}: must hold a JSON object")
     if doc.get("format") != FORMAT_NAME:

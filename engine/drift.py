@@ -178,18 +178,6 @@ class DriftMonitor:
                 rep.columns.append(ColumnDrift(c, "out of range", f"{100 * outside:.1f}% of the values lie outside "
                                                f"the training range {_num(p['min'])} to {_num(p['max'])}"))
         return rep
-
-
-def check_drift(model: Any, frame: pd.DataFrame, scores: np.ndarray | None = None, threshold: float | None = None,
-                *, file: str = "") -> DriftReport:
-    """The drift report of an in-memory table (``scores`` and ``threshold`` for the flagged share)."""
-    from engine.model_reuse import schema_differences
-
-    monitor = DriftMonitor(model, threshold, file=file)
-    monitor.add(frame, scores)
-    return monitor.report(schema_differences(model, frame, file=file))
-
-
 def _num(x: float | None) -> str:
     if x is None:
         return "?"

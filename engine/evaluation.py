@@ -150,13 +150,13 @@ def evaluate(csv: str | Path, label_column: str, *, normal_value: str | None = N
              epochs: int | None = None, seed: int = 0, device: str = "auto",
              progress: Callable[..., None] | None = None, budget: int = DEFAULT_BUDGET) -> dict[str, Any]:
     """Fit on ``train_csv`` (or on ``csv`` itself, labels hidden), score ``csv``, compare with labels."""
-    from engine.detectors import accepted_params, detector_class
+    from engine.detectors import accepted_params
     from engine.pipeline import AnomalyModel
 
     loaded, schema, anomalous, values = load_labelled(csv, label_column, normal_value)
     params = dict(params or {})
     if epochs is not None:
-        params.update(accepted_params(detector_class(detector), {"epochs": int(epochs)}))
+        params.update(accepted_params(detector, {"epochs": int(epochs)}))
     train_frame = load_training_frame(train_csv, schema) if train_csv is not None else loaded.frame
     model = AnomalyModel(detector=detector, params=params, device=device, seed=seed)
     model.fit(train_frame, schema, progress=progress, known_good=train_csv is not None)

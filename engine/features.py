@@ -95,11 +95,6 @@ class FeatureMatrix:
         return [len(c) for c in self.categories]
 
     @property
-    def numeric_columns(self) -> np.ndarray:
-        """Positions of the numeric features within ``values``."""
-        return np.arange(self.numeric.shape[1], dtype=np.int64)
-
-    @property
     def categorical_slices(self) -> list[slice]:
         """For each categorical column, its one-hot block within ``values``."""
         out, start = [], self.numeric.shape[1]
@@ -173,7 +168,7 @@ def _as_float(series: pd.Series) -> np.ndarray:
     return x
 
 
-def _as_text(series: pd.Series) -> np.ndarray:
+def as_text(series: pd.Series) -> np.ndarray:
     """Categorical values as strings, stable across files (1 and 1.0 read the same)."""
     s = series
     if pd.api.types.is_float_dtype(s.dtype):
@@ -240,7 +235,7 @@ class Preprocessor:
                     "indicator": bool(missing.any()),
                 }
             else:
-                self.levels_[c], self.rare_counts_[c], self.rare_total_[c] = self._fit_levels(_as_text(frame[c]))
+                self.levels_[c], self.rare_counts_[c], self.rare_total_[c] = self._fit_levels(as_text(frame[c]))
         return self
 
     def _fit_numeric(self, x: np.ndarray) -> dict[str, Any]:
@@ -328,7 +323,7 @@ class Preprocessor:
                 add_missing(c, j, miss, spec["indicator"])
             else:
                 levels = self.levels_[c]
-                text = _as_text(frame[c])
+                text = as_text(frame[c])
                 code = pd.Index(levels, dtype=object).get_indexer(text).astype(np.int64)
                 other = code < 0
                 code[other] = len(levels)

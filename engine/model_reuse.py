@@ -16,7 +16,6 @@ The new file keeps the model's column roles (``carried_schema``) and the model's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine import safe_json
 from engine.errors import AnomalyDeskError, ModelFileError, SchemaMismatchError
+from engine.features import as_text
 from engine.schema import ColumnInfo, Role, Schema
 
 #: a numeric/datetime column whose non-missing values fail to parse in more than this share has
@@ -132,15 +133,6 @@ def _known_levels(model: Any) -> dict[str, set[str]]:
     return {c: set(map(str, v)) for c, v in levels.items()}
 
 
-def _as_text(series: pd.Series) -> np.ndarray:
-    try:  # the preprocessor's own normalisation (1 and 1.0 read the same), so counts agree with it
-        from engine.features import _as_text as features_as_text
-
-        return features_as_text(series)
-    except ImportError:  # pragma: no cover - older preprocessors
-        return series.astype(str).str.strip().to_numpy(dtype=object)
-
-
 def _unparseable(series: pd.Series, role: str) -> tuple[np.ndarray, int]:
     """(mask of present values that do not parse as ``role``, number of present values)."""
     present = np.array(series.notna().to_numpy(), dtype=bool)
@@ -198,7 +190,7 @@ def check_values(model: Any, frame: pd.DataFrame, diff: SchemaDifferences, *, fi
             else:
                 diff._add(diff.invalid, diff.invalid_examples, name, n_bad, examples)
         elif name in levels:
-            text = _as_text(s)
+            text = as_text(s)
             known = levels[name]
             mask = ~pd.Series(text).isin(known).to_numpy()
             if mask.any():
@@ -245,13 +237,10 @@ def model_threshold(model: Any, override: float | None = None) -> tuple[float | 
             return float(getattr(value, "value", value)), str(getattr(value, "explanation", "saved with the model"))
     train_scores = getattr(model, "train_scores_", None)
     if train_scores is not None and len(train_scores):
-        try:
-            from engine.thresholds import by_target_fpr
+        from engine.thresholds import by_target_fpr
 
-            t = by_target_fpr(np.asarray(train_scores, dtype=np.float64), 0.01)
-            return float(t.value), t.explanation
-        except ImportError:  # pragma: no cover
-            return float(np.quantile(train_scores, 0.99)), "score reached by 1% of the training records"
+        t = by_target_fpr(np.asarray(train_scores, dtype=np.float64), 0.01)
+        return float(t.value), t.explanation
     return None, "no threshold: none saved with the model"
 
 
@@ -280,8 +269,8 @@ def model_metadata(model_dir: str | Path | None, model: Any = None) -> dict[str,
         path = Path(model_dir) / "model.json"
         if path.is_file() and path.stat().st_size < 64 * 1024 * 1024:
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError, UnicodeDecodeError):
+                data = safe_json.load_json(path, max_bytes=64 * 1024 * 1024)
+            except ModelFileError:
                 data = None
             if isinstance(data, dict):
                 return data
@@ -307,8 +296,8 @@ def apply_model(model: Any, csv_path: str | Path, *, threshold: float | None = N
                 progress: Callable[..., None] | None = None) -> AppliedModel:
     """Load ``csv_path``, check it against the model's schema (refusing what does not fit), score it
     with the model's roles and threshold. ``model`` is a fitted AnomalyModel or a bundle folder."""
+    from engine.feedback import default_keys
     from engine.io import read_csv
-    from engine.reports.queue import default_keys
 
     if isinstance(model, (str, Path)):
         model = load_model(model)
@@ -331,3 +320,13 @@ def apply_model(model: Any, csv_path: str | Path, *, threshold: float | None = N
     return AppliedModel(file=str(csv_path), frame=loaded.frame, schema=schema, result=result,
                         differences=diff, threshold=value, threshold_method=method,
                         keys=[str(k) for k in default_keys(loaded.frame, schema)], drift=monitor.report(diff))
+
+
+def check_drift(model: Any, frame: pd.DataFrame, scores: np.ndarray | None = None, threshold: float | None = None,
+                *, file: str = ""):
+    """The drift report of an in-memory table (``scores`` and ``threshold`` for the flagged share)."""
+    from engine.drift import DriftMonitor
+
+    monitor = DriftMonitor(model, threshold, file=file)
+    monitor.add(frame, scores)
+    return monitor.report(schema_differences(model, frame, file=file))

@@ -61,31 +61,15 @@ class AnomalyModel:
         model learns as normal (a confirmed anomaly), > 1 stresses it (a confirmed normal).
         ``known_good``: the rows are a reference file of known-good records, not the (possibly
         contaminated) file being scored; ``auto`` then averages its members instead of taking their
-        median, since on clean data the deep member is the one to trust (measured on the two
-        reference-file benchmarks: KDD 0.944 vs 0.932, ECG5000 0.964 vs 0.928 AUCROC).
-
-        Without ``known_good``, the autoencoder on an all-numeric table trains with ``trim=0.2`` (the
-        fifth of each batch it reconstructs worst gets no gradient), unless the caller chose a trim.
-        Measured on the six ADBench files fitted on themselves (seeds 0/1, AUCROC x100): mean 78.0
-        untrimmed, 79.0 / 81.0 / 85.0 / 84.1 at trim 0.05 / 0.1 / 0.2 / 0.3; at 0.2 pendigits 71.8 -> 90.0,
-        shuttle 78.9 -> 99.7, thyroid 91.5 -> 95.1, cardio 67.4 -> 70.6, but annthyroid 83.6 -> 81.3 and
-        mammography 75.1 -> 73.4. On a clean
-        reference file trimming only hides rare normal rows from the model (KDD 0.82 -> 0.67 at 0.05), so
-        it stays off there. Tables with categorical columns (the masked model) are not trimmed by
-        default: not measured there. ``auto``'s autoencoder member is trimmed by the same rule: with the
-        plain error as its score (see engine.detectors.deep.autoencoder) the median of the six rises from
-        92.88 to 93.04 (seeds 0/1) and from 92.53 to 92.77 (seeds 2/3); with the old likelihood score
-        trimming had lowered it (92.75). (With the edge-of-range input offset added later: 93.54 / 92.97.)"""
+        median, since on clean data the deep member is the one to trust. Without ``known_good``, the
+        autoencoder (alone or as ``auto``'s member) on an all-numeric table trains with ``trim=0.2``
+        unless the caller chose a trim: on the file it scores, the rows it rebuilds worst are the likely
+        anomalies, which it should not learn as normal. The figures behind both: docs/decisions.md
+        ("Model")."""
         from engine.detectors import make_detector
+        from engine.io import validate_for_training
 
-        if not schema.feature_columns:
-            raise AnomalyDeskError("no feature columns to learn from: every column is an identifier, "
-                                   "label, text or ignored")
-        missing = [c for c in schema.feature_columns if c not in frame.columns]
-        if missing:
-            raise SchemaMismatchError(f"columns named in the schema are missing from the data: {', '.join(missing)}")
-        if len(frame) < 2:
-            raise AnomalyDeskError(f"need at least 2 rows to learn what normal looks like, found {len(frame)}")
+        validate_for_training(frame, schema)
         weight = None
         if sample_weight is not None:
             weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
@@ -117,7 +101,7 @@ class AnomalyModel:
             progress(0.96, "scoring the training rows")
         cached = getattr(detector, "train_scores_", None)  # detectors that scored the rows while fitting
         train_scores = np.asarray(cached if cached is not None and len(cached) == len(frame)
-                                  else detector.score_samples(fm), dtype=np.float64)
+                                  else detector.decision_function(fm), dtype=np.float64)
         ref = train_scores if weight is None else train_scores[weight > 0]
         self.params = params  # what was used (the model card and bundle show the combination)
         self.schema_ = schema
@@ -183,6 +167,7 @@ class AnomalyModel:
         out = self.detector_.score_and_explain(fm, expected=expected)
         scores = np.asarray(out.scores, dtype=np.float64)
         members = out.members if out.members is not None else {self.detector: scores}
+        _check_finite_scores(scores)
         return ScoreResult(scores=scores, severity=severity_of(scores, self.train_scores_),
                            contributions=np.asarray(out.contributions, dtype=np.float64),
                            columns=list(fm.source_columns),
@@ -228,6 +213,8 @@ class AnomalyModel:
         """Open a bundle; refuses unsafe or damaged ones with ModelFileError (never unpickles)."""
         from engine.bundle import load_bundle, require_field
         from engine.detectors import DETECTOR_NAMES, detector_class
+        from engine.detectors.params import validate
+        from engine.detectors.state_checks import check_state
 
         doc, arrays = load_bundle(directory)
         name = require_field(doc, "detector", str)
@@ -242,14 +229,22 @@ class AnomalyModel:
         training = require_field(doc, "training", dict)
         if "train_scores" not in arrays or arrays["train_scores"].ndim != 1:
             raise ModelFileError(f"{directory}: the training scores are missing")
+        train_scores = arrays["train_scores"]
+        if train_scores.dtype.kind != "f" or not np.isfinite(train_scores).all():
+            raise ModelFileError(f"{directory}: array 'train_scores' holds {train_scores.dtype} values that are "
+                                 "not all finite numbers: the weights were altered or damaged; refused")
         model = cls(detector=name, params=params, device=device, seed=seed)
         try:
+            validate(name, params)  # the declared parameters (engine.detectors.params), named when wrong
+            if isinstance(state.get("params"), dict):
+                validate(name, state["params"])
             model.schema_ = Schema.from_dict(schema_doc)
             model.preprocessor_ = Preprocessor.from_dict(prep_doc)
             det_arrays = {k[len("detector."):]: v for k, v in arrays.items() if k.startswith("detector.")}
+            check_state(name, state, det_arrays)
             model.detector_ = detector_class(name).from_state(state, det_arrays)
-        except ModelFileError:
-            raise
+        except ModelFileError as exc:
+            raise ModelFileError(f"{directory}: {exc}") from None
         except (AnomalyDeskError, KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
             raise ModelFileError(f"{directory}: model.json or the weights are inconsistent "
                                  f"({type(exc).__name__}: {exc})") from None
@@ -260,6 +255,18 @@ class AnomalyModel:
         model.history_ = training.get("history")
         model.versions_ = dict(doc.get("versions") or {})
         return model
+
+
+def _check_finite_scores(scores: np.ndarray) -> None:
+    """A NaN score is neither above nor below a threshold, so it would count as "not flagged": a model
+    giving one is refused rather than reporting "0 flagged" on garbage."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise AnomalyDeskError(f"the model gave {int(bad.sum()):,} of {len(scores):,} records a score that is not "
+                               f"a finite number (the first at position {first + 1} of this batch): its weights "
+                               "are damaged or these values are far outside what it learnt; nothing is flagged "
+                               "from such scores")
 
 
 def _history_of(detector) -> Any:

@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import safe_json
 from engine.atomic import atomic_write_text
-from engine.errors import ModelFileError
+from engine.errors import AnomalyDeskError, ModelFileError
 from engine.schema import Role, SchemaOverrides
+from engine.thresholds import METHODS
 
 FORMAT = "anomaly-desk-project"
 VERSION = 1
 MAX_PROJECT_BYTES = 8 * 1024 * 1024  # a project is a few kB; anything huge is not one of ours
-THRESHOLD_METHODS = ("percentile", "contamination", "target_fpr", "automatic", "best_f1", "cost", "manual",
-                     "dynamic")
+THRESHOLD_METHODS = tuple(METHODS)  # one home: engine.thresholds
 
 
 @dataclass
@@ -32,9 +33,12 @@ class ThresholdSetting:
     method: str = "percentile"  # how it was chosen, one of THRESHOLD_METHODS
     parameter: float | None = None  # e.g. the percentile, the contamination or the target FPR
     window: int | None = None  # sliding-window length for the dynamic threshold
+    params: dict[str, Any] = field(default_factory=dict)  # the rule's parameters (engine.thresholds.ThresholdRule)
+    dynamic: dict[str, Any] | None = None  # the sliding-window overlay in force: window and percentile
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "method": self.method, "parameter": self.parameter, "window": self.window}
+        return {"value": self.value, "method": self.method, "parameter": self.parameter, "window": self.window,
+                "params": self.params, "dynamic": self.dynamic}
 
 
 @dataclass
@@ -47,6 +51,8 @@ class Project:
     model_dir: str | None = None
     threshold: ThresholdSetting = field(default_factory=ThresholdSetting)
     verdict_db: str | None = None
+    verdict_store_id: str | None = None  # the store's own id (its meta table): only that store is opened
+    state_file: str | None = None  # the scores in force (after a retrain too), safetensors beside the project
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # GUI-independent options (financial figures...)
 
@@ -62,6 +68,8 @@ class Project:
             "model_dir": rel(self.model_dir) if self.model_dir else None,
             "threshold": self.threshold.to_dict(),
             "verdict_db": rel(self.verdict_db) if self.verdict_db else None,
+            "verdict_store_id": self.verdict_store_id,
+            "state_file": rel(self.state_file) if self.state_file else None,
             "user": self.user, "extra": self.extra,
         }
 
@@ -78,6 +86,8 @@ class Project:
         reference_file = v.path(d, "reference_file", base)
         model_dir = v.path(d, "model_dir", base)
         verdict_db = v.path(d, "verdict_db", base)
+        store_id = v.string(d, "verdict_store_id", default=None)
+        state_file = v.path(d, "state_file", base)
         detector = v.string(d, "detector", default="auto")
         params = v.json_dict(d, "params")
         extra = v.json_dict(d, "extra")
@@ -85,8 +95,9 @@ class Project:
         overrides = v.overrides(d.get("overrides", {}))
         threshold = v.threshold(d.get("threshold", {}))
         return cls(data_file=data_file, overrides=overrides, reference_file=reference_file, detector=detector,
-                   params=params, model_dir=model_dir, threshold=threshold, verdict_db=verdict_db, user=user,
-                   extra=extra)
+                   params=params, model_dir=model_dir, threshold=threshold, verdict_db=verdict_db,
+                   verdict_store_id=store_id, user=user, extra=extra,
+                   state_file=state_file)
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -114,16 +125,41 @@ class Project:
             raise ModelFileError(f"{src}: cannot read the project ({exc.strerror or exc})") from None
         if raw[:1] == b"\x80" or raw[:2] == b"PK":
             raise ModelFileError(f"{src}: refused: binary content (pickle or archive), a project is JSON text")
-        try:
-            text = raw.decode("utf-8")
-            data = json.loads(text, parse_constant=_reject_constant)
-        except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
-            raise ModelFileError(f"{src}: not a valid project file ({exc})") from None
+        data = safe_json.loads(raw, src, max_bytes=MAX_PROJECT_BYTES, what="project JSON")
         return cls.from_dict(data, base_dir=path.parent.resolve(), source=src)
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not allowed in a project file")
+def open_verdict_store(project: Project, project_file: str | Path | None, *, user: str | None = None,
+                       read_only: bool = False, outside_chosen: bool = False):
+    """The project's verdict store, and only it.
+
+    An existing file is opened only if it is a verdict store whose id is the one the project recorded
+    (``verdict_store_id``; projects written before the id accept any verdict store): another database,
+    an empty file or another project's store is refused and left untouched. A missing store is created
+    only inside the project's folder, unless the analyst chose the place (``outside_chosen``), and
+    never for ``read_only`` (``report``). On creation the new id is set on ``project``: save the
+    project to keep it."""
+    from engine.feedback import VerdictStore
+
+    where = str(project_file) if project_file is not None else "project"
+    if not project.verdict_db:
+        raise AnomalyDeskError(f"{where}: the project names no verdict database")
+    db = Path(project.verdict_db)
+    if db.exists():
+        return VerdictStore(db, user, read_only=read_only, create=False, expected_id=project.verdict_store_id)
+    if read_only:
+        raise AnomalyDeskError(f"{where}: the project's verdict database {db} does not exist")
+    if project.verdict_store_id is not None:
+        raise AnomalyDeskError(f"{where}: the project's verdict database {db} is missing (moved or deleted); "
+                               "a new empty one is not made in its place: put it back or choose another")
+    folder = Path(project_file).resolve().parent if project_file is not None else None
+    inside = folder is not None and db.resolve().is_relative_to(folder)
+    if not inside and not outside_chosen:
+        raise AnomalyDeskError(f"{where}: the verdict database {db} would be created outside the project's folder"
+                               f"{f' ({folder})' if folder else ''}: choose its place explicitly")
+    store = VerdictStore(db, user, create=True)
+    project.verdict_store_id = store.store_id
+    return store
 
 
 def _relative(p: str | None, base: Path) -> str | None:
@@ -215,5 +251,10 @@ class _Validator:
         window = d.get("window")
         self.check(window is None or (isinstance(window, int) and not isinstance(window, bool) and window > 0),
                    "field 'threshold.window' must be a positive integer")
+        params = self.json_dict(d, "params")
+        dynamic = d.get("dynamic")
+        if dynamic is not None:
+            dynamic = self.json_dict(d, "dynamic")
         return ThresholdSetting(value=self.number(d, "value"), method=method,
-                                parameter=self.number(d, "parameter"), window=window)
+                                parameter=self.number(d, "parameter"), window=window, params=params,
+                                dynamic=dynamic)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import AnomalyDeskError, ModelFileError
+from engine.features import as_text
 from engine.schema import Role
 
 OPERATORS = ("equals", "at_most", "at_least")
@@ -54,7 +55,7 @@ class Condition:
             return np.zeros(len(frame), dtype=bool)
         s = frame[self.column]
         if self.op == "equals":
-            return _as_text(s) == str(self.value)
+            return as_text(s) == str(self.value)
         x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(invalid="ignore"):
             return x <= float(self.value) if self.op == "at_most" else x >= float(self.value)
@@ -274,7 +275,7 @@ def _condition_for(s: pd.Series, role: str, row: int, name: str) -> Condition | 
         return Condition(name, "at_least", _round_limit(x, up=False))
     if role == Role.DATETIME.value:
         return None  # a moment is not a kind of record; the analyst can add one by hand
-    return Condition(name, "equals", str(_as_text(s.iloc[row: row + 1])[0]))
+    return Condition(name, "equals", str(as_text(s.iloc[row: row + 1])[0]))
 
 
 def _round_limit(x: float, up: bool) -> float:
@@ -289,10 +290,3 @@ def _round_limit(x: float, up: bool) -> float:
 
 def _number_text(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:,.6g}"
-
-
-def _as_text(series: pd.Series) -> np.ndarray:
-    """Values as text exactly as the preprocessing reads categories (1 and 1.0 read the same)."""
-    from engine.features import _as_text as features_as_text
-
-    return features_as_text(series)

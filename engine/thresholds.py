@@ -21,12 +21,25 @@ F1, confusion matrix, ROC and PR curves) and ``financial_impact(...)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from engine.errors import AnomalyDeskError
+
+#: Every way a threshold can be chosen, by the one name the engine, the GUI, projects and reports use.
+METHODS: dict[str, str] = {
+    "default": "product default (automatic, else top 1%; 1% of known-good rows with a reference file)",
+    "percentile": "top share of records (percentile / expected contamination)",
+    "contamination": "expected contamination",
+    "target_fpr": "target false-positive rate on normal records",
+    "automatic": "automatic (no guess needed)",
+    "best_f1": "best F1 on labels/verdicts",
+    "cost": "least cost (uses the money figures)",
+    "manual": "set by hand",
+    "dynamic": "sliding-window percentile (time-ordered file)",
+}
 
 
 @dataclass(frozen=True)
@@ -131,7 +144,7 @@ def automatic_threshold(scores, method: str = "mad", k: float | None = None) -> 
     else:
         raise AnomalyDeskError(f"unknown automatic threshold method '{method}' (mad, iqr, otsu)")
     n = _count(s, t)
-    return Threshold(float(t), f"auto_{method}", f"Automatic ({why}): flags {n} of {len(s)} records "
+    return Threshold(float(t), "automatic", f"Automatic ({why}): flags {n} of {len(s)} records "
                      f"({100.0 * n / len(s):.2f}%), no contamination guess needed.", n)
 
 
@@ -199,7 +212,7 @@ def min_cost_threshold(scores, labels, *, cost_missed: float, cost_review: float
     cost = np.r_[pos * cost_missed, cost]
     i = int(np.argmin(cost))
     ratio = cost_missed / cost_review if cost_review > 0 else np.inf
-    return Threshold(float(t[i]) if np.isfinite(t[i]) else float(s.max()) + 1.0, "min_cost",
+    return Threshold(float(t[i]) if np.isfinite(t[i]) else float(s.max()) + 1.0, "cost",
                      f"Least expected cost on {len(y)} labelled records ({cost[i]:,.2f}) with a missed "
                      f"anomaly costing {ratio:.3g}x a review.", int(np.r_[0, tp + fp][i]))
 
@@ -265,3 +278,73 @@ def financial_impact(scores, labels, t, *, avg_loss: float, cost_per_review: flo
     return {"money_caught": caught, "review_cost": review, "missed_loss": missed,
             "net_benefit": caught - review, "total_cost": review + missed,
             "flagged": m["flagged"], "tp": m["tp"], "fp": m["fp"], "fn": m["fn"]}
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """How the threshold is chosen, kept apart from its value so the same rule can be re-applied to
+    new scores (after a retrain, after reopening a project). ``params`` are plain JSON values:
+    ``percentile``/``contamination``: share (0-0.5); ``target_fpr``: fpr; ``automatic``: kind
+    (mad/iqr/otsu); ``cost``: cost_missed, cost_review; ``manual``: value and flagged (the count it
+    flagged, kept when the scores change scale)."""
+
+    method: str = "default"
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise AnomalyDeskError(f"unknown threshold method {self.method!r} ({', '.join(METHODS)})")
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "params": dict(self.params)}
+
+    def describe(self) -> str:
+        p = self.params
+        if self.method in ("percentile", "contamination") and "share" in p:
+            return f"top share {100 * float(p['share']):g}%"
+        if self.method == "target_fpr" and "fpr" in p:
+            return f"target false-positive rate {100 * float(p['fpr']):g}%"
+        if self.method == "manual" and "value" in p:
+            return f"set by hand at {float(p['value']):.4g}"
+        return METHODS[self.method]
+
+
+def apply_rule(rule: ThresholdRule, scores, *, reference_scores=None, labels=None, label_index=None,
+               costs: tuple[float, float] | None = None) -> Threshold:
+    """The threshold ``rule`` gives on ``scores``. ``labels`` (True = anomaly) are the label column's
+    or the verdicts' for the records ``label_index`` (None = every record); ``costs`` are the money
+    figures (cost of a missed anomaly, cost of a review) when the rule does not carry its own."""
+    s = _scores(scores)
+    p = rule.params
+    m = rule.method
+    if m == "default":
+        return default_threshold(s, reference_scores=reference_scores)
+    if m in ("percentile", "contamination"):
+        return by_contamination(s, min(float(p.get("share", 0.01)), 0.5))
+    if m == "automatic":
+        return automatic_threshold(s, method=str(p.get("kind", "mad")))
+    if m == "manual":
+        value = float(p.get("value", np.inf))
+        n = _count(s, value)
+        return Threshold(value, "manual", f"Set by hand: flags {n:,} records ({100.0 * n / len(s):.2f}%).", n)
+    if m == "target_fpr":
+        fpr = float(p.get("fpr", 0.01))
+        ref = reference_scores
+        if ref is None and labels is not None:
+            ls = s if label_index is None else s[np.asarray(label_index)]
+            y = _labels(labels, len(ls))
+            ref = ls[~y] if (~y).sum() >= 10 else None
+        return by_target_fpr(s if ref is None else ref, fpr, scores=s)
+    if m in ("best_f1", "cost"):
+        if labels is None:
+            raise AnomalyDeskError("this method needs labels or verdicts of both kinds")
+        ls = s if label_index is None else s[np.asarray(label_index)]
+        y = _labels(labels, len(ls))
+        if y.all() or not y.any():
+            raise AnomalyDeskError("this method needs labels or verdicts of both kinds")
+        if m == "best_f1":
+            return best_f1_threshold(ls, y)
+        missed = float(p.get("cost_missed", costs[0] if costs else 5000.0))
+        review = float(p.get("cost_review", costs[1] if costs else 25.0))
+        return min_cost_threshold(ls, y, cost_missed=missed, cost_review=review)
+    raise AnomalyDeskError(f"the threshold method {m!r} gives one threshold per record, not one value")

@@ -24,13 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.detectors.params import ACTIVATIONS as ACTIVATION_NAMES
+from engine.detectors.params import OPTIMIZERS, SCHEDULES
 from engine.errors import Cancelled
 
 ProgressCallback = Callable[..., None]
 StopCallback = Callable[[], bool]
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adamax")
-SCHEDULES = ("constant", "cosine", "step", "plateau", "onecycle")
 
 
 def choose_device(requested: str | torch.device | None = "auto") -> torch.device:
@@ -169,24 +168,43 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
     return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
+def batch_plan(n_train: int, batch_size: int) -> tuple[int, int]:
+    """(batch size, batches per epoch). Small tables get smaller batches, so that an epoch is at least
+    ~16 optimiser steps; the last batch takes the remainder (never a tiny batch: batch norm)."""
+    bs = max(1, min(int(batch_size), max(32, n_train // 16), n_train))
+    return bs, max(1, n_train // bs)
+
+
+#: manual optimisation: ``step(model, batch, batch_weights) -> {name: detached loss}``; the step makes its
+#: own optimiser steps (several optimisers, as a GAN's) and the first loss is the curve's train_loss
+ManualStep = Callable[[nn.Module, dict[str, torch.Tensor], torch.Tensor | None], dict[str, torch.Tensor]]
+
+
 def train(model: nn.Module, batch_loss: Callable[[nn.Module, dict[str, torch.Tensor], torch.Tensor | None],
-                                                 torch.Tensor],
+                                                 torch.Tensor] | None,
           data: dict[str, torch.Tensor], config: TrainConfig, *, weights: torch.Tensor | None = None,
           generator: torch.Generator, device: torch.device, progress: ProgressCallback | None = None,
-          should_stop: StopCallback | None = None) -> TrainHistory:
+          should_stop: StopCallback | None = None, manual_step: ManualStep | None = None) -> TrainHistory:
     """Train ``model`` in place. ``data``: name -> tensor with rows first, all on ``device``.
-    ``batch_loss(model, batch, batch_weights)`` returns the (weighted) mean loss of a batch.
+    ``batch_loss(model, batch, batch_weights)`` returns the (weighted) mean loss of a batch; the loop
+    makes one optimiser (``config``) step on it. With ``manual_step`` (as Lightning's manual
+    optimisation) the loop only draws the batches, checks ``should_stop``, reports progress and ETA
+    (every returned loss as a metric) and keeps the history; the step makes its own optimiser steps,
+    and ``batch_loss`` (may be None: no validation) only judges the validation rows.
     ``generator`` is a CPU generator (shuffling, validation split)."""
     n = next(iter(data.values())).shape[0]
     history = TrainHistory(device=str(device), batch_size=int(config.batch_size))
     train_rows, val_rows = split_rows(n, weights, config, generator, device)
+    if batch_loss is None:
+        val_rows = None
     n_train = int(train_rows.shape[0])
-    # small tables: smaller batches, so that an epoch is at least ~16 optimiser steps
-    bs = max(1, min(int(config.batch_size), max(32, n_train // 16), n_train))
+    bs, n_batches = batch_plan(n_train, config.batch_size)
     history.batch_size = bs
-    n_batches = max(1, n_train // bs)  # the last batch takes the remainder (never a tiny batch: batch norm)
-    optimizer = make_optimizer(model.parameters(), config)
-    scheduler, per_step = make_scheduler(optimizer, config, n_batches)
+    optimizer = scheduler = None
+    per_step = False
+    if manual_step is None:
+        optimizer = make_optimizer(model.parameters(), config)
+        scheduler, per_step = make_scheduler(optimizer, config, n_batches)
     every = config.progress_every or max(1, n_batches // 10)
     total_batches = max(1, config.epochs * n_batches)
     best_val, best_state, bad_epochs = math.inf, None, 0
@@ -195,33 +213,43 @@ def train(model: nn.Module, batch_loss: Callable[[nn.Module, dict[str, torch.Ten
     for epoch in range(config.epochs):
         model.train()
         perm = train_rows[torch.randperm(n_train, generator=generator).to(device)]
-        loss_sum = torch.zeros((), device=device)
+        names: list[str] = ["train_loss"]
+        sums: torch.Tensor | None = None
         for b in range(n_batches):
             if should_stop is not None and should_stop():
                 raise Cancelled("training cancelled")
             idx = perm[b * bs: (b + 1) * bs if b < n_batches - 1 else n_train]
             batch = {k: v[idx] for k, v in data.items()}
-            with torch.autocast(device.type, dtype=config.autocast or torch.float32,
-                                enabled=config.autocast is not None):
-                loss = batch_loss(model, batch, None if weights is None else weights[idx])
-            if config.l1 > 0:
-                loss = loss + config.l1 * l1_penalty(model)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if per_step:
-                scheduler.step()
-            loss_sum += loss.detach()
+            w = None if weights is None else weights[idx]
+            if manual_step is not None:
+                losses = manual_step(model, batch, w)
+                names = list(losses)
+                step_losses = torch.stack([v.detach().float() for v in losses.values()])
+            else:
+                with torch.autocast(device.type, dtype=config.autocast or torch.float32,
+                                    enabled=config.autocast is not None):
+                    loss = batch_loss(model, batch, w)
+                if config.l1 > 0:
+                    loss = loss + config.l1 * l1_penalty(model)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if per_step:
+                    scheduler.step()
+                step_losses = loss.detach().float().reshape(1)
+            sums = step_losses if sums is None else sums + step_losses
             rows_done += int(idx.shape[0])
             done = epoch * n_batches + b + 1
             if progress is not None and (b % every == every - 1 or b == n_batches - 1):
                 elapsed = time.perf_counter() - start
-                rate = rows_done / max(elapsed, 1e-9)
+                means = (sums / (b + 1)).tolist()
+                extra = dict(zip(names[1:], means[1:], strict=True))
                 progress(done / total_batches, f"epoch {epoch + 1}/{config.epochs}, batch {b + 1}/{n_batches}",
-                         epoch=epoch + 1, batch=b + 1, train_loss=float(loss_sum.item() / (b + 1)),
-                         val_loss=history.val_loss[-1] if history.val_loss else None, rows_per_s=rate,
+                         epoch=epoch + 1, batch=b + 1, train_loss=means[0],
+                         val_loss=history.val_loss[-1] if history.val_loss else None, **extra,
+                         rows_per_s=rows_done / max(elapsed, 1e-9),
                          eta_s=elapsed / done * (total_batches - done), device=str(device))
-        history.train_loss.append(float(loss_sum.item() / n_batches))
+        history.train_loss.append(float(sums[0].item() / n_batches))
         history.epochs_run = epoch + 1
         if val_rows is not None:
             val = evaluate_loss(model, batch_loss, data, val_rows, weights, bs)
@@ -327,6 +355,7 @@ class LocalDropout(nn.Module):
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU,
                "selu": nn.SELU, "sigmoid": nn.Sigmoid, "silu": nn.SiLU, "softplus": nn.Softplus}
+assert set(ACTIVATIONS) == set(ACTIVATION_NAMES)  # the declared choices (engine.detectors.params)
 
 
 def activation(name: str) -> nn.Module:

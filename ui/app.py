@@ -19,12 +19,22 @@ def create_window(csv: str | None = None, settings=None, data_dir=None, user: st
     return window
 
 
-def run_app(csv: str | None = None) -> int:
+def create_application(argv: list[str] | None = None):
+    """The QApplication (the running one, else a new one) with the application's process-wide
+    settings: its name, and pyqtgraph's colours (ui.plots.configure_plots)."""
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv)
+    from ui.plots import configure_plots
+
+    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
     app.setApplicationName("Anomaly Desk")
     app.setOrganizationName("AnomalyDesk")
+    configure_plots()
+    return app
+
+
+def run_app(csv: str | None = None) -> int:
+    app = create_application()
     window = create_window(csv)
 
     def excepthook(exc_type, exc, tb):

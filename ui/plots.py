@@ -7,7 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 
-pg.setConfigOptions(background="w", foreground="k", antialias=False)
+PLOT_OPTIONS = {"background": "w", "foreground": "k", "antialias": False}
 
 ANOMALY = (200, 40, 40)
 NORMAL = (30, 130, 60)
@@ -15,6 +15,12 @@ UNSURE = (210, 140, 0)
 LABELLED = (120, 60, 170)
 LINE = (90, 110, 160)
 TOP_K_POINTS = 5000
+
+
+def configure_plots() -> None:
+    """pyqtgraph's options are process-wide, so they are set once at application start-up
+    (ui.app.create_application), never as a side effect of importing a module."""
+    pg.setConfigOptions(**PLOT_OPTIONS)
 
 
 def _plain_axes(item) -> None:

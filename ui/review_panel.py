@@ -53,6 +53,7 @@ class ReviewPanel(QWidget):
     verdict_requested = Signal(str)  # "anomaly" | "normal" | "unsure"
     undo_requested = Signal()
     note_entered = Signal(str)
+    reason_chosen = Signal(str)  # a reason for the selected record (saved at once, that record only)
     retrain_requested = Signal()
     cancel_retrain_requested = Signal()
     current_record_changed = Signal(int)  # record index, -1 when none
@@ -136,8 +137,10 @@ class ReviewPanel(QWidget):
         self.note_edit.installEventFilter(self)
         self.reason_combo = QComboBox()
         self.reason_combo.setObjectName("reasonCombo")
-        self.reason_combo.setToolTip("reason code saved with the next verdict")
+        self.reason_combo.setToolTip("reason code of the selected record: saved when chosen; Esc goes back")
         self.reason_combo.addItem("")
+        self.reason_combo.activated.connect(self._reason_done)
+        self.reason_combo.installEventFilter(self)
         note_row = QHBoxLayout()
         note_row.addWidget(QLabel("Note:"))
         note_row.addWidget(self.note_edit, 1)
@@ -294,6 +297,11 @@ class ReviewPanel(QWidget):
         if event.type() != QEvent.Type.KeyPress:
             return False
         key, mods = event.key(), event.modifiers()
+        if obj is self.reason_combo:
+            if key == Qt.Key.Key_Escape:
+                self.view.setFocus()
+                return True
+            return False
         if obj is self.note_edit:
             if key == Qt.Key.Key_Escape:
                 self.note_edit.setText(self.model.notes.get(self.current_record(), ""))
@@ -334,6 +342,20 @@ class ReviewPanel(QWidget):
 
     def reason(self) -> str:
         return self.reason_combo.currentText()
+
+    def show_reason(self, reason: str) -> None:
+        """Show the selected record's reason (not a choice: nothing is sent)."""
+        self.reason_combo.blockSignals(True)
+        i = self.reason_combo.findText(reason or "")
+        if i < 0:
+            self.reason_combo.addItem(reason)
+            i = self.reason_combo.count() - 1
+        self.reason_combo.setCurrentIndex(i)
+        self.reason_combo.blockSignals(False)
+
+    def _reason_done(self, _index: int = 0) -> None:
+        self.reason_chosen.emit(self.reason_combo.currentText())
+        self.view.setFocus()  # back to the queue: N/A/U give verdicts again
 
     # -- counter and retraining ------------------------------------------------------------------
     def _update_counter(self, *args) -> None:

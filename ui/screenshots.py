@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,14 +48,14 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     from PySide6.QtCore import QSettings, Qt
-    from PySide6.QtWidgets import QApplication
 
+    from ui.app import create_application
     from ui.main_window import SAMPLE_CSV, TAB_DATA, TAB_REVIEW, TAB_THRESHOLD, TAB_TRAIN, MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv)
+    app = create_application()
     tmp = Path(tempfile.mkdtemp(prefix="screens_"))
     window = MainWindow(settings=QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), data_dir=tmp,
-                        user="analyst", warm_up=False)
+                        user="analyst", warm_up=False, ask=lambda title, text: "discard")
     window.resize(1400, 880)
     window.show()
 
@@ -96,6 +95,8 @@ def main(argv=None) -> int:
     for _ in range(6):
         record = panel.current_record()
         QTest.keyClick(panel.view, Qt.Key.Key_A if labels is not None and labels[record] else Qt.Key.Key_N)
+    window.start_retrain()  # the retrain status (flagged before -> after) and the suggested threshold show
+    _wait(app, lambda: window.session.last_retrain is not None or window.error_dialogs)
     panel.select_row(1)
     panel.note_edit.setText("posting key never used with this account")
     panel.select_row(2)
@@ -114,7 +115,6 @@ def main(argv=None) -> int:
         _wait(app, lambda: window.loaded is not None and window.loaded.path == str(args.ecg))
         window.train_panel.set_detector("autoencoder", {"epochs": 30, "hidden_layers": [32]})
         window.train_panel.sample_spin.setValue(0)
-        window.scores = None
         window.start_training()
         _wait(app, lambda: window.scores is not None or window.error_dialogs)
         window.tabs.setCurrentIndex(TAB_REVIEW)
@@ -154,17 +154,19 @@ def compare_shots(app, window, shot, ecg: str) -> int:
     panel.pages.setCurrentIndex(0)
     shot("compare")
     panel.pages.setCurrentIndex(2)
-    panel.study_detector.setCurrentText("autoencoder")
-    panel.run_study()
-    _wait(app, lambda: panel.study is not None or window.error_dialogs)
+    study = panel.contamination
+    study.study_detector.setCurrentText("autoencoder")
+    study.run()
+    _wait(app, lambda: study.study is not None or window.error_dialogs)
     shot("compare_contamination")
     panel.pages.setCurrentIndex(3)
-    panel.speed_spin.setValue(10)
-    panel.play_threshold.setCurrentIndex(panel.play_threshold.findData("best_f1"))
-    panel.play()
+    playback = panel.playback
+    playback.speed_spin.setValue(10)
+    playback.play_threshold.setCurrentIndex(playback.play_threshold.findData("best_f1"))
+    playback.play()
     half = len(window.loaded.frame) // 2
-    _wait(app, lambda: panel.last_step is not None and panel.last_step.seen >= half, 120)
-    panel.pause()
+    _wait(app, lambda: playback.last_step is not None and playback.last_step.seen >= half, 120)
+    playback.pause()
     shot("compare_playback")
     return 0
 

@@ -23,19 +23,22 @@ from PySide6.QtWidgets import (
 )
 
 from engine import thresholds
-from engine.errors import AnomalyDeskError
 from ui.plots import CurvePlot, ThresholdHistogram
 
-METHODS = [("percentile", "top share of records (percentile / expected contamination)"),
-           ("target_fpr", "target false-positive rate on normal records"),
-           ("automatic", "automatic (no guess needed)"),
-           ("best_f1", "best F1 on labels/verdicts"),
-           ("cost", "least cost (uses the money figures below)")]
+# the rules the Method box offers, named and described in one place (engine.thresholds.METHODS)
+METHODS = [(key, thresholds.METHODS[key]) for key in
+           ("default", "percentile", "target_fpr", "automatic", "best_f1", "cost", "manual")]
 LIVE_METRICS_MAX_ROWS = 300_000  # above this, figures update when the drag ends, not during it
 
 
 class ThresholdPanel(QWidget):
-    threshold_changed = Signal(float, str, object)  # value, how it was chosen, dynamic array or None
+    """A view of the session's threshold: it shows the rule in force and sends the analyst's choices
+    (a rule, a dragged value, the sliding window, the money figures) to the session."""
+
+    rule_requested = Signal(str, dict)  # method (engine.thresholds.METHODS), its parameters
+    dynamic_requested = Signal(object)  # (window, percentile), or None to turn the sliding window off
+    costs_changed = Signal(float, float)  # cost of a missed anomaly, cost of a review
+    suggestion_applied = Signal()
     error = Signal(object)  # an engine error while setting the threshold: the window shows it
     curves_ready = Signal()
 
@@ -77,6 +80,13 @@ class ThresholdPanel(QWidget):
         self.explanation = QLabel("Train a model to see its scores.")
         self.explanation.setObjectName("thresholdExplanation")
         self.explanation.setWordWrap(True)
+        self.suggestion_label = QLabel("")
+        self.suggestion_label.setObjectName("thresholdSuggestion")
+        self.suggestion_label.setWordWrap(True)
+        self.suggestion_button = QPushButton("Apply the suggestion")
+        self.suggestion_button.setObjectName("applySuggestion")
+        self.suggestion_button.clicked.connect(self.suggestion_applied)
+        self.show_suggestion(None)
 
         self.dynamic_check = QCheckBox("Sliding-window threshold (time-ordered file)")
         self.dynamic_check.setObjectName("dynamicThreshold")
@@ -95,18 +105,28 @@ class ThresholdPanel(QWidget):
         self.dyn_pct.editingFinished.connect(self._dynamic_changed)
 
         how = QGroupBox("How the threshold is set")
-        hl = QFormLayout(how)
+        # wrapped labels sit in a box layout, not a form row: a form row gave them one line too few
+        hv = QVBoxLayout(how)
+        hl = QFormLayout()
         hl.addRow("Method", self.method_combo)
         row = QHBoxLayout()
         row.addWidget(self.param_spin)
         row.addWidget(self.apply_button)
         hl.addRow("Share / rate", row)
-        hl.addRow(self.explanation)
-        hl.addRow(self.dynamic_check)
+        hv.addLayout(hl)
+        hv.addWidget(self.explanation)
+        hv.addWidget(self.suggestion_label)
+        suggestion = QHBoxLayout()
+        suggestion.addStretch(1)
+        suggestion.addWidget(self.suggestion_button)
+        hv.addLayout(suggestion)
+        hv.addWidget(self.dynamic_check)
+        dl = QFormLayout()
         dyn = QHBoxLayout()
         dyn.addWidget(self.window_spin)
         dyn.addWidget(self.dyn_pct)
-        hl.addRow("Window", dyn)
+        dl.addRow("Window", dyn)
+        hv.addLayout(dl)
 
         # quality figures
         self.source_label = QLabel("No labels or verdicts yet: figures appear once there are some.")
@@ -158,8 +178,8 @@ class ThresholdPanel(QWidget):
         self.money_label = QLabel("–")
         self.money_label.setObjectName("moneyLabel")
         self.money_label.setWordWrap(True)
-        self.loss_spin.valueChanged.connect(self._update_money)
-        self.review_spin.valueChanged.connect(self._update_money)
+        self.loss_spin.valueChanged.connect(self._costs_changed)
+        self.review_spin.valueChanged.connect(self._costs_changed)
         money = QGroupBox("Financial impact")
         ml = QFormLayout(money)
         ml.addRow("Average loss of a missed anomaly", self.loss_spin)
@@ -216,56 +236,60 @@ class ThresholdPanel(QWidget):
             self.param_spin.setToolTip("share of records flagged (expected contamination)")
 
     def _apply_clicked(self) -> None:
-        try:
-            self.apply_method()
-        except Exception as exc:  # noqa: BLE001 - shown as a dialog by the window
-            self.error.emit(exc)
+        self.apply_method()
+
+    def rule_params(self, key: str) -> dict:
+        """The parameters of the rule ``key`` as the panel's fields set them (shares as fractions)."""
+        share = self.param_spin.value() / 100.0
+        if key == "percentile":
+            return {"share": min(share, 0.5)}
+        if key == "target_fpr":
+            return {"fpr": share}
+        if key == "manual":
+            return {"value": float(self.value)}
+        return {}
 
     def apply_method(self) -> None:
-        """Set the threshold with the chosen method (engine.thresholds)."""
+        """Ask for the rule chosen in the Method box (the session computes it: engine.thresholds)."""
         if len(self.scores) == 0:
             return
         key = self.method_combo.currentData()
-        share = self.param_spin.value() / 100.0
-        if key == "percentile":
-            th = thresholds.by_contamination(self.scores, min(share, 0.5))
-        elif key == "target_fpr":
-            ref = self.reference_scores if self.reference_scores is not None else self._normal_scores()
-            th = thresholds.by_target_fpr(ref, share, scores=self.scores)
-        elif key == "automatic":
-            th = thresholds.automatic_threshold(self.scores)
-        else:
-            s, y = self._labelled()
-            if y is None:
-                raise AnomalyDeskError("this method needs labels or verdicts of both kinds")
-            if key == "best_f1":
-                th = thresholds.best_f1_threshold(s, y)
-            else:
-                th = thresholds.min_cost_threshold(s, y, cost_missed=self.loss_spin.value(),
-                                                   cost_review=self.review_spin.value())
-        self.set_threshold(th.value, th.method, th.explanation)
+        self.rule_requested.emit(key, self.rule_params(key))
 
-    def _normal_scores(self) -> np.ndarray:
-        s, y = self._labelled()
-        if y is not None and (~y).sum() >= 10:
-            return s[~y]
-        return self.scores  # no known normals: treat the file as mostly normal
-
-    def set_threshold(self, value: float, method: str = "manual", explanation: str | None = None,
-                      parameter: float | None = None) -> None:
-        self.value = float(value)
+    def show_threshold(self, value: float | None, method: str, explanation: str, params: dict | None = None,
+                       dynamic: np.ndarray | None = None) -> None:
+        """Render the threshold in force: its value, the rule (the Method box shows it) and why."""
+        self.value = float(value) if value is not None else np.inf
         self.method = method
-        self.histogram.set_threshold(self.value)
-        if explanation is None:
-            flagged = int((self.scores >= self.value).sum()) if len(self.scores) else 0
-            share = 100.0 * flagged / max(len(self.scores), 1)
-            explanation = f"Set by hand: flags {flagged:,} records ({share:.2f}%)."
+        self.dynamic = dynamic
+        i = self.method_combo.findData(method)
+        if i >= 0:
+            self.method_combo.blockSignals(True)
+            self.method_combo.setCurrentIndex(i)
+            self.method_combo.blockSignals(False)
+            self._method_changed()
+        params = params or {}
+        share = params.get("share", params.get("fpr"))
+        if share is not None:
+            self.param_spin.setValue(100.0 * float(share))
+        self.dynamic_check.blockSignals(True)
+        self.dynamic_check.setChecked(dynamic is not None)
+        self.dynamic_check.blockSignals(False)
+        if np.isfinite(self.value):
+            self.histogram.set_threshold(self.value)
         self.explanation.setText(explanation)
-        if parameter is not None:
-            self.param_spin.setValue(parameter)
-        self._recompute_dynamic()
         self._update_figures()
-        self.threshold_changed.emit(self.value, self.method, self.dynamic)
+
+    def show_suggestion(self, text: str | None, details: str = "") -> None:
+        """A rule the verdicts suggest after a retrain: offered with an Apply button, never imposed."""
+        self.suggestion_label.setText(f"<b>Suggested</b> from the verdicts: {text}" if text else "")
+        self.suggestion_label.setToolTip(details)
+        self.suggestion_label.setVisible(bool(text))
+        self.suggestion_button.setVisible(bool(text))
+
+    def set_threshold(self, value: float, method: str = "manual", explanation: str | None = None) -> None:
+        """Set the value by hand (what a drag does): sent to the session as a manual rule."""
+        self.rule_requested.emit("manual", {"value": float(value)})
 
     def _dragging(self, value: float) -> None:
         self._pending_value = value
@@ -275,20 +299,15 @@ class ThresholdPanel(QWidget):
 
     def _drag_finished(self, value: float) -> None:
         self._live_timer.stop()
-        self.set_threshold(value, "manual")
+        self.rule_requested.emit("manual", {"value": float(value)})
 
     def _dynamic_changed(self) -> None:
-        self._recompute_dynamic()
-        self._update_figures()
-        self.threshold_changed.emit(self.value, "dynamic" if self.dynamic is not None else self.method,
-                                    self.dynamic)
+        on = self.dynamic_check.isChecked()
+        self.dynamic_requested.emit((self.window_spin.value(), self.dyn_pct.value()) if on else None)
 
-    def _recompute_dynamic(self) -> None:
-        if self.dynamic_check.isChecked() and len(self.scores):
-            self.dynamic = thresholds.dynamic_threshold(self.scores, window=self.window_spin.value(),
-                                                        percentile=self.dyn_pct.value())
-        else:
-            self.dynamic = None
+    def _costs_changed(self) -> None:
+        self.costs_changed.emit(self.loss_spin.value(), self.review_spin.value())
+        self._update_money()
 
     def current_cut(self) -> float | np.ndarray:
         return self.dynamic if self.dynamic is not None else self.value

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.detectors.params import DEVICE
 from ui.detector_form import DetectorForm, detector_names
 from ui.plots import LossPlot
 from ui.widgets import PROGRESS_STEPS, ScrollSafeComboBox, ScrollSafeSpinBox, job_controls
@@ -51,13 +52,14 @@ class TrainPanel(QWidget):
         self.detector_combo.setObjectName("detectorCombo")
         self.detector_combo.addItems(detector_names())
         self.detector_combo.currentTextChanged.connect(self._detector_changed)
+        self.detector_combo.setToolTip("the method that learns what normal looks like (auto: chosen from the data)")
         self.description = QLabel()
         self.description.setWordWrap(True)
         self.form = DetectorForm()
         self.device_combo = ScrollSafeComboBox()
         self.device_combo.setObjectName("deviceCombo")
         self.device_combo.addItems(["auto", "cpu", "cuda"])
-        self.device_combo.setToolTip("auto uses the GPU when one is present")
+        self.device_combo.setToolTip(DEVICE.help)
         self.sample_spin = ScrollSafeSpinBox()
         self.sample_spin.setObjectName("sampleSpin")
         self.sample_spin.setRange(0, 100_000_000)
@@ -67,6 +69,8 @@ class TrainPanel(QWidget):
         self.source_combo = ScrollSafeComboBox()
         self.source_combo.setObjectName("sourceCombo")
         self.source_combo.addItems(["this file"])
+        self.source_combo.setToolTip("the rows the model learns normal from: this file (possibly with anomalies "
+                                     "in it) or a reference file of known-good records")
 
         general = QFormLayout()
         general.addRow("Detector", self.detector_combo)
@@ -157,6 +161,15 @@ class TrainPanel(QWidget):
         self.form.set_detector(name, params or {})
 
     # -- job view --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Another file: the previous file's training status, progress and loss curve go."""
+        self.progress.setValue(0)
+        self.loss_plot.set_history(())
+        self.status.setText("Not trained yet.")
+        self.eta_label.setText("ETA –")
+        self.speed_label.setText("– rows/s")
+        self.epoch_label.setText("")
+
     def set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)

@@ -24,21 +24,42 @@ from engine.errors import Cancelled
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress signals a second: the GUI thread stays free
 
 
-@contextlib.contextmanager
-def leave_a_core_for_the_gui():
-    """Within a job: BLAS/OpenMP pools (numpy matmul and SVD, scikit-learn) use one core fewer than
-    the machine has. By default OpenBLAS runs a thread on every core; on a 2-core machine a 1M-row
-    PCA score then keeps both busy and the GUI thread waits 90-150 ms for a core (measured with a
-    faulthandler watchdog: the stalls sat in matmul/SVD, which release the GIL)."""
-    import os
+class _CoreLimit:
+    """BLAS/OpenMP thread limits are process-wide (threadpoolctl sets them in the loaded libraries, not
+    per thread), so jobs that overlap share one limit: the first job to enter sets it and the last to
+    leave restores the original. Each job entering and leaving ``threadpool_limits`` on its own would
+    restore the full pools when the first of two overlapping jobs ended, under the second."""
 
-    try:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limiter = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        import os
+
         from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn brings it; without it, nothing to limit
-        yield
-        return
-    with threadpool_limits(limits=max(1, (os.cpu_count() or 2) - 1)):
-        yield
+
+        with self._lock:
+            if self._users == 0:
+                self._limiter = threadpool_limits(limits=max(1, (os.cpu_count() or 2) - 1))
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    self._limiter.restore_original_limits()
+                    self._limiter = None
+
+
+#: Within a job: BLAS/OpenMP pools (numpy matmul and SVD, scikit-learn) use one core fewer than the
+#: machine has. By default OpenBLAS runs a thread on every core; on a 2-core machine a 1M-row PCA score
+#: then keeps both busy and the GUI thread waits 90-150 ms for a core (measured with a faulthandler
+#: watchdog: the stalls sat in matmul/SVD, which release the GIL).
+leave_a_core_for_the_gui = _CoreLimit()
 
 
 @dataclass(frozen=True)

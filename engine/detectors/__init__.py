@@ -1,16 +1,18 @@
 """Detector registry: ``make_detector(name, **params)``.
 
-Modules that need torch (autoencoder, vae, bigan, sequence_ae) are imported only when such a detector is asked for, so
-importing the engine (and the GUI) stays free of torch.
+Modules that need torch (autoencoder, vae, bigan, sequence_ae) are imported only when such a detector is asked for,
+so importing the engine (and the GUI) stays free of torch. Each detector's parameters are declared in
+engine.detectors.params, which ``make_detector`` checks them against.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
+import importlib.util
 from typing import Any
 
 from engine.detectors.base import Detector
+from engine.detectors.params import PARAMS, params_of, validate
 from engine.errors import AnomalyDeskError
 
 # name -> (module, class name); the module is imported on first use
@@ -25,6 +27,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "pca": ("engine.detectors.classical", "PCADetector"),
     "ecod": ("engine.detectors.classical", "ECODDetector"),
 }
+assert set(_REGISTRY) == set(PARAMS), "every detector declares its parameters in engine.detectors.params"
 
 DETECTOR_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 #: detectors that need torch (deep models)
@@ -42,33 +45,33 @@ def detector_class(name: str) -> type[Detector]:
         raise AnomalyDeskError(f"detector '{name}' is not available in this build ({exc})") from None
 
 
-def accepted_params(cls: type[Detector], params: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``params`` that ``cls.__init__`` accepts (``seed``/``device`` are offered to all
-    detectors; only those that take them receive them)."""
-    sig = inspect.signature(cls.__init__)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
-        return dict(params)
-    return {k: v for k, v in params.items() if k in sig.parameters}
+def accepted_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that detector ``name`` declares (``seed``/``device``/``epochs`` are offered
+    to all detectors; only those that take them receive them)."""
+    declared = {p.name for p in params_of(name)}
+    return {k: v for k, v in params.items() if k in declared}
 
 
 def make_detector(name: str, **params: Any) -> Detector:
-    """A new, unfitted detector. Unknown parameters raise a clear error, except ``seed`` and
-    ``device``, which are dropped for detectors that do not use them."""
-    cls = detector_class(name)
-    kept = accepted_params(cls, params)
-    unknown = sorted(set(params) - set(kept) - {"seed", "device"})
-    if unknown:
-        raise AnomalyDeskError(f"detector '{name}' has no parameter(s): {', '.join(unknown)}")
-    return cls(**kept)
+    """A new, unfitted detector. Unknown parameters and values outside a parameter's range raise a
+    clear error, except ``seed`` and ``device``, which are dropped for detectors that do not use them."""
+    if name not in _REGISTRY:
+        raise AnomalyDeskError(f"unknown detector '{name}': choose one of {', '.join(DETECTOR_NAMES)}")
+    declared = {p.name for p in params_of(name)}
+    kept = {k: v for k, v in params.items() if k in declared or k not in ("seed", "device")}
+    validate(name, kept)  # unknown names and values out of range, named
+    return detector_class(name)(**kept)
+
+
+def torch_available() -> bool:
+    """Whether torch is installed, found without importing it."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def available_detectors() -> list[str]:
-    """Names whose module can be imported in this build (deep models need torch)."""
-    names = []
-    for name in DETECTOR_NAMES:
-        try:
-            detector_class(name)
-        except AnomalyDeskError:
-            continue
-        names.append(name)
-    return names
+    """Names this build can run (deep models need torch), decided without importing torch."""
+    has_torch = torch_available()
+    return [name for name in DETECTOR_NAMES if has_torch or name not in TORCH_DETECTORS]

@@ -1,13 +1,16 @@
 """The detector interface every model follows (scikit-learn/PyOD conventions).
 
 A detector works on an encoded ``FeatureMatrix`` (engine.features). ``__init__`` only stores
-parameters; ``fit`` learns normal behaviour; ``score_samples`` returns anomaly scores,
-**higher = more anomalous**; fitted attributes end in ``_``. State is saved as JSON-able metadata
+parameters (each under its own name, so ``get_params`` reads them back by the constructor's signature,
+as scikit-learn's does); ``fit`` learns normal behaviour; ``decision_function`` returns anomaly scores,
+**higher = more anomalous** (PyOD's name; scikit-learn's ``score_samples`` means the opposite, so ours is
+only an alias kept for old callers); fitted attributes end in ``_``. State is saved as JSON-able metadata
 plus a dict of numpy arrays (written as safetensors by engine.bundle), never pickled.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -53,7 +56,16 @@ class Detector:
     _fitted_attr: ClassVar[str] = "n_features_in_"
 
     def get_params(self) -> dict[str, Any]:
-        return dict(self.__dict__.get("_params", {}))
+        """The constructor's arguments as stored (lists copied), by the constructor's signature."""
+        names = [p.name for p in inspect.signature(type(self).__init__).parameters.values()
+                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return {n: _copied(getattr(self, n)) for n in names}
+
+    def _store_params(self, args: dict[str, Any]) -> None:
+        """Store each constructor argument under its own name; call first thing with ``locals()``."""
+        for name, value in args.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, list(value) if isinstance(value, tuple) else value)
 
     def fit(self, fm, *, sample_weight: np.ndarray | None = None, progress: ProgressCallback | None = None,
             should_stop: StopCallback | None = None) -> Detector:
@@ -61,9 +73,13 @@ class Detector:
         weight 0 are not learnt as normal (confirmed anomalies); weights > 1 stress confirmed normals."""
         raise NotImplementedError
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         """Anomaly score per row, float64, higher = more anomalous."""
         raise NotImplementedError
+
+    def score_samples(self, fm) -> np.ndarray:
+        """Alias of ``decision_function`` (higher = more anomalous, unlike scikit-learn's)."""
+        return self.decision_function(fm)
 
     def feature_contributions(self, fm) -> np.ndarray:
         """(n_rows, len(fm.source_columns)) non-negative shares of each original column in the row's
@@ -79,7 +95,7 @@ class Detector:
         """Scores, contributions and (``expected``) expected values of the same rows. Detectors whose
         three answers come from one pass (a forward pass, the ECDF look-ups) override this to do that
         pass once; the results equal the three methods called one by one."""
-        return Explained(scores=self.score_samples(fm), contributions=self.feature_contributions(fm),
+        return Explained(scores=self.decision_function(fm), contributions=self.feature_contributions(fm),
                          expected=self.expected_values(fm) if expected else None)
 
     # -- persistence: JSON metadata + named arrays, no pickle --------------------------------------
@@ -93,6 +109,14 @@ class Detector:
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attr):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    return value
 
 
 def column_shares(per_feature: np.ndarray, fm) -> np.ndarray:

@@ -48,10 +48,14 @@ def _weighted_rows(x: np.ndarray, w: np.ndarray | None, rng: np.random.Generator
     return x[np.sort(idx)]
 
 
-def _check_width(det: Detector, x: np.ndarray) -> None:
+def _fitted_input(det: Detector, fm, matrix=encoded_values) -> np.ndarray:
+    """The matrix a fitted detector scores, refused when its width is not the one it was fitted on."""
+    det._check_fitted()
+    x = matrix(fm)
     if x.shape[1] != det.n_features_in_:
         raise AnomalyDeskError(
             f"{det.name}: the data has {x.shape[1]} encoded features, the model was fitted on {det.n_features_in_}")
+    return x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,8 +93,6 @@ class IsolationForestDetector(Detector):
 
     def __init__(self, n_estimators: int = 100, max_samples: int | float | str = "auto",
                  max_features: float = 1.0, undo_log: bool = True, seed: int = 0):
-        self._params = dict(n_estimators=n_estimators, max_samples=max_samples, max_features=max_features,
-                            undo_log=undo_log, seed=seed)
         self.n_estimators, self.max_samples, self.max_features, self.seed = (
             n_estimators, max_samples, max_features, seed)
         self.undo_log = undo_log
@@ -140,9 +142,7 @@ class IsolationForestDetector(Detector):
         return self
 
     def _walk(self, fm, with_contrib: bool):
-        self._check_fitted()
-        x = self._matrix(fm)
-        _check_width(self, x)
+        x = _fitted_input(self, fm, self._matrix)
         n = x.shape[0]
         depth_sum = np.zeros(n)
         contrib = np.zeros((n, x.shape[1])) if with_contrib else None
@@ -173,7 +173,7 @@ class IsolationForestDetector(Detector):
         scores = np.ones(n) if denom == 0 else 2.0 ** (-depth_sum / denom)
         return scores, contrib
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         return self._walk(fm, with_contrib=False)[0]
 
     def feature_contributions(self, fm) -> np.ndarray:
@@ -233,7 +233,6 @@ class OCSVMDetector(Detector):
 
     def __init__(self, nu: float = 0.5, gamma: float | str = "scale", max_train_rows: int = 5000,
                  seed: int = 0):
-        self._params = dict(nu=nu, gamma=gamma, max_train_rows=max_train_rows, seed=seed)
         self.nu, self.gamma, self.max_train_rows, self.seed = nu, gamma, max_train_rows, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
@@ -268,10 +267,8 @@ class OCSVMDetector(Detector):
         for start in range(0, x.shape[0], size):
             yield start, x[start:start + size]
 
-    def score_samples(self, fm) -> np.ndarray:
-        self._check_fitted()
-        x = encoded_values(fm)
-        _check_width(self, x)
+    def decision_function(self, fm) -> np.ndarray:
+        x = _fitted_input(self, fm)
         out = np.empty(x.shape[0])
         for start, xb in self._chunks(x):
             k = np.exp(-self.gamma_ * self._sq_dist(xb))
@@ -279,9 +276,7 @@ class OCSVMDetector(Detector):
         return out
 
     def feature_contributions(self, fm) -> np.ndarray:
-        self._check_fitted()
-        x = encoded_values(fm)
-        _check_width(self, x)
+        x = _fitted_input(self, fm)
         sv = self.support_vectors_
         per_feature = np.empty_like(x)
         log_a = np.log(np.maximum(self.dual_coef_, 1e-300))
@@ -334,7 +329,6 @@ class PCADetector(Detector):
     name: ClassVar[str] = "pca"
 
     def __init__(self, variance: float = 0.9, floor: float = 1e-6, standardize: bool = True, seed: int = 0):
-        self._params = dict(variance=variance, floor=floor, standardize=standardize, seed=seed)
         self.variance, self.floor, self.standardize, self.seed = variance, floor, standardize, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
@@ -365,12 +359,10 @@ class PCADetector(Detector):
         return self
 
     def _z(self, fm) -> np.ndarray:
-        self._check_fitted()
-        x = encoded_values(fm)
-        _check_width(self, x)
+        x = _fitted_input(self, fm)
         return (x - self.mean_) / self.scale_
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         return self._score_from(self._z(fm))
 
     def _score_from(self, z: np.ndarray) -> np.ndarray:
@@ -442,7 +434,6 @@ class ECODDetector(Detector):
     def __init__(self, tails: str = "both", seed: int = 0):
         if tails not in ("both", "skew"):
             raise AnomalyDeskError(f"ecod: tails must be 'both' or 'skew', not {tails!r}")
-        self._params = dict(tails=tails, seed=seed)
         self.tails, self.seed = tails, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
@@ -526,7 +517,7 @@ class ECODDetector(Detector):
             cached = self._onehot_cache = (at[:, 0].copy(), at[:, 1] - at[:, 0])
         return cached
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         return self._column_outlyingness(fm).sum(axis=1)
 
     def feature_contributions(self, fm) -> np.ndarray:

@@ -62,6 +62,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from engine.detectors import torch_available
 from engine.detectors.base import Detector, Explained, encoded_values
 from engine.errors import AnomalyDeskError, Cancelled
 
@@ -99,15 +100,6 @@ def _member_histories(names, members) -> dict[str, Any]:
     return out
 
 
-def torch_available() -> bool:
-    try:
-        import importlib.util
-
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 class AutoDetector(Detector):
     """Median of several detectors' robust-standardised scores (see the module docstring for the
     measurements behind it).
@@ -131,11 +123,8 @@ class AutoDetector(Detector):
         if weighting not in ("agreement", "equal"):
             raise AnomalyDeskError(f"auto: weighting must be 'agreement' or 'equal', not {weighting!r}")
         self.combination = combination
-        self._params = dict(members=list(members) if members is not None else None,
-                            member_params=dict(member_params or {}), weighting=weighting,
-                            combination=combination,
-                            agreement_rows=agreement_rows, seed=seed, device=device, epochs=epochs)
-        self.members, self.member_params, self.weighting = members, dict(member_params or {}), weighting
+        self.members = list(members) if members is not None else None
+        self.member_params, self.weighting = dict(member_params or {}), weighting
         self.agreement_rows, self.seed, self.device, self.epochs = agreement_rows, seed, device, epochs
 
     # -- fitting ---------------------------------------------------------------------------------
@@ -184,7 +173,7 @@ class AutoDetector(Detector):
             det.fit(fm, sample_weight=sample_weight, progress=member_progress, should_stop=should_stop)
             self.members_.append(det)
         self.member_names_ = names
-        train = [det.score_samples(fm) for det in self.members_]
+        train = [det.decision_function(fm) for det in self.members_]
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         self.center_ = np.empty(n)
         self.scale_ = np.empty(n)
@@ -224,7 +213,7 @@ class AutoDetector(Detector):
     def member_scores(self, fm) -> dict[str, np.ndarray]:
         """Raw scores per member, keyed by member name."""
         self._check_fitted()
-        return {name: det.score_samples(fm) for name, det in zip(self.member_names_, self.members_, strict=True)}
+        return {name: det.decision_function(fm) for name, det in zip(self.member_names_, self.members_, strict=True)}
 
     def standardized(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         return np.column_stack([(raw[name] - c) / k for name, c, k in
@@ -238,7 +227,7 @@ class AutoDetector(Detector):
             return np.median(z, axis=1)
         return z @ self.weights_
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         return self.combine(self.member_scores(fm))
 
     def feature_contributions(self, fm) -> np.ndarray:

@@ -1,9 +1,21 @@
 """The feedback loop: stable record keys (``keys``), the verdict store (``store``) and retraining
 with verdicts (``rerank``). The GUI, the session and ``simulate-review`` use exactly these names."""
 
-from engine.feedback.keys import content_hashes, record_keys
+from engine.feedback.keys import content_hashes, default_keys, record_keys
 from engine.feedback.rerank import RERANK_DEFAULTS, FeedbackResult, FeedbackState, retrain_with_verdicts
-from engine.feedback.store import DEFAULT_REASONS, VERDICTS, AuditEntry, VerdictRecord, VerdictStore
+from engine.feedback.store import (
+    DEFAULT_REASONS,
+    VERDICTS,
+    Attachment,
+    AuditEntry,
+    DamagedStoreError,
+    NotAVerdictStore,
+    SalvageResult,
+    VerdictRecord,
+    VerdictStore,
+    salvage_store,
+)
 
-__all__ = ["DEFAULT_REASONS", "RERANK_DEFAULTS", "VERDICTS", "AuditEntry", "FeedbackResult", "FeedbackState",
-           "VerdictRecord", "VerdictStore", "content_hashes", "record_keys", "retrain_with_verdicts"]
+__all__ = ["DEFAULT_REASONS", "RERANK_DEFAULTS", "VERDICTS", "Attachment", "AuditEntry", "DamagedStoreError",
+           "FeedbackResult", "FeedbackState", "NotAVerdictStore", "SalvageResult", "VerdictRecord", "VerdictStore",
+           "content_hashes", "default_keys", "record_keys", "retrain_with_verdicts", "salvage_store"]

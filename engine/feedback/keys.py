@@ -3,7 +3,7 @@ find their records again when the file is reopened, sorted or re-exported."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -87,3 +87,11 @@ def _split_hash_key(key: str) -> tuple[int, str] | None:
     if not pos.isdigit() or len(digest) != 16:
         return None
     return int(pos), digest
+
+
+def default_keys(frame: pd.DataFrame, schema: Any | None = None) -> list[str]:
+    """Record keys as the verdict store makes them (engine.feedback.record_keys); without a schema, the
+    1-based row number."""
+    if schema is None:
+        return [str(i + 1) for i in range(len(frame))]
+    return [str(k) for k in record_keys(frame, schema)]

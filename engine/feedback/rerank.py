@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.errors import AnomalyDeskError, Cancelled
 from engine.schema import Role, Schema
+from engine.scoring.severity import severity as severity_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -309,7 +310,7 @@ def _is_fitted(model) -> bool:
     return any(hasattr(model, a) for a in ("model_", "detector_", "preprocessor_"))
 
 
-_RULE_NAMES = {"best_f1": "best F1", "min_cost": "least expected cost"}
+_RULE_NAMES = {"best_f1": "best F1", "cost": "least expected cost"}
 
 
 def _within_reach_of_verdicts(th, scores: np.ndarray, reviewed: np.ndarray):
@@ -451,8 +452,7 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
         scores = scores + float(cfg["pair_prior"]) * state.views[:, state.pair_view_index]
     state.node_weights, state.view_weights = w, a
     state.rounds += 1
-    order = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
-    severity = 100.0 * (order + 1) / n
+    severity = severity_of(scores, np.sort(scores))  # the percentile among all rows, as everywhere
     y_lab = np.zeros(len(idx), dtype=bool)
     y_lab[: len(anomalies)] = True
     if len(anomalies) and len(normals):

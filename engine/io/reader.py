@@ -3,7 +3,6 @@ parser; Python's csv module runs only to locate an error the fast parser already
 
 from __future__ import annotations
 
-import bz2
 import gzip
 import lzma
 import os
@@ -34,10 +33,11 @@ from engine.io.source import (
     _compression_of,
     _decompress,
     _has_content,
+    _normalise_newlines,
     _open_binary,
     _raw_bytes,
     _to_utf8,
-    _zip_member,
+    open_decompressed,
 )
 
 NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
@@ -117,6 +117,7 @@ def _read_csv(name: str, path: Path) -> LoadedFile:
     if not _has_content(data):
         raise DataError("the file is empty", file=name)
     data, encoding, problems = _to_utf8(data, name)
+    data = _normalise_newlines(data)
     if not _has_content(data):
         raise DataError("the file is empty", file=name)
     head = _head(data)
@@ -152,16 +153,13 @@ def _read_csv(name: str, path: Path) -> LoadedFile:
 
 def _open_text_stream(path: Path, compression: str | None, name: str):
     f = _open_binary(path)
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=f)
-    if compression == "bz2":
-        return bz2.BZ2File(f)
-    if compression == "xz":
-        return lzma.LZMAFile(f)
-    if compression == "zip":
-        archive = zipfile.ZipFile(f)
-        return archive.open(_zip_member(archive, name))
-    return f
+    if compression is None:
+        return f
+    try:
+        return open_decompressed(f, compression, name, os.fstat(f.fileno()).st_size, streamed=True)
+    except BaseException:
+        f.close()
+        raise
 
 
 def _sniff_like(path: Path, name: str) -> LoadedFile:
@@ -174,6 +172,7 @@ def _sniff_like(path: Path, name: str) -> LoadedFile:
             raw = stream.read(4 << 20)
     except (EOFError, OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise DataError(f"the {compression or 'file'} cannot be read ({exc})", file=name) from None
+    raw = _normalise_newlines(raw)
     cut = raw.rfind(b"\n") + 1 if len(raw) == 4 << 20 else len(raw)
     head = raw[:cut]
     if not head.strip():

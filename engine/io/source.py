@@ -81,18 +81,145 @@ def _zip_member(archive: zipfile.ZipFile, name: str) -> str:
                     "expected exactly one CSV file", file=name)
 
 
+MAX_EXPANDED_ENV = "ANOMALY_DESK_MAX_EXPANDED_BYTES"
+MAX_RATIO_ENV = "ANOMALY_DESK_MAX_EXPANSION_RATIO"
+DEFAULT_MAX_RATIO = 1000  # real CSV files compress 5-50x (xz/bz2 of very repetitive tables ~200x)
+_RATIO_FLOOR = 64 << 20  # the ratio is only judged past this many expanded bytes
+_CHUNK = 1 << 20
+
+
+def _total_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not POSIX: assume a modest desktop
+        return 8 << 30
+
+
+def max_expanded_bytes(streamed: bool = False) -> int:
+    """How far a compressed input may expand before it is refused.
+
+    ``ANOMALY_DESK_MAX_EXPANDED_BYTES`` sets it (bytes); by default a whole load may expand to half the
+    physical memory (parsing needs about three times the text, so more cannot be loaded anyway) and a
+    streamed read (``score``) to eight times the physical memory."""
+    value = os.environ.get(MAX_EXPANDED_ENV, "").strip()
+    if value:
+        try:
+            return max(int(float(value)), 1)
+        except ValueError:
+            raise DataError(f"{MAX_EXPANDED_ENV} must be a number of bytes, not {value!r}") from None
+    memory = _total_memory()
+    return memory * 8 if streamed else memory // 2
+
+
+def max_expansion_ratio() -> float:
+    """Expanded bytes per compressed byte beyond which a file is a decompression bomb, not a table
+    (``ANOMALY_DESK_MAX_EXPANSION_RATIO``, default 1000; judged once 64 MiB have come out)."""
+    value = os.environ.get(MAX_RATIO_ENV, "").strip()
+    try:
+        return float(value) if value else float(DEFAULT_MAX_RATIO)
+    except ValueError:
+        raise DataError(f"{MAX_RATIO_ENV} must be a number, not {value!r}") from None
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.3g} GB" if n >= 1e8 else f"{n / 1e6:.3g} MB"
+
+
+class ExpansionGuard(io.RawIOBase):
+    """A read-only stream over a decompressor that counts the bytes it gives and raises a located
+    DataError as soon as they pass the limit (or the bomb ratio), so a small file that unpacks to
+    gigabytes is refused after reading no more than the limit, never held in memory."""
+
+    def __init__(self, inner, name: str, compression: str, compressed_size: int, limit: int,
+                 ratio: float | None = None, also_close=()):
+        super().__init__()
+        self.also_close = also_close
+        self.inner, self.name, self.compression = inner, name, compression
+        self.compressed_size, self.limit, self.ratio = max(int(compressed_size), 1), int(limit), ratio
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        allowed = self.limit - self.count + 1  # one byte past the limit proves it is passed
+        data = self.inner.read(max(1, min(len(view), allowed)))
+        n = len(data)
+        view[:n] = data
+        self._account(n)
+        return n
+
+    def _account(self, n: int) -> None:
+        self.count += n
+        if self.count > self.limit:
+            raise DataError(f"the {self.compression} file expands past {_gb(self.limit)} (from "
+                            f"{_gb(self.compressed_size)} compressed): refused; raise {MAX_EXPANDED_ENV} "
+                            "if the file is genuine", file=self.name)
+        if (self.ratio is not None and self.count > _RATIO_FLOOR
+                and self.count > self.ratio * self.compressed_size):
+            raise DataError(f"the {self.compression} file expands past {_gb(self.count)} from "
+                            f"{_gb(self.compressed_size)} compressed (over {self.ratio:g} times): a "
+                            f"decompression bomb, not a table; refused (set {MAX_RATIO_ENV} if it is genuine)",
+                            file=self.name)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+            for other in self.also_close:
+                other.close()
+        finally:
+            super().close()
+
+
+def open_decompressed(fileobj, compression: str, name: str, compressed_size: int,
+                      streamed: bool) -> io.BufferedReader:
+    """A buffered stream of the decompressed bytes of ``fileobj``, guarded by ``ExpansionGuard``;
+    closing it closes ``fileobj`` too."""
+    also_close: tuple = (fileobj,)
+    if compression == "gzip":
+        inner = gzip.GzipFile(fileobj=fileobj)
+    elif compression == "bz2":
+        inner = bz2.BZ2File(fileobj)
+    elif compression == "xz":
+        inner = lzma.LZMAFile(fileobj)  # noqa: SIM115 - closed by the guard
+    else:
+        archive = zipfile.ZipFile(fileobj)
+        inner = archive.open(_zip_member(archive, name))
+        also_close = (archive, fileobj)
+    guard = ExpansionGuard(inner, name, compression, compressed_size, max_expanded_bytes(streamed),
+                           max_expansion_ratio(), also_close)
+    return io.BufferedReader(guard, buffer_size=_CHUNK)
+
+
+def open_input(path: str | Path, streamed: bool = True):
+    """A binary stream of a file's bytes, decompressed (detected by magic bytes) through the guard:
+    for anything that reads an input file outside ``read_csv``/``iter_csv_chunks`` (row counts)."""
+    path = Path(path)
+    name = str(path)
+    _check_path(path, name)
+    f = open(path, "rb")  # noqa: SIM115 - returned open; the caller closes it
+    try:
+        compression = _compression_of(path, f.read(8))
+        f.seek(0)
+        if compression is None:
+            return f
+        return open_decompressed(f, compression, name, os.fstat(f.fileno()).st_size, streamed)
+    except BaseException:
+        f.close()
+        raise
+
+
 def _decompress(raw: bytes, compression: str | None, name: str) -> bytes:
+    """The expanded bytes of a whole (compressed) file, read in blocks and refused past the limit."""
     if compression is None:
         return raw
     try:
-        if compression == "gzip":
-            return gzip.decompress(raw)
-        if compression == "bz2":
-            return bz2.decompress(raw)
-        if compression == "xz":
-            return lzma.decompress(raw)
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            return archive.read(_zip_member(archive, name))
+        with open_decompressed(io.BytesIO(raw), compression, name, len(raw), streamed=False) as stream:
+            blocks = []
+            while block := stream.read(_CHUNK * 8):
+                blocks.append(block)
+        return b"".join(blocks)
     except DataError:
         raise
     except EOFError:
@@ -107,6 +234,20 @@ _NON_SPACE = re.compile(rb"\S")
 
 def _has_content(data: bytes, start: int = 0) -> bool:
     return _NON_SPACE.search(data, start) is not None  # unlike strip(), copies nothing
+
+
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _normalise_newlines(data: bytes) -> bytes:
+    """Old Mac files end lines with a bare CR: turn those into LF so rows are found (and counted) like
+    in any other file. Only when bare CRs outnumber LFs, so a stray CR inside a value stays as it is."""
+    if b"\r" not in data:
+        return data
+    bare = data.count(b"\r") - data.count(b"\r\n")
+    if bare == 0 or bare <= data.count(b"\n"):
+        return data
+    return _BARE_CR.sub(b"\n", data)
 
 
 def _row_of_offset(data: bytes, offset: int) -> int:

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.reports.queue import default_keys, record_field, verdict_text
+from engine.feedback import default_keys
+from engine.reports.queue import record_field, verdict_text
 
 MAX_RECORD_VALUES = 30  # a record's values kept for the report beyond its top features (wide files)
 CONFIRMED = {"anomaly", "anomalous", "confirmed", "fraud", "true_positive", "1", "true", "yes"}

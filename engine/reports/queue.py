@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import AnomalyDeskError
+from engine.feedback import default_keys
 from engine.reports.safety import atomic_output, is_formula_like, neutralise_frame
+from engine.scoring.severity import top_features
 
 ProgressCallback = Callable[..., None]
 
@@ -51,34 +53,6 @@ def _time_text(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     return str(value)
-
-
-def default_keys(frame: pd.DataFrame, schema: Any | None = None) -> list[str]:
-    """Record keys as the verdict store makes them (engine.feedback.record_keys), else the
-    identifier column's values, else the 1-based row number."""
-    try:
-        from engine.feedback import record_keys  # type: ignore[attr-defined]
-
-        return [str(k) for k in record_keys(frame, schema)]
-    except (ImportError, AttributeError, TypeError):
-        pass
-    ident = getattr(schema, "identifier_column", None) if schema is not None else None
-    if ident and ident in frame.columns:
-        return frame[ident].astype(str).tolist()
-    return [str(i + 1) for i in range(len(frame))]
-
-
-def top_features(contributions: np.ndarray, columns: Sequence[str], k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """For each row, the ``k`` columns with the largest shares: (names per rank, shares per rank)."""
-    contributions = np.asarray(contributions, dtype=np.float64)
-    k = min(k, contributions.shape[1] if contributions.ndim == 2 else 0)
-    if k == 0 or len(contributions) == 0:
-        return [], []
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
-    names = np.asarray(list(columns), dtype=object)
-    rows = np.arange(len(contributions))[:, None]
-    shares = contributions[rows, order]
-    return [names[order[:, r]] for r in range(k)], [shares[:, r] for r in range(k)]
 
 
 def queue_table(frame: pd.DataFrame, schema: Any, score_result: Any, keys: Sequence[Any] | None = None,

@@ -23,7 +23,7 @@ from engine.reports.context import (
     top_flagged_records,
 )
 from engine.reports.queue import record_field, verdict_text
-from engine.reports.safety import FORMULA_PREFIXES
+from engine.reports.safety import FORMULA_PREFIXES, restore_text
 from engine.scoring.table import LEAD, original_name, split_columns
 
 
@@ -41,6 +41,23 @@ class ScoresFile:
         keys = self.table["key"].astype(str)
         quoted = keys.str.startswith("'") & keys.str[1:2].isin(list(FORMULA_PREFIXES))
         return keys.where(~quoted, keys.str[1:]).tolist()
+
+    def content_hashes(self, schema) -> np.ndarray | None:
+        """The content hash of each row as the verdict store knows it (engine.feedback.content_hashes over
+        the scored file's own columns, with the export's quotes against formulas taken off); None when
+        the file lacks a column the hash covers."""
+        from engine.feedback import content_hashes
+        from engine.schema import Role
+
+        hashed = {c.name for c in schema.columns if c.role not in (Role.LABEL, Role.IGNORED)
+                  and c.name != schema.label_column}
+        if not hashed or not hashed <= set(self.originals.columns):
+            return None  # the file does not carry every column the hash covers: compare by key only
+        originals = self.originals.copy()
+        for name in originals.columns:
+            if originals[name].dtype == object or pd.api.types.is_string_dtype(originals[name]):
+                originals[name] = originals[name].map(restore_text)
+        return content_hashes(originals.reset_index(drop=True), schema)
 
     @property
     def scores(self) -> np.ndarray:
@@ -70,16 +87,16 @@ def read_scores_file(path: str | Path) -> ScoresFile:
 
     loaded = read_csv(path)
     frame = loaded.frame
-    # headers that looked like formulas were quoted when written (engine.reports.safety): unquote
-    frame = frame.rename(columns={c: c[1:] for c in frame.columns
-                                  if isinstance(c, str) and c.startswith("'") and c[1:2] in FORMULA_PREFIXES})
+    frame.columns = [restore_text(c) for c in frame.columns]  # headers were neutralised like any cell
     missing = [c for c in LEAD if c not in frame.columns]
     if missing:
         raise DataError(f"not a scores file written by 'score': no column(s) {', '.join(missing)}", file=str(path))
     scores = pd.to_numeric(frame["score"], errors="coerce")
-    if scores.isna().any():
-        row = int(np.flatnonzero(scores.isna().to_numpy())[0])
-        raise DataError("the score is not a number", file=str(path), row=row + 2, column="score")
+    bad = ~np.isfinite(scores.to_numpy(dtype=np.float64, na_value=np.nan))
+    if bad.any():  # a NaN score would count as "not flagged": refuse rather than report on it
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError("the score is not a finite number", file=str(path), row=loaded.row_number(row),
+                        column="score")
     frame = frame.assign(score=scores.astype(np.float64),
                          severity=pd.to_numeric(frame["severity"], errors="coerce").astype(np.float64))
     top_k, original_cols = split_columns(list(frame.columns))

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.atomic import atomic_output
 from engine.errors import Cancelled, DataError
+from engine.io.source import open_input
 from engine.model_reuse import (
     SchemaDifferences,
     carried_schema,
@@ -28,7 +30,6 @@ from engine.model_reuse import (
     compare_schema,
     model_threshold,
 )
-from engine.reports.safety import atomic_output
 from engine.scoring.table import ScoresWriter, is_parquet, scores_table
 
 ProgressCallback = Callable[..., None]
@@ -99,9 +100,8 @@ def count_data_rows(path: str | Path, block: int = 1 << 24) -> int:
         from engine.parquet_io import parquet_rows
 
         return parquet_rows(path)
-    opener = gzip.open if str(path).endswith(".gz") else open
     lines, last = 0, b"\n"
-    with opener(path, "rb") as handle:
+    with open_input(path) as handle:  # decompressed by magic bytes, within the expansion limit
         while chunk := handle.read(block):
             lines += chunk.count(b"\n")
             last = chunk[-1:]

@@ -1,6 +1,8 @@
-"""Turning raw detector scores into what analysts read: severity 0-100 and top contributors."""
+"""Turning raw detector scores into what analysts read: severity 0-100 and the top contributing columns."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,9 +24,14 @@ def severity(scores: np.ndarray, train_scores_sorted: np.ndarray) -> np.ndarray:
     return sev
 
 
-def top_contributors(contributions: np.ndarray, columns: list[str], k: int = 3) -> list[list[tuple[str, float]]]:
-    """For each row, the ``k`` columns with the largest share, largest first."""
+def top_features(contributions: np.ndarray, columns: Sequence[str], k: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """For each row, the ``k`` columns with the largest shares: (names per rank, shares per rank)."""
     contributions = np.asarray(contributions, dtype=np.float64)
-    k = min(k, contributions.shape[1])
+    k = min(k, contributions.shape[1] if contributions.ndim == 2 else 0)
+    if k == 0 or len(contributions) == 0:
+        return [], []
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
-    return [[(columns[j], float(contributions[i, j])) for j in row] for i, row in enumerate(order)]
+    names = np.asarray(list(columns), dtype=object)
+    rows = np.arange(len(contributions))[:, None]
+    shares = contributions[rows, order]
+    return [names[order[:, r]] for r in range(k)], [shares[:, r] for r in range(k)]

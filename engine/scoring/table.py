@@ -21,8 +21,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from engine.errors import DataError
-from engine.reports.queue import top_features
-from engine.reports.safety import neutralise_frame
+from engine.scoring.severity import top_features
+from engine.spreadsheet import neutralise_frame
 
 LEAD = ("key", "score", "severity", "flagged")
 OPTIONAL_LEAD = ("rule",)  # the rule that treated a record as normal (score --project)

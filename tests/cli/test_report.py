@@ -113,21 +113,32 @@ def test_not_a_scores_file_is_refused(setup):
 def test_report_only_reads_the_verdict_database(setup, monkeypatch, capsys):
     import engine.feedback
     from cli import main
-    from cli.report import read_verdicts
-
     root, scores, _, project, _ = setup
     db = root / "verdicts.db"
     before = (db.read_bytes(), db.stat().st_mtime_ns)
 
-    def no_store(*args, **kwargs):
-        raise AssertionError("report opened the verdict store for writing")
+    opening = engine.feedback.VerdictStore.__init__
 
-    monkeypatch.setattr(engine.feedback.VerdictStore, "__init__", no_store)  # writable opening is refused
+    def read_only_store(self, *args, **kwargs):
+        if not kwargs.get("read_only"):
+            raise AssertionError("report opened the verdict store for writing")
+        opening(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine.feedback.VerdictStore, "__init__", read_only_store)
     for fmt in ("xlsx", "pdf"):
         assert main(["report", str(scores), "--project", str(project), "--out", str(root / f"ro.{fmt}")]) == 0, \
             capsys.readouterr().err
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before
-    assert read_verdicts(db)["11"]["reason"] == "confirmed fraud"
+    monkeypatch.undo()
+    assert _read_verdicts(db)["11"]["reason"] == "confirmed fraud"
+
+
+def _read_verdicts(db: Path) -> dict[str, dict]:
+    from engine.feedback import VerdictStore
+
+    with VerdictStore(db, read_only=True, create=False) as store:
+        return {k: {"verdict": r.verdict, "note": r.note, "reason": r.reason, "user": r.user, "time": r.time}
+                for k, r in store.all().items()}
 
 
 class _ProjectSession:
@@ -138,10 +149,9 @@ class _ProjectSession:
 
     @classmethod
     def open(cls, path, read_only=False):
-        from cli.report import read_verdicts
+        from engine.feedback import default_keys
         from engine.io import read_csv
         from engine.model_reuse import carried_schema, load_model
-        from engine.reports.queue import default_keys
 
         cls.opened_read_only = read_only
         project = Project.load(path)
@@ -155,7 +165,7 @@ class _ProjectSession:
         s.scores, s.severity = s.result.scores, s.result.severity
         s.threshold, s.threshold_rule = project.threshold.value, project.threshold
         s.flagged = s.scores >= s.threshold
-        s.verdicts = {k: dict(v) for k, v in read_verdicts(Path(project.verdict_db)).items()}
+        s.verdicts = {k: dict(v) for k, v in _read_verdicts(Path(project.verdict_db)).items()}
         return s
 
 

@@ -45,7 +45,7 @@ def test_simulate_review_json(tmp_path):
 def test_simulate_review_table_and_errors(tmp_path):
     path = _csv(tmp_path)
     proc = _run("simulate-review", str(path), "--label-column", "status", "--budget", "20",
-                "--detector", "iforest")
+                "--detector", "iforest", "--param", "n_estimators=30")
     assert proc.returncode == 0, proc.stderr
     assert "found_static" in proc.stdout and "retrain seconds: mean" in proc.stdout and "first call" in proc.stdout
     missing = _run("simulate-review", str(path), "--label-column", "nope")
@@ -54,3 +54,6 @@ def test_simulate_review_table_and_errors(tmp_path):
     assert len(missing.stderr.strip().splitlines()) == 1
     all_normal = _run("simulate-review", str(path), "--label-column", "status", "--normal-value", "zzz")
     assert all_normal.returncode != 0 and "Traceback" not in all_normal.stderr
+    bad = _run("simulate-review", str(path), "--label-column", "status", "--detector", "iforest",
+               "--param", "n_estimators=0")
+    assert bad.returncode != 0 and "n_estimators" in bad.stderr and "Traceback" not in bad.stderr

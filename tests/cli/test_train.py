@@ -60,12 +60,23 @@ def test_train_auto_with_few_epochs(tmp_path, small_csv):
 @pytest.mark.parametrize("args,needle", [
     (["--label-column", "missing"], "missing"),
     (["--epochs", "0", "--detector", "autoencoder"], "epochs"),
+    (["--detector", "pca", "--param", "variance=2"], "variance = 2 is not allowed; it takes a number 0 < x <= 1"),
+    (["--detector", "pca", "--param", "latent_dim=2"], "no parameter 'latent_dim'"),
 ])
 def test_train_errors_are_one_line(tmp_path, small_csv, args, needle):
     result = run_cli("train", small_csv, "--out", tmp_path / "m", *args)
     assert result.returncode != 0
     assert needle in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m").exists()  # nothing half-written
+
+
+def test_train_with_detector_settings(tmp_path, small_csv):
+    out = tmp_path / "model"
+    result = run_cli("train", small_csv, "--out", out, "--detector", "iforest", "--param", "n_estimators=20",
+                     "--param", "max_samples=64")
+    assert result.returncode == 0, result.stderr
+    params = json.loads((out / "model.json").read_text())["detector_state"]["params"]
+    assert params["n_estimators"] == 20 and params["max_samples"] == 64
 
 
 def test_train_on_a_missing_file(tmp_path):

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.drift import DriftReport, check_drift
+from engine.drift import DriftReport
 from engine.io import load
-from engine.model_reuse import model_threshold
+from engine.model_reuse import check_drift, model_threshold
 from engine.pipeline import AnomalyModel
 from engine.schema import ColumnInfo, Role, Schema
 from tests.conftest import JOURNAL_GENERATOR

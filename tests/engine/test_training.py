@@ -175,3 +175,32 @@ def test_validation_rows_are_capped():
     assert val_rows.shape[0] == MAX_VALIDATION_ROWS and train_rows.shape[0] == 200_000 - MAX_VALIDATION_ROWS
     _, small = split_rows(1_000, None, config, torch.Generator().manual_seed(0), torch.device("cpu"))
     assert small.shape[0] == 100
+
+
+def test_manual_step_mode_leaves_the_optimiser_steps_to_the_step_and_reports_its_losses():
+    data, model = _problem(), _model()
+    optimisers = [torch.optim.SGD([model.weight], lr=0.05), torch.optim.SGD([model.bias], lr=0.05)]
+    seen, calls = [], {"steps": 0}
+
+    def step(net, batch, w):  # two optimisers, one after the other (as a GAN's discriminator and generator)
+        calls["steps"] += 1
+        losses = []
+        for opt in optimisers:
+            loss = _loss(net, batch, w)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+        return {"train_loss": losses[0], "second_loss": losses[1]}
+
+    config = TrainConfig(epochs=5, batch_size=32, validation_fraction=0.0, early_stopping=0, learning_rate=99.0)
+    hist = train(model, None, data, config, generator=torch.Generator().manual_seed(1), device=torch.device("cpu"),
+                 progress=lambda f, msg, **m: seen.append(m), manual_step=step)
+    assert calls["steps"] == 5 * 8 and hist.epochs_run == 5 and len(hist.train_loss) == 5
+    assert hist.train_loss[-1] < hist.train_loss[0]  # the step's SGD at 0.05, not the config's rate of 99
+    assert any("second_loss" in m for m in seen) and "eta_s" in seen[0]
+    stops = iter([False, False, True])
+    with pytest.raises(Cancelled):
+        train(_model(), None, data, config, generator=torch.Generator().manual_seed(1), device=torch.device("cpu"),
+              should_stop=lambda: next(stops), manual_step=step)
+    assert calls["steps"] == 5 * 8 + 2

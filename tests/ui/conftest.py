@@ -45,6 +45,7 @@ def make_window(qtbot, tmp_path, settings):
         kwargs.setdefault("data_dir", tmp_path / "appdata")
         kwargs.setdefault("user", "tester")
         kwargs.setdefault("warm_up", False)
+        kwargs.setdefault("ask", lambda title, text: "discard")  # unsaved work: tests that ask pass their own
         w = MainWindow(**kwargs)
         qtbot.addWidget(w)
         w.show()

@@ -34,3 +34,16 @@ def test_run_app_opens_the_sample_and_returns_the_exit_code(qapp, monkeypatch, t
     assert app_module.run_app(None) == 0
     assert seen["window"].loaded.path.endswith("sample_journal_entries.csv")
     assert seen["window"].queue.rowCount() == 20_000
+
+
+def test_importing_the_ui_changes_no_process_wide_plot_option_and_start_up_sets_them():
+    import subprocess
+    import sys
+
+    code = ("import pyqtgraph as pg; before = dict(pg.CONFIG_OPTIONS); "
+            "import ui.main_window, ui.plots, ui.panels.compare; assert dict(pg.CONFIG_OPTIONS) == before; "
+            "from ui.app import create_application; create_application(['x']); "
+            "assert pg.getConfigOption('background') == 'w' and pg.getConfigOption('foreground') == 'k'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr

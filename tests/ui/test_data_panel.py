@@ -82,7 +82,8 @@ def test_reference_file_of_known_good_rows(qtbot, window, small_csv, tmp_path):
     assert window.train_panel.use_reference()
     # trained on the known-good rows: the default threshold flags 1% of them
     train_and_wait(qtbot, window, detector="pca")
-    assert window.threshold_panel.method == "target_fpr"
+    assert window.threshold_panel.method == "default"  # the rule in force; it chose a target rate on the reference
+    assert "reference records" in window.threshold_panel.explanation.text()
     assert window.model.detector == "pca" and window.reference_scores is not None
     assert (window.reference_scores >= window.threshold_panel.value).mean() <= 0.01
     window.data_panel.reference_clear.click()

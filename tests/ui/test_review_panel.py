@@ -11,6 +11,13 @@ def key(qtbot, window, k):
     qtbot.keyClick(window.review_panel.view, k)
 
 
+def choose_reason(panel, index):
+    """What choosing an entry of the reason box does (the popup sets it and emits activated)."""
+    panel.reason_combo.setFocus()
+    panel.reason_combo.setCurrentIndex(index)
+    panel.reason_combo.activated.emit(index)
+
+
 def test_sort_by_clicking_headers_and_filter_by_checkbox_and_text(qtbot, trained_window):
     w = trained_window
     panel = w.review_panel
@@ -89,13 +96,15 @@ def test_verdict_with_reason_code_and_filters_by_verdict(qtbot, trained_window):
     w = trained_window
     panel = w.review_panel
     assert panel.reason_combo.count() > 1
-    panel.reason_combo.setCurrentIndex(1)
-    reason = panel.reason_combo.currentText()
     panel.view.setFocus()
     panel.select_row(0)
     record = panel.current_record()
+    choose_reason(panel, 1)
+    reason = panel.reason_combo.currentText()
+    assert panel.view.hasFocus()  # back to the queue: the next key is a verdict
     key(qtbot, w, Qt.Key.Key_A)
     assert w.store.get(str(w.keys[record])).reason == reason
+    assert panel.reason_combo.currentText() == ""  # the next record shows its own (no) reason
     panel.verdict_combo.setCurrentText("anomaly")
     assert w.queue.visible.tolist() == [record]
     panel.verdict_combo.setCurrentIndex(0)
@@ -119,7 +128,10 @@ def test_retrain_with_verdicts_rescores_and_keeps_the_analysts_place(qtbot, trai
     assert not np.allclose(before, w.scores)
     assert panel.current_record() == place
     assert "retrained with" in panel.retrain_status.text()
-    assert w.threshold_panel.method == "cost"  # recalibrated at least cost: the money figures are passed
+    assert w.threshold_panel.method == "default"  # the rule in force stays; least cost is only offered
+    assert w.threshold_panel.suggestion_button.isVisibleTo(w.threshold_panel)
+    w.threshold_panel.suggestion_button.click()
+    assert w.threshold_panel.method == "cost" and w.session.threshold_rule.method == "cost"
     assert panel.retrain_button.isEnabled()
     # the verdicts survive and a second retrain works from the saved state
     assert w.queue.counts()["reviewed"] == 30
@@ -129,8 +141,7 @@ def test_retrain_with_verdicts_rescores_and_keeps_the_analysts_place(qtbot, trai
 
 def test_three_verdicts_at_the_top_keep_the_rest_of_the_queue_flagged(qtbot, trained_window):
     """A, A, N on the first three records and Retrain: the cut from those three alone would flag only
-    the two confirmed anomalies; the queue keeps the default rule's cut on the new scores instead, and
-    the threshold note says why."""
+    the two confirmed anomalies; the queue keeps the rule in force (the default) on the new scores."""
     from engine.thresholds import default_threshold
 
     w = trained_window
@@ -144,7 +155,6 @@ def test_three_verdicts_at_the_top_keep_the_rest_of_the_queue_flagged(qtbot, tra
     assert w.queue.counts()["reviewed"] == 3
     assert w.threshold_panel.current_cut() == default_threshold(w.scores).value
     assert int(w.queue.flagged.sum()) > 2
-    assert "verdicts say nothing about them" in w.threshold_panel.explanation.text()
     assert "retrained with 2 anomalies and 1 normal in" in panel.retrain_status.text()  # not "1 normals"
 
 

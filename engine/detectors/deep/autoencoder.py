@@ -17,7 +17,7 @@ perfectly, so their small test-time errors outweigh real deviations elsewhere (m
 mse: six ADBench files fitted on themselves, seeds 0/1, mean 85.0 -> 88.4, annthyroid 81.3 -> 97.5;
 ECG5000, 4 seeds, 0.975 -> 0.986; KDD, 4 seeds, 0.821 -> 0.810, within its spread across seeds).
 A column's contribution is its share. The columns' terms combine into the row's score by a norm
-that leans towards the largest (``aggregate``; see ``score_samples``).
+that leans towards the largest (``aggregate``; see ``decision_function``).
 
 ``trim`` (a share of each batch; None, the default, means 0 unless ``AnomalyModel`` chooses): the
 rows with the highest loss in a batch get no gradient, so a model fitted on the very file it scores
@@ -48,7 +48,11 @@ import torch
 from torch import nn
 
 from engine.detectors.base import Detector, Explained, ProgressCallback, StopCallback, scoring_threads
-from engine.detectors.deep.dense import history_from, load_net_state, loading_device, net_state
+from engine.detectors.deep.dense import (
+    attach_net,
+    state_of,
+    unfitted_from,
+)
 from engine.detectors.deep.layers import (
     LOGVAR_MAX,
     LOGVAR_MIN,
@@ -138,16 +142,9 @@ class AutoencoderDetector(Detector):
                  mask_rate: float = 0.2, numeric_variance: str | bool = "auto", numeric_loss: str = "mse",
                  aggregate: str = "auto", trim: float | None = None, precision: str = "fp32", device: str = "auto",
                  seed: int = 0):
-        self._params = dict(trim=trim, precision=precision, masking=masking, mask_rate=mask_rate, numeric_variance=numeric_variance,
-                            numeric_loss=numeric_loss, aggregate=aggregate,
-                            hidden_layers=None if hidden_layers is None else [int(h) for h in hidden_layers], latent_dim=latent_dim, activation=activation,
-                            dropout=dropout, batch_norm=batch_norm, optimizer=optimizer,
-                            learning_rate=learning_rate, lr_schedule=lr_schedule, momentum=momentum,
-                            batch_size=batch_size, epochs=epochs, l1=l1, l2=l2,
-                            validation_fraction=validation_fraction, early_stopping=early_stopping,
-                            score=score, input_noise=input_noise, device=device, seed=seed)
-        for k, v in self._params.items():
-            setattr(self, k, v)
+        if hidden_layers is not None:
+            hidden_layers = [int(h) for h in hidden_layers]
+        self._store_params(locals())
 
     # -- building ------------------------------------------------------------------------------------
     def _resolve_modes(self, n_numeric: int, cardinalities: list[int]) -> None:
@@ -186,7 +183,7 @@ class AutoencoderDetector(Detector):
 
     def _resolve_aggregate(self, score: str) -> str:
         """``aggregate="auto"``: "l4" for the plain squared error, "l2" for likelihood terms (see
-        ``score_samples``)."""
+        ``decision_function``)."""
         aggregate = str(self.aggregate).lower()
         if aggregate not in AGGREGATES:
             raise ValueError(f"unknown aggregate '{self.aggregate}': choose {', '.join(AGGREGATES)}")
@@ -552,7 +549,7 @@ class AutoencoderDetector(Detector):
         """Each column's term above its typical (median training) value."""
         return np.maximum(raw - getattr(self, "column_baseline_", 0.0), 0.0)
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         """The columns' excess terms (above their typical training value) combined by ``aggregate``:
         ``"l2"``, the root of their summed squares, or ``"l4"``, the fourth root of their summed fourth
         powers, so one very improbable column (a rare value, an account that never goes with this key, a
@@ -607,23 +604,15 @@ class AutoencoderDetector(Detector):
     # -- persistence -----------------------------------------------------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
-        meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
-                "masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
-                "latent": self.latent_, "epochs": self.epochs_, "score": self.score_,
-                "aggregate": self.aggregate_,
-                "cardinalities": list(self.cardinalities_), "history": self.history_.to_dict()}
-        arrays = net_state(self.net_)
-        arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
-        arrays["column_baseline"] = np.asarray(self.column_baseline_, dtype=np.float64)
-        arrays["input_offset"] = np.asarray(self.input_offset_, dtype=np.float32)
-        return meta, arrays
+        layout = {"masking": self.masking_, "variance": self.variance_, "hidden": self.hidden_,
+                  "latent": self.latent_, "epochs": self.epochs_, "score": self.score_, "aggregate": self.aggregate_}
+        return state_of(self, layout, {"numeric_scale": np.asarray(self.numeric_scale_, dtype=np.float32),
+                                       "column_baseline": np.asarray(self.column_baseline_, dtype=np.float64),
+                                       "input_offset": np.asarray(self.input_offset_, dtype=np.float32)})
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> AutoencoderDetector:
-        det = cls(**meta["params"])
-        det.n_numeric_ = int(meta["n_numeric"])
-        det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
-        det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
+        det = unfitted_from(cls, meta)
         det.masking_, det.variance_ = bool(meta.get("masking", False)), bool(meta.get("variance", False))
         det.hidden_, det.latent_ = [int(h) for h in meta["hidden"]], int(meta["latent"])
         det.epochs_ = int(meta.get("epochs") or 0)
@@ -631,15 +620,11 @@ class AutoencoderDetector(Detector):
         det.score_ = str(meta.get("score") or det._resolve_score(det.cardinalities_, det.masking_))
         # bundles from before aggregate="auto" hold "l2" or "sum" in their params
         det.aggregate_ = str(meta.get("aggregate") or det._resolve_aggregate(det.score_))
-        net = det._build(det.n_numeric_, det.cardinalities_)
-        load_net_state(net, arrays)
-        det.device_ = loading_device(det.device)  # a model trained on a GPU opens on the CPU without one
-        det.net_ = net.to(det.device_).eval()
+        attach_net(det, lambda: det._build(det.n_numeric_, det.cardinalities_), arrays, meta)
         det.numeric_scale_ = np.asarray(arrays["numeric_scale"], dtype=np.float32)
         det.column_baseline_ = np.asarray(arrays["column_baseline"], dtype=np.float64)
         # bundles from before the offset trained without one
         det.input_offset_ = np.asarray(arrays.get("input_offset", np.zeros(det.n_numeric_)), dtype=np.float32)
         if det.input_offset_.shape != (det.n_numeric_,):
             raise ValueError(f"input_offset has shape {det.input_offset_.shape}, expected ({det.n_numeric_},)")
-        det.history_ = history_from(meta)
         return det

@@ -26,7 +26,6 @@ contributions come from the reconstruction term (the matching distance has no pe
 from __future__ import annotations
 
 import math
-import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,26 +35,27 @@ from torch.nn import functional as F
 
 from engine.detectors.base import Detector, ProgressCallback, StopCallback
 from engine.detectors.deep.dense import (
+    attach_net,
     block_outputs,
     check_layout,
     check_weights,
     dense_inputs,
     feature_terms,
-    history_from,
-    load_net_state,
-    loading_device,
-    net_state,
     shares,
+    state_of,
     to_columns,
+    unfitted_from,
 )
 from engine.detectors.deep.layers import mlp
-from engine.errors import Cancelled
 from engine.training import (
     LocalDropout,
+    TrainConfig,
     TrainHistory,
+    batch_plan,
     choose_device,
     fit_with_fallback,
     init_module,
+    train,
     weighted_mean,
 )
 
@@ -146,14 +146,9 @@ class BiGANDetector(Detector):
                  learning_rate: float = 1e-3, batch_size: int = 256, epochs: int | None = None,
                  reconstruction_weight: float = 1.0, label_smoothing: float = 0.1, grad_clip: float = 5.0,
                  feature_weight: float = 0.5, device: str = "auto", seed: int = 0):
-        self._params = dict(hidden_layers=None if hidden_layers is None else [int(h) for h in hidden_layers],
-                            latent_dim=latent_dim, discriminator_width=discriminator_width, dropout=dropout,
-                            spectral_norm=spectral_norm, learning_rate=learning_rate, batch_size=batch_size,
-                            epochs=epochs, reconstruction_weight=reconstruction_weight,
-                            label_smoothing=label_smoothing, grad_clip=grad_clip, feature_weight=feature_weight,
-                            device=device, seed=seed)
-        for k, v in self._params.items():
-            setattr(self, k, v)
+        if hidden_layers is not None:
+            hidden_layers = [int(h) for h in hidden_layers]
+        self._store_params(locals())
 
     # -- building ------------------------------------------------------------------------------------
     def _resolve(self, n_in: int) -> None:
@@ -206,10 +201,8 @@ class BiGANDetector(Detector):
                 m.generator = gen
         x_all = torch.as_tensor(values, device=device)
         w_all = None if weights is None else torch.as_tensor(weights, device=device)
-        rows = torch.arange(values.shape[0]) if weights is None else torch.as_tensor(np.flatnonzero(weights > 0))
-        n_train = int(rows.shape[0])
-        bs = max(1, min(int(batch_size), max(32, n_train // 16), n_train))
-        n_batches = max(1, n_train // bs)
+        n_train = values.shape[0] if weights is None else int((weights > 0).sum())
+        bs, n_batches = batch_plan(n_train, batch_size)
         epochs = int(self.epochs) if self.epochs is not None else int(
             min(400, max(5, math.ceil(_STEP_BUDGET / n_batches))))
         if epochs < 1:
@@ -225,67 +218,44 @@ class BiGANDetector(Detector):
         real_target = 1.0 - float(self.label_smoothing)
         clip = float(self.grad_clip)
         rec_weight = float(self.reconstruction_weight)
-        history = TrainHistory(device=str(device), batch_size=bs)
+
+        def step(net: _BiGANNet, batch: dict[str, torch.Tensor], w: torch.Tensor | None) -> dict[str, torch.Tensor]:
+            """One discriminator step, then one encoder/generator step (two optimisers: manual mode)."""
+            x = batch["x"]
+            z_fake = torch.randn((x.shape[0], self.latent_), generator=gen, device=device)
+            # discriminator step: real pairs (x, E(x)) -> 1 (smoothed), generated (G(z), z) -> 0
+            z_real = net.encoder(x)
+            x_fake, _ = net.generate(z_fake)
+            d_real, _ = net.disc(x, z_real.detach())
+            d_fake, _ = net.disc(x_fake.detach(), z_fake)
+            loss_d = _bce(d_real, real_target, w) + _bce(d_fake, 0.0, None)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            if clip > 0:
+                nn.utils.clip_grad_norm_(d_params, clip)
+            opt_d.step()
+            # encoder/generator step: swapped labels, plus the reconstruction G(E(x)) ~ x
+            d_real, _ = net.disc(x, z_real)
+            d_fake, _ = net.disc(x_fake, z_fake)
+            adv = _bce(d_real, 0.0, w) + _bce(d_fake, 1.0, None)
+            x_rec, log_probs = net.generate(z_real)
+            per_row = 0.5 * feature_terms(x_rec, log_probs, x, self.n_numeric_).sum(dim=1)
+            rec = weighted_mean(per_row, w)
+            loss_eg = adv + rec_weight * rec
+            opt_eg.zero_grad(set_to_none=True)
+            loss_eg.backward()
+            if clip > 0:
+                nn.utils.clip_grad_norm_(eg_params, clip)
+            opt_eg.step()
+            for s in sched:
+                s.step()
+            return {"train_loss": rec.detach(), "d_loss": loss_d.detach(), "g_loss": adv.detach()}
+
+        config = TrainConfig(epochs=epochs, batch_size=bs, validation_fraction=0.0, early_stopping=0)
+        history = train(net, None, {"x": x_all}, config, weights=w_all, generator=init_gen, device=device,
+                        progress=progress, should_stop=should_stop, manual_step=step)
         history.notes.append(f"{epochs} epochs of {n_batches} batches; train_loss is the reconstruction term")
-        every = max(1, n_batches // 10)
-        start, rows_done = time.perf_counter(), 0
-        net.train()
-        for epoch in range(epochs):
-            perm = rows[torch.randperm(n_train, generator=init_gen)].to(device)
-            sums = torch.zeros(3, device=device)
-            for b in range(n_batches):
-                if should_stop is not None and should_stop():
-                    raise Cancelled("training cancelled")
-                idx = perm[b * bs: (b + 1) * bs if b < n_batches - 1 else n_train]
-                x = x_all[idx]
-                w = None if w_all is None else w_all[idx]
-                z_fake = torch.randn((x.shape[0], self.latent_), generator=gen, device=device)
-                # discriminator step: real pairs (x, E(x)) -> 1 (smoothed), generated (G(z), z) -> 0
-                z_real = net.encoder(x)
-                x_fake, _ = net.generate(z_fake)
-                d_real, _ = net.disc(x, z_real.detach())
-                d_fake, _ = net.disc(x_fake.detach(), z_fake)
-                loss_d = _bce(d_real, real_target, w) + _bce(d_fake, 0.0, None)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                if clip > 0:
-                    nn.utils.clip_grad_norm_(d_params, clip)
-                opt_d.step()
-                # encoder/generator step: swapped labels, plus the reconstruction G(E(x)) ~ x
-                d_real, _ = net.disc(x, z_real)
-                d_fake, _ = net.disc(x_fake, z_fake)
-                adv = _bce(d_real, 0.0, w) + _bce(d_fake, 1.0, None)
-                x_rec, log_probs = net.generate(z_real)
-                per_row = 0.5 * feature_terms(x_rec, log_probs, x, self.n_numeric_).sum(dim=1)
-                rec = weighted_mean(per_row, w)
-                loss_eg = adv + rec_weight * rec
-                opt_eg.zero_grad(set_to_none=True)
-                loss_eg.backward()
-                if clip > 0:
-                    nn.utils.clip_grad_norm_(eg_params, clip)
-                opt_eg.step()
-                for s in sched:
-                    s.step()
-                sums += torch.stack([rec.detach(), loss_d.detach(), adv.detach()])
-                rows_done += int(idx.shape[0])
-                done = epoch * n_batches + b + 1
-                if progress is not None and (b % every == every - 1 or b == n_batches - 1):
-                    elapsed = time.perf_counter() - start
-                    means = (sums / (b + 1)).tolist()
-                    progress(done / total, f"epoch {epoch + 1}/{epochs}, batch {b + 1}/{n_batches}",
-                             epoch=epoch + 1, batch=b + 1, train_loss=means[0], val_loss=None,
-                             d_loss=means[1], g_loss=means[2], rows_per_s=rows_done / max(elapsed, 1e-9),
-                             eta_s=elapsed / done * (total - done), device=str(device))
-            history.train_loss.append(float(sums[0].item() / n_batches))
-            history.epochs_run = epoch + 1
-        net.eval()
-        history.seconds = time.perf_counter() - start
-        history.rows_per_s = rows_done / max(history.seconds, 1e-9)
-        history.best_epoch = history.epochs_run - 1
-        if progress is not None:
-            progress(1.0, f"trained {history.epochs_run} epochs", epoch=history.epochs_run,
-                     train_loss=history.train_loss[-1] if history.train_loss else None, val_loss=None,
-                     rows_per_s=history.rows_per_s, eta_s=0.0, device=str(device))
+        history.best_epoch = history.epochs_run - 1  # no validation: the weights are the last epoch's
         return net, history
 
     def _calibrate(self, fm, weights: np.ndarray | None) -> None:
@@ -335,7 +305,7 @@ class BiGANDetector(Detector):
         cols = to_columns(terms, fm.source_index, len(fm.source_columns))
         return cols, cols.sum(axis=1), match.astype(np.float64)
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         _, rec, match = self._parts(fm)
         a = float(self.feature_weight)
         return (1.0 - a) * rec / self.reference_[0] + a * match / self.reference_[1]
@@ -350,30 +320,19 @@ class BiGANDetector(Detector):
     # -- persistence ---------------------------------------------------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
-        meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
-                "cardinalities": list(self.cardinalities_), "hidden": list(self.hidden_), "latent": self.latent_,
-                "history": self.history_.to_dict()}
-        arrays = net_state(self.net_)
-        arrays["numeric_scale"] = np.asarray(self.numeric_scale_, dtype=np.float32)
-        arrays["column_baseline"] = np.asarray(self.column_baseline_, dtype=np.float64)
-        arrays["reference"] = np.asarray(self.reference_, dtype=np.float64)
-        return meta, arrays
+        return state_of(self, {"hidden": list(self.hidden_), "latent": self.latent_},
+                        {"numeric_scale": np.asarray(self.numeric_scale_, dtype=np.float32),
+                         "column_baseline": np.asarray(self.column_baseline_, dtype=np.float64),
+                         "reference": np.asarray(self.reference_, dtype=np.float64)})
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> BiGANDetector:
-        det = cls(**meta["params"])
-        det.n_numeric_ = int(meta["n_numeric"])
-        det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
-        det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
+        det = unfitted_from(cls, meta)
         det.hidden_, det.latent_ = [int(h) for h in meta["hidden"]], int(meta["latent"])
-        net = det._build()
-        load_net_state(net, arrays)
-        det.device_ = loading_device(det.device)
-        det.net_ = net.to(det.device_).eval()
+        attach_net(det, det._build, arrays, meta)
         det.numeric_scale_ = np.asarray(arrays["numeric_scale"], dtype=np.float32)
         det.column_baseline_ = np.asarray(arrays["column_baseline"], dtype=np.float64)
         det.reference_ = np.asarray(arrays["reference"], dtype=np.float64)
         if det.numeric_scale_.shape != (det.n_numeric_,) or det.reference_.shape != (2,):
             raise ValueError("bigan state: calibration arrays of the wrong shape")
-        det.history_ = history_from(meta)
         return det

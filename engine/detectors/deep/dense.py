@@ -5,11 +5,13 @@ reconstruction terms, per-column aggregation and the bits of persistence every t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
+from engine.detectors.state_checks import build_matching
 from engine.errors import SchemaMismatchError
 from engine.training import TrainHistory, choose_device
 
@@ -95,6 +97,35 @@ def loading_device(requested: str) -> torch.device:
 def history_from(meta: dict[str, Any]) -> TrainHistory:
     h = meta.get("history") or {}
     return TrainHistory(**{k: v for k, v in h.items() if k in TrainHistory.__dataclass_fields__})
+
+
+def state_of(det, layout: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A fitted torch detector's state: JSON (name, parameters, input layout, ``layout``, training
+    history) and arrays (the network's weights and the named calibration ``arrays``)."""
+    meta = {"detector": det.name, "params": det.get_params(), "n_numeric": det.n_numeric_,
+            "cardinalities": list(det.cardinalities_), **layout, "history": det.history_.to_dict()}
+    return meta, {**net_state(det.net_), **arrays}
+
+
+def unfitted_from(cls, meta: dict[str, Any]):
+    """A torch detector made from a state's parameters, with its input layout restored."""
+    det = cls(**meta["params"])
+    det.n_numeric_ = int(meta["n_numeric"])
+    det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
+    det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
+    return det
+
+
+def attach_net(det, build: Callable[[], torch.nn.Module], arrays: dict[str, np.ndarray],
+               meta: dict[str, Any]) -> None:
+    """Build the network (only once its declared sizes match the saved weights: ``build_matching``), load
+    the weights and make it the detector's, on the device it can run on (a model trained on a GPU opens
+    on the CPU without one); the training history comes back too."""
+    net = build_matching(build, arrays)
+    load_net_state(net, arrays)
+    det.device_ = loading_device(det.device)
+    det.net_ = net.to(det.device_).eval()
+    det.history_ = history_from(meta)
 
 
 def net_state(net: torch.nn.Module) -> dict[str, np.ndarray]:

@@ -33,17 +33,16 @@ from torch import nn
 
 from engine.detectors.base import Detector, ProgressCallback, StopCallback
 from engine.detectors.deep.dense import (
+    attach_net,
     block_outputs,
     check_layout,
     check_weights,
     dense_inputs,
     feature_terms,
-    history_from,
-    load_net_state,
-    loading_device,
-    net_state,
     shares,
+    state_of,
     to_columns,
+    unfitted_from,
 )
 from engine.training import TrainConfig, choose_device, fit_with_fallback, init_module, train, weighted_mean
 
@@ -148,14 +147,7 @@ class SequenceAutoencoderDetector(Detector):
                  learning_rate: float = 3e-3, batch_size: int = 256, epochs: int | None = None,
                  validation_fraction: float = 0.1, early_stopping: int = 5, score: str = "mse",
                  step_layers: str = "auto", device: str = "auto", seed: int = 0):
-        self._params = dict(window=window, cell=cell, bidirectional=bidirectional, hidden_size=hidden_size,
-                            step_layers=step_layers,
-                            num_layers=num_layers, latent_dim=latent_dim, dropout=dropout,
-                            learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
-                            validation_fraction=validation_fraction, early_stopping=early_stopping, score=score,
-                            device=device, seed=seed)
-        for k, v in self._params.items():
-            setattr(self, k, v)
+        self._store_params(locals())
 
     # -- layout ----------------------------------------------------------------------------------------
     @property
@@ -355,7 +347,7 @@ class SequenceAutoencoderDetector(Detector):
         terms, _ = self._pass(fm)
         return to_columns(terms, fm.source_index, len(fm.source_columns))
 
-    def score_samples(self, fm) -> np.ndarray:
+    def decision_function(self, fm) -> np.ndarray:
         return self._column_terms(fm).sum(axis=1)
 
     def step_terms(self, fm) -> np.ndarray:
@@ -372,31 +364,20 @@ class SequenceAutoencoderDetector(Detector):
     # -- persistence -----------------------------------------------------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
-        meta = {"detector": self.name, "params": self.get_params(), "n_numeric": self.n_numeric_,
-                "cardinalities": list(self.cardinalities_), "n_steps": self.n_steps_, "latent": self.latent_,
-                "epochs": self.epochs_, "history": self.history_.to_dict()}
-        arrays = net_state(self.net_)
-        arrays["feature_scale"] = np.asarray(self.feature_scale_, dtype=np.float32)
-        arrays["column_baseline"] = np.asarray(self.column_baseline_, dtype=np.float64)
-        return meta, arrays
+        return state_of(self, {"n_steps": self.n_steps_, "latent": self.latent_, "epochs": self.epochs_},
+                        {"feature_scale": np.asarray(self.feature_scale_, dtype=np.float32),
+                         "column_baseline": np.asarray(self.column_baseline_, dtype=np.float64)})
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> SequenceAutoencoderDetector:
-        det = cls(**meta["params"])
-        det.n_numeric_ = int(meta["n_numeric"])
-        det.cardinalities_ = [int(c) for c in meta["cardinalities"]]
+        det = unfitted_from(cls, meta)
         det._resolve(det.n_numeric_, det.cardinalities_)
         if det.n_steps_ != int(meta["n_steps"]) or det.latent_ != int(meta["latent"]):
             raise ValueError("sequence_ae state: the layout in model.json disagrees with its parameters")
-        det.n_features_in_ = det.n_numeric_ + sum(det.cardinalities_)
         det.epochs_ = int(meta.get("epochs") or 0)
-        net = det._build()
-        load_net_state(net, arrays)
-        det.device_ = loading_device(det.device)
-        det.net_ = net.to(det.device_).eval()
+        attach_net(det, det._build, arrays, meta)
         det.feature_scale_ = np.asarray(arrays["feature_scale"], dtype=np.float32)
         det.column_baseline_ = np.asarray(arrays["column_baseline"], dtype=np.float64)
         if det.feature_scale_.shape != (det.n_numeric_,):
             raise ValueError("sequence_ae state: feature_scale has the wrong shape")
-        det.history_ = history_from(meta)
         return det

@@ -65,10 +65,7 @@ class VAEDetector(AutoencoderDetector):
                          batch_size=batch_size, epochs=epochs, l1=l1, l2=l2,
                          validation_fraction=validation_fraction, early_stopping=early_stopping, score=score,
                          input_noise=input_noise, aggregate=aggregate, device=device, seed=seed)
-        for key in ("masking", "mask_rate", "numeric_variance", "numeric_loss", "precision", "trim"):  # the VAE: plain MSE, no masks
-            self._params.pop(key, None)
-        self._params.update(n_samples=n_samples, beta=beta)
-        self.n_samples, self.beta = n_samples, beta
+        self.n_samples, self.beta = n_samples, beta  # the VAE: plain MSE, no masks
         self.precision = "fp32"  # the sampled latent and the KL term stay float32
         self.trim = 0.0
 

@@ -11,6 +11,7 @@ from engine.detectors import _REGISTRY as REGISTRY
 from engine.detectors import DETECTOR_NAMES, make_detector
 from engine.detectors.base import Detector
 from engine.detectors.ensemble import AutoDetector
+from engine.detectors.params import PARAMS, SEED
 from engine.errors import AnomalyDeskError
 from engine.evaluation import aucroc
 from engine.features import FeatureMatrix
@@ -34,14 +35,13 @@ class NoiseDetector(Detector):
     name = "noise"
 
     def __init__(self, seed: int = 0):
-        self._params = {"seed": seed}
         self.seed = seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
         self.n_features_in_ = fm.values.shape[1]
         return self
 
-    def score_samples(self, fm):
+    def decision_function(self, fm):
         return np.random.default_rng(self.seed + 99).normal(size=fm.values.shape[0])
 
     def feature_contributions(self, fm):
@@ -66,6 +66,7 @@ def with_noise(monkeypatch):
     module.NoiseDetector = NoiseDetector
     monkeypatch.setitem(sys.modules, "tests_noise_detector", module)
     monkeypatch.setitem(REGISTRY, "noise", ("tests_noise_detector", "NoiseDetector"))
+    monkeypatch.setitem(PARAMS, "noise", (SEED,))
 
 
 def test_auto_is_the_default_and_combines_members():
@@ -76,7 +77,7 @@ def test_auto_is_the_default_and_combines_members():
     assert det.weights_.shape == (3,) and det.weights_.sum() == pytest.approx(1.0)
     members = det.member_scores(fm)
     assert set(members) == set(FAST)
-    scores = det.score_samples(fm)
+    scores = det.decision_function(fm)
     np.testing.assert_allclose(scores, det.combine(members))
     assert aucroc(y, scores) > 0.97
     # each member is standardised against its own training scores: median 0, IQR 1
@@ -93,9 +94,9 @@ def test_a_member_at_chance_gets_little_weight_and_cannot_drag_the_ensemble_down
     assert w["noise"] < 0.1 < w["iforest"]
     equal = AutoDetector(members=["iforest", "ecod", "noise"], weighting="equal", combination="mean").fit(fm)
     without = AutoDetector(members=["iforest", "ecod"], combination="mean").fit(fm)
-    ours = aucroc(y, det.score_samples(fm))
-    assert ours >= aucroc(y, equal.score_samples(fm))
-    assert ours >= aucroc(y, without.score_samples(fm)) - 0.01
+    ours = aucroc(y, det.decision_function(fm))
+    assert ours >= aucroc(y, equal.decision_function(fm))
+    assert ours >= aucroc(y, without.decision_function(fm)) - 0.01
 
 
 def test_auto_state_round_trip_is_exact():
@@ -104,7 +105,7 @@ def test_auto_state_round_trip_is_exact():
     meta, arrays = det.get_state()
     meta = json.loads(json.dumps(meta))
     again = AutoDetector.from_state(meta, dict(arrays))
-    np.testing.assert_array_equal(again.score_samples(fm), det.score_samples(fm))
+    np.testing.assert_array_equal(again.decision_function(fm), det.decision_function(fm))
     np.testing.assert_array_equal(again.feature_contributions(fm), det.feature_contributions(fm))
     bad = dict(arrays)
     bad["weights"] = np.ones(2)
@@ -152,7 +153,7 @@ def test_max_combination_follows_the_most_alarmed_member():
     fm, y = planted()
     det = AutoDetector(members=FAST, combination="max").fit(fm)
     z = det.standardized(det.member_scores(fm))
-    np.testing.assert_allclose(det.score_samples(fm), z.max(axis=1))
+    np.testing.assert_allclose(det.decision_function(fm), z.max(axis=1))
     with pytest.raises(AnomalyDeskError, match="combination"):
         AutoDetector(combination="trimmed")
 
@@ -167,7 +168,7 @@ class InvertedDetector(NoiseDetector):
         self.center_ = np.median(fm.values, axis=0)
         return self
 
-    def score_samples(self, fm):
+    def decision_function(self, fm):
         return -np.abs(fm.values - self.center_).sum(axis=1)
 
     def get_state(self):
@@ -186,21 +187,22 @@ def test_median_combination_is_not_dragged_down_by_one_wrong_member(monkeypatch,
 
     sys.modules["tests_noise_detector"].InvertedDetector = InvertedDetector
     monkeypatch.setitem(REGISTRY, "inverted", ("tests_noise_detector", "InvertedDetector"))
+    monkeypatch.setitem(PARAMS, "inverted", (SEED,))
     fm, y = planted()
     members = ["iforest", "ecod", bad]
     det = AutoDetector(members=members).fit(fm)
     z = det.standardized(det.member_scores(fm))
-    np.testing.assert_allclose(det.score_samples(fm), np.median(z, axis=1))
+    np.testing.assert_allclose(det.decision_function(fm), np.median(z, axis=1))
     assert aucroc(y, z[:, 2]) < 0.6  # the member is no help (or worse)
-    median = aucroc(y, det.score_samples(fm))
-    mean = aucroc(y, AutoDetector(members=members, combination="mean", weighting="equal").fit(fm).score_samples(fm))
+    median = aucroc(y, det.decision_function(fm))
+    mean = aucroc(y, AutoDetector(members=members, combination="mean", weighting="equal").fit(fm).decision_function(fm))
     good = min(aucroc(y, z[:, 0]), aucroc(y, z[:, 1]))
     assert median >= good - 0.01  # never worse than the weaker of the two members that see the outliers
     if bad == "inverted":  # a mean is pulled towards the wrong member; the median is not
         assert median > mean
     meta, arrays = det.get_state()
     again = AutoDetector.from_state(json.loads(json.dumps(meta)), dict(arrays))
-    np.testing.assert_array_equal(again.score_samples(fm), det.score_samples(fm))
+    np.testing.assert_array_equal(again.decision_function(fm), det.decision_function(fm))
 
 
 def test_default_auto_bundle_round_trip_scores_identically(tmp_path):

