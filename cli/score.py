@@ -36,9 +36,9 @@ def register(sub) -> None:
                    help="project file whose threshold and rules to apply (records a rule matches are not flagged)")
     p.add_argument("--top-features", type=int, default=3, metavar="K",
                    help="contributing features listed per record (default 3)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="threads for the model's arithmetic (default 1: on a busy machine more threads than "
-                        "free cores is slower; for more cores use --cluster local:N)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="batches scored side by side, one thread each (default: the cores not already busy, "
+                        "by the 1-minute load average); for more than one machine use --cluster")
     p.add_argument("--cluster", metavar="local:N|ADDRESS",
                    help="score on Dask: local:N starts N worker processes here; tcp://host:8786 uses a "
                         "running scheduler (needs the 'cluster' extra)")
@@ -82,11 +82,11 @@ class _Progress:
 def run(args) -> int:
     from engine.errors import AnomalyDeskError
     from engine.model_reuse import load_model
-    from engine.scoring.files import score_file, set_threads
+    from engine.scoring.files import idle_cores, score_file, set_threads
 
     if args.chunk_rows < 1:
         raise AnomalyDeskError("--chunk-rows must be at least 1")
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         raise AnomalyDeskError("--threads must be at least 1")
     model = load_model(args.model)
     threshold = args.threshold
@@ -111,7 +111,7 @@ def run(args) -> int:
         if args.cluster:
             summary = _on_cluster(args, threshold, progress, show_differences, rules)
         else:
-            set_threads(args.threads)
+            set_threads(args.threads or idle_cores())
             summary = score_file(model, args.csv, args.out, chunk_rows=args.chunk_rows, threshold=threshold,
                                  top_k_features=args.top_features, progress=progress,
                                  on_differences=show_differences, rules=rules)

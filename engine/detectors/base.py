@@ -23,6 +23,22 @@ ProgressCallback = Callable[..., None]  # progress(fraction, message, **metrics)
 StopCallback = Callable[[], bool]
 
 
+_SCORING_THREADS = 1  # see set_scoring_threads
+
+
+def set_scoring_threads(n: int) -> None:
+    """Batches a detector may score side by side in this process (each batch on one thread; the caller
+    sets torch's own threads to 1). Batches are independent, so the threads never wait on each other
+    the way an operation split over more threads than free cores does. 1 (the default): one batch at a
+    time, torch's threads as configured."""
+    global _SCORING_THREADS
+    _SCORING_THREADS = max(1, int(n))
+
+
+def scoring_threads() -> int:
+    return _SCORING_THREADS
+
+
 @dataclass
 class Explained:
     """What scoring a block of rows yields: scores, column shares and (when asked) expected values in the

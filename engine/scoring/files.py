@@ -59,18 +59,38 @@ class StreamSummary:
 
 
 def set_threads(n: int) -> None:
-    """Torch and BLAS threads of this process. Scoring runs in small batches (cache-sized), where extra
-    threads add synchronisation; on a shared machine with more threads than free cores they wait on each
-    other (measured, 50k ledger rows, autoencoder, 2 cores under load: 1 thread 1.5 s, 2 threads 32 s)."""
+    """Scoring in this process on ``n`` cores: torch and BLAS operations on one thread each, and up to
+    ``n`` batches scored side by side (engine.detectors.base.set_scoring_threads). An operation split over
+    more threads than free cores stalls at every step on a shared machine (measured, 50k ledger rows,
+    autoencoder, 2 busy cores: 1 thread 1.5 s, torch on 2 threads 32 s); independent batches do not."""
     import sys
 
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=n)
+    from engine.detectors.base import set_scoring_threads
+
+    threadpool_limits(limits=1)
+    set_scoring_threads(n)
     if "torch" in sys.modules:
         import torch
 
-        torch.set_num_threads(n)
+        torch.set_num_threads(1)
+
+
+def idle_cores() -> int:
+    """Cores not already busy: the cores this process may use less the 1-minute load average, at least 1.
+    Measured on 2 cores at load 11 (300k ledger rows, auto): 1 thread 24.1 / 24.5 s, 2 threads 26.9 / 25.3 s."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def count_data_rows(path: str | Path, block: int = 1 << 24) -> int:

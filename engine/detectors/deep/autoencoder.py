@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.detectors.base import Detector, Explained, ProgressCallback, StopCallback
+from engine.detectors.base import Detector, Explained, ProgressCallback, StopCallback, scoring_threads
 from engine.detectors.deep.dense import (
     attach_net,
     state_of,
@@ -456,12 +456,23 @@ class AutoencoderDetector(Detector):
         self._check_input(fm)
         self.net_.eval()
         offset = self.input_offset_
-        outs: list[tuple] = []
-        for s in range(0, fm.n_rows, _SCORE_BATCH):
-            x = torch.as_tensor(fm.numeric[s: s + _SCORE_BATCH] + offset, device=self.device_)
-            c = torch.as_tensor(fm.codes[s: s + _SCORE_BATCH], device=self.device_)
-            x_hat, logvar, log_probs = self._forward(x, c, observed)
-            outs.append(tuple(t.detach().cpu().numpy() for t in fn(x, c, x_hat, logvar, log_probs)))
+
+        def batch(s: int) -> tuple:
+            with torch.no_grad():  # per thread: grad mode is thread-local
+                x = torch.as_tensor(fm.numeric[s: s + _SCORE_BATCH] + offset, device=self.device_)
+                c = torch.as_tensor(fm.codes[s: s + _SCORE_BATCH], device=self.device_)
+                x_hat, logvar, log_probs = self._forward(x, c, observed)
+                return tuple(t.detach().cpu().numpy() for t in fn(x, c, x_hat, logvar, log_probs))
+
+        starts = range(0, fm.n_rows, _SCORE_BATCH)
+        threads = scoring_threads() if self.device_.type == "cpu" else 1
+        if threads > 1 and len(starts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="score") as pool:
+                outs = list(pool.map(batch, starts))
+        else:
+            outs = [batch(s) for s in starts]
         if not outs:
             return None
         return tuple(np.concatenate(parts) for parts in zip(*outs, strict=True))
