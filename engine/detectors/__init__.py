@@ -24,6 +24,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ocsvm": ("engine.detectors.classical", "OCSVMDetector"),
     "pca": ("engine.detectors.classical", "PCADetector"),
     "ecod": ("engine.detectors.classical", "ECODDetector"),
+    "knn": ("engine.detectors.neighbors", "KNNDetector"),
+    "lof": ("engine.detectors.neighbors", "LOFDetector"),
 }
 
 DETECTOR_NAMES: tuple[str, ...] = tuple(_REGISTRY)
