@@ -11,7 +11,8 @@ they are fitted on (ADBench's preparation); ``all`` scores them by ``decision_sc
 LOF leave each row out of its own neighbours). Ours run on the engine's encoded features (the
 ``Preprocessor`` fitted on the same rows); the autoencoder trims as ``AnomalyModel`` does there.
 Each cache file ``{file}.{protocol}.s{seed}.npz`` holds ``y`` and one array per method (score,
-higher = more anomalous) plus ``t:{method}`` seconds (fit and score).
+higher = more anomalous) plus ``t:{method}`` seconds (fit and score) and, for ours under ``ref``,
+``train:{method}`` (the fitted rows' scores, which calibrate an ensemble's members).
 """
 
 from __future__ import annotations
@@ -102,7 +103,10 @@ def our_scores(name: str, frame, schema, train: np.ndarray, test: np.ndarray, pr
     if name == "autoencoder" and protocol == "all" and not fm_train.cardinalities:
         params["trim"] = SELF_TRAINED_TRIM
     det = make_detector(name, **params).fit(fm_train)
-    return np.asarray(det.score_samples(fm_test), dtype=np.float64)
+    scored = np.asarray(det.score_samples(fm_test), dtype=np.float64)
+    if protocol == "all":
+        return scored
+    return scored, np.asarray(det.score_samples(fm_train), dtype=np.float64)
 
 
 def cache_path(cache: Path, name: str, protocol: str, seed: int) -> Path:
@@ -151,6 +155,8 @@ def fill(cache: Path, name: str, protocol: str, seed: int, methods: list[str], q
         else:
             s = our_scores(method, frame, schema, train, test, protocol, seed)
         took = time.perf_counter() - t
+        if isinstance(s, tuple):  # ours on a reference file: the training rows' scores calibrate members
+            s, data[f"train:{m}"] = s
         if s is None:
             data[f"none:{m}"] = np.zeros(0)
         else:

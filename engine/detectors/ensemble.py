@@ -65,12 +65,18 @@ import numpy as np
 from engine.detectors.base import Detector, encoded_values
 from engine.errors import AnomalyDeskError, Cancelled
 
-DEFAULT_MEMBERS = ("iforest", "ecod", "autoencoder")
+DEFAULT_MEMBERS = ("iforest", "autoencoder", "knn")
 #: members for tables whose feature columns are mostly categorical: trees and kernels over one-hot
 #: columns see no more than rare values, which ECOD already scores, while the autoencoder (with a
 #: cross-entropy term per categorical column) is the member that learns which values go together.
 CATEGORICAL_MEMBERS = ("autoencoder", "ecod")
 CATEGORICAL_SHARE = 0.5
+#: (standardisation, combination) by table type; see docs/decisions.md
+NUMERIC_RULE = ("rank", "max")
+CATEGORICAL_RULE = ("z", "median")
+COMBINATIONS = ("median", "mean", "max")
+STANDARDIZATIONS = ("z", "rank")
+_QUANTILES = np.linspace(0.0, 1.0, 1001)
 
 
 def categorical_share(fm) -> float:
@@ -124,16 +130,18 @@ class AutoDetector(Detector):
     _fitted_attr: ClassVar[str] = "members_"
 
     def __init__(self, members: list[str] | None = None, member_params: dict[str, dict] | None = None,
-                 weighting: str = "agreement", combination: str = "median", agreement_rows: int = 20000,
-                 seed: int = 0, device: str = "auto", epochs: int | None = None):
-        if combination not in ("median", "mean", "max"):
+                 weighting: str = "agreement", combination: str | None = None, standardize: str | None = None,
+                 agreement_rows: int = 20000, seed: int = 0, device: str = "auto", epochs: int | None = None):
+        if combination is not None and combination not in COMBINATIONS:
             raise AnomalyDeskError(f"auto: combination must be 'median', 'mean' or 'max', not {combination!r}")
+        if standardize is not None and standardize not in STANDARDIZATIONS:
+            raise AnomalyDeskError(f"auto: standardize must be 'z' or 'rank', not {standardize!r}")
         if weighting not in ("agreement", "equal"):
             raise AnomalyDeskError(f"auto: weighting must be 'agreement' or 'equal', not {weighting!r}")
-        self.combination = combination
+        self.combination, self.standardize = combination, standardize
         self._params = dict(members=list(members) if members is not None else None,
                             member_params=dict(member_params or {}), weighting=weighting,
-                            combination=combination,
+                            combination=combination, standardize=standardize,
                             agreement_rows=agreement_rows, seed=seed, device=device, epochs=epochs)
         self.members, self.member_params, self.weighting = members, dict(member_params or {}), weighting
         self.agreement_rows, self.seed, self.device, self.epochs = agreement_rows, seed, device, epochs
@@ -165,6 +173,9 @@ class AutoDetector(Detector):
         from engine.detectors import make_detector
 
         names = self._member_names(fm)
+        rule = CATEGORICAL_RULE if fm is not None and categorical_share(fm) >= CATEGORICAL_SHARE else NUMERIC_RULE
+        self.standardize_ = self.standardize or rule[0]
+        self.combination_ = self.combination or rule[1]
         self.members_: list[Detector] = []
         n = len(names)
         for i, name in enumerate(names):
@@ -195,6 +206,7 @@ class AutoDetector(Detector):
             if not scale > 0:
                 scale = float(np.std(ref)) or 1.0
             self.center_[i], self.scale_[i] = med, scale
+        self.quantiles_ = np.vstack([np.quantile(s if w is None else s[w > 0], _QUANTILES) for s in train])
         z = np.column_stack([(s - c) / k for s, c, k in zip(train, self.center_, self.scale_, strict=True)])
         self.weights_ = self._agreement_weights(z) if self.weighting == "agreement" else np.full(n, 1.0 / n)
         # the combined training scores, so the pipeline need not run every member over them again
@@ -227,14 +239,24 @@ class AutoDetector(Detector):
         return {name: det.score_samples(fm) for name, det in zip(self.member_names_, self.members_, strict=True)}
 
     def standardized(self, raw: dict[str, np.ndarray]) -> np.ndarray:
-        return np.column_stack([(raw[name] - c) / k for name, c, k in
-                                zip(self.member_names_, self.center_, self.scale_, strict=True)])
+        """Members' scores on one scale: ``z``, in IQRs above the training median; ``rank``, the share
+        of training rows scored lower (from 1001 quantiles), past the highest ``1 + log1p(excess / IQR)``."""
+        if self.standardize_ == "z":
+            return np.column_stack([(raw[name] - c) / k for name, c, k in
+                                    zip(self.member_names_, self.center_, self.scale_, strict=True)])
+        cols = []
+        for name, q, k in zip(self.member_names_, self.quantiles_, self.scale_, strict=True):
+            s = np.asarray(raw[name], dtype=np.float64)
+            last = np.r_[q[1:] != q[:-1], True]  # a repeated quantile takes its highest level
+            r = np.interp(s, q[last], _QUANTILES[last], left=0.0)
+            cols.append(np.where(s > q[-1], 1.0 + np.log1p(np.maximum(s - q[-1], 0.0) / k), r))
+        return np.column_stack(cols)
 
     def combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         z = self.standardized(raw)
-        if self.combination == "max":  # the most alarmed member with a say decides
+        if self.combination_ == "max":  # the most alarmed member with a say decides
             return z[:, self.weights_ > 0].max(axis=1)
-        if self.combination == "median":  # one member, wrong either way, cannot move it past the others
+        if self.combination_ == "median":  # one member, wrong either way, cannot move it past the others
             return np.median(z, axis=1)
         return z @ self.weights_
 
@@ -276,7 +298,9 @@ class AutoDetector(Detector):
             for key, value in arr.items():
                 arrays[f"m{i}.{key}"] = value
         arrays["center"], arrays["scale"], arrays["weights"] = self.center_, self.scale_, self.weights_
-        return {"params": self.get_params(), "members": members_meta, "n_features_in_": self.n_features_in_}, arrays
+        arrays["quantiles"] = self.quantiles_
+        return {"params": self.get_params(), "members": members_meta, "n_features_in_": self.n_features_in_,
+                "combination_": self.combination_, "standardize_": self.standardize_}, arrays
 
     @classmethod
     def from_state(cls, meta, arrays):
@@ -301,6 +325,15 @@ class AutoDetector(Detector):
         det.weights_ = np.asarray(arrays["weights"], dtype=np.float64)
         if det.center_.shape != (n,) or det.scale_.shape != (n,) or det.weights_.shape != (n,):
             raise AnomalyDeskError("auto: calibration arrays do not match the number of members")
+        # bundles written before the rule was resolved per table stored it in the params (z-scores)
+        det.combination_ = meta.get("combination_") or meta["params"].get("combination") or "median"
+        det.standardize_ = meta.get("standardize_") or meta["params"].get("standardize") or "z"
+        if det.combination_ not in COMBINATIONS or det.standardize_ not in STANDARDIZATIONS:
+            raise AnomalyDeskError("auto: the model names an unknown combination or standardisation")
+        det.quantiles_ = np.asarray(arrays.get("quantiles", np.zeros((n, 0))), dtype=np.float64)
+        if det.standardize_ == "rank":
+            if det.quantiles_.shape != (n, _QUANTILES.size) or np.any(np.diff(det.quantiles_, axis=1) < 0):
+                raise AnomalyDeskError("auto: the members' score quantiles are missing or out of order")
         det.n_features_in_ = meta.get("n_features_in_")
         det.history_ = _member_histories(det.member_names_, det.members_)
         return det
