@@ -2,7 +2,7 @@
 protocol, so combination rules and the quality benchmark compare the same fits without refitting.
 
     nice -n 10 .venv/bin/python benchmarks/adbench_scores.py [--files a,b] [--seeds 0,1,2]
-        [--protocols all,ref] [--methods pyod:IForest,ours:knn,...] [--cache DIR]
+        [--protocols all,ref] [--methods pyod:IForest,ours:knn@n_neighbors=5;scaling=minmax,...] [--cache DIR]
 
 Protocols: ``all`` fits on every row of the file and scores it (labels hidden); ``ref`` fits on a
 random half of the normal rows (drawn with the seed) and scores the other half and every anomaly.
@@ -11,7 +11,8 @@ they are fitted on (ADBench's preparation); ``all`` scores them by ``decision_sc
 LOF leave each row out of its own neighbours). Ours run on the engine's encoded features (the
 ``Preprocessor`` fitted on the same rows); the autoencoder trims as ``AnomalyModel`` does there.
 Each cache file ``{file}.{protocol}.s{seed}.npz`` holds ``y`` and one array per method (score,
-higher = more anomalous) plus ``t:{method}`` seconds (fit and score) and, for ours under ``ref``,
+higher = more anomalous; ours are named with every parameter that differs from an earlier default, e.g.
+``ours:knn@n_neighbors=5;scaling=minmax``, so a changed default does not change what a key means) plus ``t:{method}`` seconds (fit and score) and, for ours under ``ref``,
 ``train:{method}`` (the fitted rows' scores, which calibrate an ensemble's members).
 """
 
@@ -36,8 +37,10 @@ FILES = ("ALOI", "Hepatitis", "InternetAds", "Ionosphere", "Stamps", "WBC", "ann
          "shuttle", "thyroid", "vowels", "wine", "yeast")
 PEERS = ("IForest", "KNN", "LOF", "ECOD", "COPOD", "PCA", "OCSVM", "AutoEncoder")
 OCSVM_MAX_ROWS = 10000  # "where it fits": PyOD's OCSVM is quadratic in the rows it is fitted on
-OURS = ("iforest", "ecod", "pca", "knn", "lof", "autoencoder")
-DETERMINISTIC = {"KNN", "LOF", "ECOD", "COPOD", "PCA", "OCSVM", "ecod", "pca", "knn", "lof"}
+OURS = ("iforest", "ecod", "pca", "autoencoder", "knn@n_neighbors=20", "knn@n_neighbors=5;scaling=minmax",
+        "knn@n_neighbors=20;scaling=minmax", "lof@n_neighbors=20;scaling=minmax")
+#: fits that do not depend on the seed (ours kNN/LOF draw their reference rows with it on large files)
+DETERMINISTIC = {"KNN", "LOF", "ECOD", "COPOD", "PCA", "OCSVM", "ecod", "pca"}
 
 
 def split(y: np.ndarray, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +102,8 @@ def our_scores(name: str, frame, schema, train: np.ndarray, test: np.ndarray, pr
     params = {"seed": seed, "device": "cpu"}
     for item in filter(None, extra.split(";")):
         key, value = item.split("=")
-        params[key] = float(value) if "." in value else int(value)
+        params[key] = int(value) if value.isdigit() else float(value) if value.replace(".", "", 1).isdigit() \
+            else value
     if name == "autoencoder" and protocol == "all" and not fm_train.cardinalities:
         params["trim"] = SELF_TRAINED_TRIM
     det = make_detector(name, **params).fit(fm_train)
@@ -145,6 +149,7 @@ def fill(cache: Path, name: str, protocol: str, seed: int, methods: list[str], q
             first = read(cache, name, protocol, 0)
             if m in first:  # the same fit for every seed
                 data[m], data[f"t:{m}"] = first[m], first[f"t:{m}"]
+                write(cache, name, protocol, seed, data)
                 continue
         t = time.perf_counter()
         if kind == "pyod":

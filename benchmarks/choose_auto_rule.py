@@ -26,8 +26,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from adbench_scores import DEFAULT_CACHE, FILES, PEERS, read  # noqa: E402
 
-FAMILIES = {"iforest": ("iforest",), "ecod": ("ecod",), "pca": ("pca",), "autoencoder": ("autoencoder",),
-            "knn": ("knn", "knn@n_neighbors=20"), "lof": ("lof@n_neighbors=10",)}
+FAMILIES = {"iforest": ("iforest",), "ecod": ("ecod",), "autoencoder": ("autoencoder",),
+            "knn": ("knn@n_neighbors=20", "knn@n_neighbors=5;scaling=minmax", "knn@n_neighbors=20;scaling=minmax"),
+            "lof": ("lof@n_neighbors=20;scaling=minmax",)}
 COMBINATIONS = ("mean", "median", "max", "top2")
 
 

@@ -60,9 +60,8 @@ class AnomalyModel:
         """Fit preprocessing and detector. ``sample_weight`` (n,) >= 0: 0 drops a row from what the
         model learns as normal (a confirmed anomaly), > 1 stresses it (a confirmed normal).
         ``known_good``: the rows are a reference file of known-good records, not the (possibly
-        contaminated) file being scored; ``auto`` then averages its members instead of taking their
-        median, since on clean data the deep member is the one to trust (measured on the two
-        reference-file benchmarks: KDD 0.944 vs 0.932, ECG5000 0.964 vs 0.928 AUCROC).
+        contaminated) file being scored; ``auto`` then takes its reference-file rule (``reference=True``,
+        see engine.detectors.ensemble.RULES and docs/decisions.md).
 
         Without ``known_good``, the autoencoder on an all-numeric table trains with ``trim=0.2`` (the
         fifth of each batch it reconstructs worst gets no gradient), unless the caller chose a trim.
@@ -98,7 +97,7 @@ class AnomalyModel:
         fm = preprocessor.transform(frame)
         params = dict(self.params)
         if known_good and self.detector == "auto":
-            params.setdefault("combination", "mean")
+            params.setdefault("reference", True)
         if not known_good and not fm.cardinalities:  # the autoencoder alone or as auto's member
             if self.detector == "autoencoder":
                 params = _trimmed_unless_chosen(params)

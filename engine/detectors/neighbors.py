@@ -18,23 +18,33 @@ from typing import ClassVar
 import numpy as np
 
 from engine.detectors.base import Detector, column_shares, encoded_values
-from engine.detectors.classical import _check_stop, _check_width, _weighted_rows, _weights
+from engine.detectors.classical import _check_stop, _check_width, _weighted_rows, _weights, unlogged_values
 from engine.errors import AnomalyDeskError
 
 _CHUNK = 4096
 
 
 class _NeighborDetector(Detector):
-    def __init__(self, n_neighbors: int = 10, max_reference_rows: int = 10000, seed: int = 0):
+    def __init__(self, n_neighbors: int = 20, max_reference_rows: int = 10000, scaling: str = "encoded",
+                 seed: int = 0):
         if int(n_neighbors) < 1:
             raise AnomalyDeskError(f"{self.name}: n_neighbors must be at least 1, not {n_neighbors!r}")
         if int(max_reference_rows) < 2:
             raise AnomalyDeskError(f"{self.name}: max_reference_rows must be at least 2")
-        self._params = dict(n_neighbors=int(n_neighbors), max_reference_rows=int(max_reference_rows), seed=seed)
+        if scaling not in ("minmax", "encoded"):
+            raise AnomalyDeskError(f"{self.name}: scaling must be 'minmax' or 'encoded', not {scaling!r}")
+        self._params = dict(n_neighbors=int(n_neighbors), max_reference_rows=int(max_reference_rows),
+                            scaling=scaling, seed=seed)
         self.n_neighbors, self.max_reference_rows, self.seed = int(n_neighbors), int(max_reference_rows), seed
+        self.scaling = scaling
+
+    def _raw(self, fm) -> np.ndarray:
+        """``encoded``: the engine's encoding (robust-scaled, logged amounts); ``minmax``: the unlogged
+        values scaled to the training range per feature (ADBench's preparation)."""
+        return unlogged_values(fm) if self.scaling == "minmax" else encoded_values(fm)
 
     def _reference(self, fm, sample_weight) -> np.ndarray:
-        x = encoded_values(fm)
+        x = self._raw(fm)
         w = _weights(sample_weight, x.shape[0])
         rng = np.random.default_rng(self.seed)
         ref = _weighted_rows(x, w, rng)
@@ -42,7 +52,11 @@ class _NeighborDetector(Detector):
             ref = ref[np.sort(rng.choice(ref.shape[0], size=self.max_reference_rows, replace=False))]
         if ref.shape[0] < 2:
             raise AnomalyDeskError(f"{self.name}: need at least 2 training rows")
-        return np.ascontiguousarray(ref)
+        kept = x if w is None else x[w > 0]
+        self.low_ = kept.min(axis=0) if self.scaling == "minmax" else np.zeros(x.shape[1])
+        span = kept.max(axis=0) - self.low_ if self.scaling == "minmax" else np.ones(x.shape[1])
+        self.span_ = np.where(span > 0, span, 1.0)
+        return np.ascontiguousarray((ref - self.low_) / self.span_)
 
     @property
     def k_(self) -> int:
@@ -65,9 +79,9 @@ class _NeighborDetector(Detector):
 
     def _matrix(self, fm) -> np.ndarray:
         self._check_fitted()
-        x = encoded_values(fm)
+        x = self._raw(fm)
         _check_width(self, x)
-        return x
+        return (x - self.low_) / self.span_
 
     def feature_contributions(self, fm) -> np.ndarray:
         x = self._matrix(fm)
@@ -79,14 +93,19 @@ class _NeighborDetector(Detector):
 
     def _base_state(self):
         self._check_fitted()
-        return {"params": self.get_params(), "n_features_in_": self.n_features_in_}, {"reference": self.reference_}
+        return ({"params": self.get_params(), "n_features_in_": self.n_features_in_},
+                {"reference": self.reference_, "low": self.low_, "span": self.span_})
 
     @classmethod
     def _base_from_state(cls, meta, arrays):
         det = cls(**meta["params"])
         det.reference_ = np.ascontiguousarray(np.asarray(arrays["reference"], dtype=np.float64))
         det.n_features_in_ = int(meta["n_features_in_"])
-        if det.reference_.ndim != 2 or det.reference_.shape[1] != det.n_features_in_ or det.reference_.shape[0] < 2:
+        det.low_ = np.asarray(arrays["low"], dtype=np.float64)
+        det.span_ = np.asarray(arrays["span"], dtype=np.float64)
+        d = det.n_features_in_
+        if (det.reference_.ndim != 2 or det.reference_.shape[1] != d or det.reference_.shape[0] < 2
+                or det.low_.shape != (d,) or det.span_.shape != (d,) or np.any(det.span_ <= 0)):
             raise AnomalyDeskError(f"{cls.name}: the reference rows do not match the model")
         return det
 
@@ -122,8 +141,10 @@ class LOFDetector(_NeighborDetector):
 
     name: ClassVar[str] = "lof"
 
-    def __init__(self, n_neighbors: int = 20, max_reference_rows: int = 10000, seed: int = 0):
-        super().__init__(n_neighbors=n_neighbors, max_reference_rows=max_reference_rows, seed=seed)
+    def __init__(self, n_neighbors: int = 20, max_reference_rows: int = 10000, scaling: str = "minmax",
+                 seed: int = 0):
+        super().__init__(n_neighbors=n_neighbors, max_reference_rows=max_reference_rows, scaling=scaling,
+                         seed=seed)
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
         _check_stop(should_stop)

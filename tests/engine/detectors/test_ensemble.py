@@ -123,18 +123,23 @@ def test_auto_refuses_itself_as_member_and_reports_progress():
     assert any(m.startswith("ecod") for _, m in seen)
 
 
-def test_default_members_include_the_autoencoder_when_torch_is_present():
-    from engine.detectors.ensemble import torch_available
-
-    names = AutoDetector()._member_names()
-    assert names == (["iforest", "autoencoder", "knn"] if torch_available() else ["iforest", "knn"])
+def test_default_members_and_rule_follow_the_table_and_a_clean_reference_file():
+    assert AutoDetector()._member_names() == ["iforest", "knn"]
+    assert AutoDetector(reference=True)._member_names() == ["knn", "lof"]
     assert AutoDetector().combination is None  # resolved by table type when fitted
+    fm, _ = planted()
+    det = AutoDetector().fit(fm)
+    assert (det.standardize_, det.combination_) == ("z", "max")
+    clean = AutoDetector(reference=True).fit(fm)
+    assert (clean.standardize_, clean.combination_) == ("rank", "mean")
+    assert (clean.members_[0].n_neighbors, clean.members_[0].scaling) == (5, "minmax")  # the rule's parameters
+    mine = AutoDetector(reference=True, member_params={"knn": {"n_neighbors": 7}}).fit(fm)
+    assert (mine.members_[0].n_neighbors, mine.members_[0].scaling) == (7, "minmax")  # the caller's win
 
 
-def test_numeric_tables_take_the_most_alarmed_members_rank_and_far_rows_stay_ordered():
+def test_rank_standardisation_keeps_rows_beyond_the_training_range_ordered():
     fm, y = planted()
-    det = AutoDetector(members=FAST, seed=0).fit(fm)
-    assert (det.standardize_, det.combination_) == ("rank", "max")
+    det = AutoDetector(members=FAST, standardize="rank", combination="max", seed=0).fit(fm)
     r = det.standardized(det.member_scores(fm))
     assert r.min() >= 0.0 and r.max() <= 1.0 + 1e-12  # the training rows' own ranks
     np.testing.assert_allclose(np.median(r, axis=0), 0.5, atol=0.01)
@@ -167,7 +172,7 @@ def test_a_bundle_from_before_the_rule_was_resolved_loads_as_z_scores():
 
 
 def test_categorical_heavy_tables_get_the_members_that_model_categories():
-    from engine.detectors.ensemble import CATEGORICAL_MEMBERS, categorical_share, torch_available
+    from engine.detectors.ensemble import RULES, categorical_share, torch_available
 
     rng = np.random.default_rng(0)
     n = 50
@@ -179,7 +184,7 @@ def test_categorical_heavy_tables_get_the_members_that_model_categories():
     numeric, _ = planted()
     assert categorical_share(numeric) == 0.0
     names = AutoDetector()._member_names(fm)
-    assert names == (list(CATEGORICAL_MEMBERS) if torch_available() else ["iforest", "knn"])
+    assert names == (list(RULES[("categorical", False)][0]) if torch_available() else ["iforest", "knn"])
     assert "autoencoder" not in AutoDetector(members=FAST)._member_names(fm)  # an explicit list wins
 
 
@@ -240,8 +245,8 @@ def test_median_combination_is_not_dragged_down_by_one_wrong_member(monkeypatch,
 
 
 def test_default_auto_bundle_round_trip_scores_identically(tmp_path):
-    """The default members (the isolation forest on unlogged amounts, the autoencoder where torch is
-    present, kNN) survive save/load through the pipeline's bundle."""
+    """The default members (the isolation forest on unlogged amounts, kNN) survive save/load through
+    the pipeline's bundle."""
     import pandas as pd
 
     from engine.data import infer_schema
@@ -253,14 +258,19 @@ def test_default_auto_bundle_round_trip_scores_identically(tmp_path):
     frame.loc[:4, "amount"] *= 50.0
     model = AnomalyModel(detector="auto", params={"epochs": 2}).fit(frame, infer_schema(frame))
     det = model.detector_
-    from engine.detectors.ensemble import torch_available
-
-    assert (det.standardize_, det.combination_) == ("rank", "max")
-    assert det.member_names_ == (["iforest", "autoencoder", "knn"] if torch_available() else ["iforest", "knn"])
-    assert det.members_[0].undo_log
+    assert (det.standardize_, det.combination_) == ("z", "max")
+    assert det.member_names_ == ["iforest", "knn"] and det.members_[0].undo_log
     first = model.score(frame)
     model.save(tmp_path / "m")
     again = AnomalyModel.load(tmp_path / "m").score(frame)
     np.testing.assert_array_equal(again.scores, first.scores)
     np.testing.assert_array_equal(again.contributions, first.contributions)
     assert np.isin(np.arange(5), np.argsort(-first.scores)[:10]).sum() >= 4  # inflated amounts rank high
+
+
+def test_members_learn_from_at_most_max_fit_rows_and_every_row_is_calibrated():
+    fm, y = planted()
+    det = AutoDetector(members=["ecod", "knn"], max_fit_rows=200, seed=0).fit(fm)
+    assert det.members_[0].total_weight_ == 200 and det.members_[1].reference_.shape[0] == 200
+    assert det.train_scores_.shape == (len(y),)
+    assert aucroc(y, det.score_samples(fm)) > 0.95

@@ -56,8 +56,22 @@ def test_knn_is_the_mean_distance_to_the_k_nearest_other_rows():
     fm, _ = clusters()
     x = fm.values.astype(np.float64)
     d, _ = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
-    ours = KNNDetector(n_neighbors=5).fit(fm).score_samples(fm)
+    ours = KNNDetector(n_neighbors=5).fit(fm).score_samples(fm)  # the default: the engine's encoding
     np.testing.assert_allclose(ours, d[:, 1:].mean(axis=1), rtol=1e-9)
+
+
+def test_minmax_scaling_measures_distances_in_the_training_range_of_each_feature():
+    from sklearn.neighbors import NearestNeighbors
+
+    fm, _ = clusters()
+    x = fm.values.astype(np.float64) * [1.0, 100.0, 0.01]  # units must not decide the distance
+    wide = matrix(x)
+    scaled = (x - x.min(axis=0)) / (x.max(axis=0) - x.min(axis=0))
+    d, _ = NearestNeighbors(n_neighbors=6).fit(scaled).kneighbors(scaled)
+    ours = KNNDetector(n_neighbors=5, scaling="minmax").fit(wide).score_samples(wide)
+    np.testing.assert_allclose(ours, d[:, 1:].mean(axis=1), rtol=1e-5)
+    with pytest.raises(AnomalyDeskError, match="scaling"):
+        KNNDetector(scaling="zscore")
 
 
 def test_lof_matches_scikit_learn_on_the_training_rows():
@@ -66,13 +80,13 @@ def test_lof_matches_scikit_learn_on_the_training_rows():
     fm, _ = clusters()
     x = fm.values.astype(np.float64)
     ref = -LocalOutlierFactor(n_neighbors=20).fit(x).negative_outlier_factor_
-    ours = LOFDetector(n_neighbors=20).fit(fm).score_samples(fm)
+    ours = LOFDetector(n_neighbors=20, scaling="encoded").fit(fm).score_samples(fm)
     np.testing.assert_allclose(ours, ref, rtol=1e-6)
 
 
 def test_new_rows_use_every_neighbour_and_copies_skip_one():
     fm, _ = clusters()
-    det = KNNDetector(n_neighbors=1).fit(fm)
+    det = KNNDetector(n_neighbors=1, scaling="encoded").fit(fm)
     x = fm.values.astype(np.float64)
     # a copy of a reference row leaves that copy out: its score is its distance to the nearest other row
     again = det.score_samples(matrix(x[:1]))
@@ -85,9 +99,10 @@ def test_new_rows_use_every_neighbour_and_copies_skip_one():
 @pytest.mark.parametrize("name", NEIGHBORS)
 def test_reference_rows_are_capped_and_drawn_by_seed(name):
     fm, y = clusters()
-    det = make_detector(name, max_reference_rows=200, seed=3).fit(fm)
+    det = make_detector(name, max_reference_rows=200, scaling="minmax", seed=3).fit(fm)
     assert det.reference_.shape == (200, 3)
-    same = make_detector(name, max_reference_rows=200, seed=3).fit(fm)
+    assert det.reference_.min() >= 0.0 and det.reference_.max() <= 1.0  # min-max scaled on the training rows
+    same = make_detector(name, max_reference_rows=200, scaling="minmax", seed=3).fit(fm)
     np.testing.assert_array_equal(det.score_samples(fm), same.score_samples(fm))
     assert aucroc(y, det.score_samples(fm)) > 0.9
 
