@@ -60,12 +60,12 @@ class AnomalyModel:
         """Fit preprocessing and detector. ``sample_weight`` (n,) >= 0: 0 drops a row from what the
         model learns as normal (a confirmed anomaly), > 1 stresses it (a confirmed normal).
         ``known_good``: the rows are a reference file of known-good records, not the (possibly
-        contaminated) file being scored; ``auto`` then averages its members instead of taking their
-        median, since on clean data the deep member is the one to trust. Without ``known_good``, the
-        autoencoder (alone or as ``auto``'s member) on an all-numeric table trains with ``trim=0.2``
-        unless the caller chose a trim: on the file it scores, the rows it rebuilds worst are the likely
-        anomalies, which it should not learn as normal. The figures behind both: docs/decisions.md
-        ("Model")."""
+        contaminated) file being scored; ``auto`` then takes its reference-file rule (``reference=True``,
+        see engine.detectors.ensemble.RULES). Without ``known_good``, the autoencoder (alone or as
+        ``auto``'s member) on an all-numeric table trains with ``trim=0.2`` unless the caller chose a trim:
+        on the file it scores, the rows it rebuilds worst are the likely anomalies, which it should not
+        learn as normal. The figures behind both: docs/decisions.md ("Model")."""
+
         from engine.detectors import make_detector
         from engine.io import validate_for_training
 
@@ -82,7 +82,7 @@ class AnomalyModel:
         fm = preprocessor.transform(frame)
         params = dict(self.params)
         if known_good and self.detector == "auto":
-            params.setdefault("combination", "mean")
+            params.setdefault("reference", True)
         if not known_good and not fm.cardinalities:  # the autoencoder alone or as auto's member
             if self.detector == "autoencoder":
                 params = _trimmed_unless_chosen(params)

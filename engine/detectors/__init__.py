@@ -26,6 +26,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "ocsvm": ("engine.detectors.classical", "OCSVMDetector"),
     "pca": ("engine.detectors.classical", "PCADetector"),
     "ecod": ("engine.detectors.classical", "ECODDetector"),
+    "knn": ("engine.detectors.neighbors", "KNNDetector"),
+    "lof": ("engine.detectors.neighbors", "LOFDetector"),
 }
 assert set(_REGISTRY) == set(PARAMS), "every detector declares its parameters in engine.detectors.params"
 

@@ -48,6 +48,17 @@ def _weighted_rows(x: np.ndarray, w: np.ndarray | None, rng: np.random.Generator
     return x[np.sort(idx)]
 
 
+def unlogged_values(fm) -> np.ndarray:
+    """The encoded matrix (float64) with the numeric block's log transform undone
+    (``FeatureMatrix.linear_numeric``), for methods that should see the original spacing of values."""
+    x = encoded_values(fm)
+    if getattr(fm, "numeric_log", None) is not None:
+        lin = fm.linear_numeric()
+        x = x.copy()
+        x[:, : lin.shape[1]] = np.nan_to_num(lin, nan=0.0, posinf=0.0, neginf=0.0)
+    return x
+
+
 def _fitted_input(det: Detector, fm, matrix=encoded_values) -> np.ndarray:
     """The matrix a fitted detector scores, refused when its width is not the one it was fitted on."""
     det._check_fitted()
@@ -98,12 +109,7 @@ class IsolationForestDetector(Detector):
         self.undo_log = undo_log
 
     def _matrix(self, fm) -> np.ndarray:
-        x = encoded_values(fm)
-        if self.undo_log and getattr(fm, "numeric_log", None) is not None:
-            lin = fm.linear_numeric()
-            x = x.copy()
-            x[:, : lin.shape[1]] = np.nan_to_num(lin, nan=0.0, posinf=0.0, neginf=0.0)
-        return x.astype(np.float32)
+        return (unlogged_values(fm) if self.undo_log else encoded_values(fm)).astype(np.float32)
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
         from sklearn.ensemble import IsolationForest

@@ -181,6 +181,17 @@ _NETWORK = (
 _AGGREGATE_HELP = ("how the columns' terms make a row's score: l2 or l4, a norm that lets one very unusual column "
                    "outweigh a row a little off everywhere (l4 the more so); sum, their total")
 
+def _NEIGHBORS(scaling: str) -> tuple[Param, ...]:  # noqa: N802 - a table, like the constants around it
+    return (
+        Param("n_neighbors", "int", 20, "neighbours whose distances make the score", low=1),
+        Param("max_reference_rows", "int", 10000, "training rows kept as the neighbours' reference (a uniform "
+              "sample beyond this)", low=2),
+        Param("scaling", "str", scaling, "minmax: the unlogged values scaled to the training range per feature; "
+              "encoded: the engine's encoding (robust-scaled, logged amounts)", choices=("minmax", "encoded")),
+        SEED,
+    )
+
+
 PARAMS: dict[str, tuple[Param, ...]] = {
     "auto": (
         Param("members", "names", None, "detectors to combine, comma separated (empty: chosen from the data)",
@@ -190,10 +201,19 @@ PARAMS: dict[str, tuple[Param, ...]] = {
         Param("weighting", "str", "agreement",
               "member weights for the mean and the contributions: agreement (how well a member agrees with the "
               "others on the training rows) or equal", choices=("agreement", "equal")),
-        Param("combination", "str", "median",
-              "how the members' standardised scores combine: median (one member wrong either way cannot move "
-              "it), mean (weighted) or max", choices=("median", "mean", "max")),
+        Param("combination", "str", None,
+              "how the members' standardised scores combine (empty: chosen from the table and whether the rows "
+              "are a clean reference): median (one member wrong either way cannot move it), mean (weighted) or "
+              "max (the most alarmed member)", choices=("median", "mean", "max"), optional=True),
+        Param("standardize", "str", None,
+              "how each member's score is made comparable (empty: chosen like the combination): z, a robust "
+              "z-score of its training scores, or rank, its rank among them", choices=("z", "rank"),
+              optional=True),
+        Param("reference", "bool", False, "the training rows are a clean reference file (set by the app when "
+              "training on one): members and combination follow the reference-file rule", form=False),
         Param("agreement_rows", "int", 20000, "training rows used to measure the members' agreement", low=2),
+        Param("max_fit_rows", "int", 100_000, "members learn from at most this many rows (a uniform sample); "
+              "every row is still scored", low=2),
         SEED, DEVICE,
         Param("epochs", "int", None, "passes over the training rows for the deep members (empty: their own default)",
               low=1, optional=True),
@@ -306,7 +326,8 @@ PARAMS: dict[str, tuple[Param, ...]] = {
               "points to", choices=("both", "skew")),
         SEED,
     ),
-    # kNN and LOF (issue 3, branch ``detect``) get their entries here when they land in engine.detectors.
+    "knn": _NEIGHBORS("encoded"),
+    "lof": _NEIGHBORS("minmax"),
 }
 
 

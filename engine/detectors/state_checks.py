@@ -28,7 +28,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "ocsvm": {"support_vectors": F64, "dual_coef": F64},
     "pca": {"mean": F64, "scale": F64, "components": F64, "explained_variance": F64},
     "ecod": {"values": F64, "cum_weight": F64, "offsets": I64, "skew_sign": F64},
-    "auto": {"center": F64, "scale": F64, "weights": F64},
+    "auto": {"center": F64, "scale": F64, "weights": F64, "quantiles": F64},
+    "knn": {"reference": F64, "low": F64, "span": F64},
+    "lof": {"reference": F64, "low": F64, "span": F64, "k_distance": F64, "lrd": F64},
     "autoencoder": _DEEP, "vae": _DEEP, "bigan": _DEEP, "sequence_ae": _DEEP,
 }
 

@@ -100,18 +100,22 @@ def test_importing_the_pipeline_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_auto_averages_its_members_on_known_good_rows_and_takes_the_median_otherwise():
+def test_auto_takes_its_reference_file_rule_on_known_good_rows():
     frame = ledger(300)
     schema = infer_schema(frame)
     members = {"members": ["iforest", "ecod"]}
     contaminated = AnomalyModel("auto", params=members).fit(frame, schema)
     reference = AnomalyModel("auto", params=members).fit(frame, schema, known_good=True)
     chosen = AnomalyModel("auto", params={**members, "combination": "median"}).fit(frame, schema, known_good=True)
-    assert contaminated.detector_.combination == "median"
-    assert reference.detector_.combination == "mean" and reference.params["combination"] == "mean"
-    assert chosen.detector_.combination == "median"  # the analyst's explicit choice wins
+    assert not contaminated.detector_.reference and "reference" not in contaminated.params
+    assert reference.detector_.reference and reference.params["reference"] is True
+    assert chosen.detector_.combination_ == "median"  # the analyst's explicit choice wins
+    numeric = pd.DataFrame({"a": np.random.default_rng(0).normal(size=200), "b": np.arange(200.0)})
+    clean = AnomalyModel("auto").fit(numeric, infer_schema(numeric), known_good=True).detector_
+    assert clean.member_names_ == ["knn", "lof"] and (clean.standardize_, clean.combination_) == ("rank", "mean")
+    assert clean.members_[0].n_neighbors == 5 and clean.members_[0].scaling == "minmax"
     other = AnomalyModel("iforest").fit(frame, schema, known_good=True)  # only auto has a combination
-    assert "combination" not in other.params
+    assert "reference" not in other.params
 
 
 def test_the_autoencoder_trims_only_when_fitted_on_the_all_numeric_file_it_scores():

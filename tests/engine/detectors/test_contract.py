@@ -28,6 +28,8 @@ FAST: dict[str, dict] = {
     "ocsvm": {},
     "pca": {},
     "ecod": {},
+    "knn": dict(n_neighbors=5),
+    "lof": dict(n_neighbors=10),
 }
 N_ROWS, N_OUT = 240, 6
 ALL = [pytest.param(n, marks=pytest.mark.skipif(n not in available_detectors(), reason="needs torch"))

@@ -72,7 +72,7 @@ def with_noise(monkeypatch):
 def test_auto_is_the_default_and_combines_members():
     assert DETECTOR_NAMES[0] == "auto"
     fm, y = planted()
-    det = make_detector("auto", members=FAST, seed=0).fit(fm)
+    det = make_detector("auto", members=FAST, standardize="z", seed=0).fit(fm)
     assert det.member_names_ == FAST
     assert det.weights_.shape == (3,) and det.weights_.sum() == pytest.approx(1.0)
     members = det.member_scores(fm)
@@ -124,16 +124,56 @@ def test_auto_refuses_itself_as_member_and_reports_progress():
     assert any(m.startswith("ecod") for _, m in seen)
 
 
-def test_default_members_include_the_autoencoder_when_torch_is_present():
-    from engine.detectors.ensemble import torch_available
+def test_default_members_and_rule_follow_the_table_and_a_clean_reference_file():
+    assert AutoDetector()._member_names() == ["iforest", "knn"]
+    assert AutoDetector(reference=True)._member_names() == ["knn", "lof"]
+    assert AutoDetector().combination is None  # resolved by table type when fitted
+    fm, _ = planted()
+    det = AutoDetector().fit(fm)
+    assert (det.standardize_, det.combination_) == ("z", "max")
+    clean = AutoDetector(reference=True).fit(fm)
+    assert (clean.standardize_, clean.combination_) == ("rank", "mean")
+    assert (clean.members_[0].n_neighbors, clean.members_[0].scaling) == (5, "minmax")  # the rule's parameters
+    mine = AutoDetector(reference=True, member_params={"knn": {"n_neighbors": 7}}).fit(fm)
+    assert (mine.members_[0].n_neighbors, mine.members_[0].scaling) == (7, "minmax")  # the caller's win
 
-    names = AutoDetector()._member_names()
-    assert names == (["iforest", "ecod", "autoencoder"] if torch_available() else ["iforest", "ecod"])
-    assert AutoDetector().combination == "median"
+
+def test_rank_standardisation_keeps_rows_beyond_the_training_range_ordered():
+    fm, y = planted()
+    det = AutoDetector(members=FAST, standardize="rank", combination="max", seed=0).fit(fm)
+    r = det.standardized(det.member_scores(fm))
+    assert r.min() >= 0.0 and r.max() <= 1.0 + 1e-12  # the training rows' own ranks
+    np.testing.assert_allclose(np.median(r, axis=0), 0.5, atol=0.01)
+    np.testing.assert_allclose(det.score_samples(fm), r.max(axis=1))
+    assert aucroc(y, det.score_samples(fm)) > 0.97
+    # rows beyond every training row do not tie at the top: the farther out, the higher
+    far = FeatureMatrix(np.vstack([fm.values[:1] + 10.0, fm.values[:1] + 40.0]), fm.feature_names,
+                        fm.source_columns, fm.source_index)
+    top = det.score_samples(far)
+    assert 1.0 < top[0] < top[1]
+    meta, arrays = det.get_state()
+    again = AutoDetector.from_state(json.loads(json.dumps(meta)), dict(arrays))
+    np.testing.assert_array_equal(again.score_samples(fm), det.score_samples(fm))
+    with pytest.raises(AnomalyDeskError, match="standardize"):
+        AutoDetector(standardize="minmax")
+
+
+def test_a_bundle_from_before_the_rule_was_resolved_loads_as_z_scores():
+    fm, _ = planted()
+    det = AutoDetector(members=FAST, combination="median", standardize="z").fit(fm)
+    meta, arrays = det.get_state()
+    meta = json.loads(json.dumps(meta))
+    for key in ("combination_", "standardize_"):
+        meta.pop(key)
+    meta["params"].pop("standardize")
+    arrays.pop("quantiles")
+    old = AutoDetector.from_state(meta, arrays)
+    assert (old.standardize_, old.combination_) == ("z", "median")
+    np.testing.assert_array_equal(old.score_samples(fm), det.score_samples(fm))
 
 
 def test_categorical_heavy_tables_get_the_members_that_model_categories():
-    from engine.detectors.ensemble import CATEGORICAL_MEMBERS, categorical_share, torch_available
+    from engine.detectors.ensemble import RULES, categorical_share, torch_available
 
     rng = np.random.default_rng(0)
     n = 50
@@ -145,7 +185,7 @@ def test_categorical_heavy_tables_get_the_members_that_model_categories():
     numeric, _ = planted()
     assert categorical_share(numeric) == 0.0
     names = AutoDetector()._member_names(fm)
-    assert names == (list(CATEGORICAL_MEMBERS) if torch_available() else ["iforest", "ecod"])
+    assert names == (list(RULES[("categorical", False)][0]) if torch_available() else ["iforest", "knn"])
     assert "autoencoder" not in AutoDetector(members=FAST)._member_names(fm)  # an explicit list wins
 
 
@@ -190,12 +230,13 @@ def test_median_combination_is_not_dragged_down_by_one_wrong_member(monkeypatch,
     monkeypatch.setitem(PARAMS, "inverted", (SEED,))
     fm, y = planted()
     members = ["iforest", "ecod", bad]
-    det = AutoDetector(members=members).fit(fm)
+    det = AutoDetector(members=members, combination="median", standardize="z").fit(fm)
     z = det.standardized(det.member_scores(fm))
     np.testing.assert_allclose(det.decision_function(fm), np.median(z, axis=1))
     assert aucroc(y, z[:, 2]) < 0.6  # the member is no help (or worse)
     median = aucroc(y, det.decision_function(fm))
-    mean = aucroc(y, AutoDetector(members=members, combination="mean", weighting="equal").fit(fm).decision_function(fm))
+    mean = aucroc(y, AutoDetector(members=members, combination="mean", standardize="z", weighting="equal")
+                  .fit(fm).decision_function(fm))
     good = min(aucroc(y, z[:, 0]), aucroc(y, z[:, 1]))
     assert median >= good - 0.01  # never worse than the weaker of the two members that see the outliers
     if bad == "inverted":  # a mean is pulled towards the wrong member; the median is not
@@ -206,8 +247,8 @@ def test_median_combination_is_not_dragged_down_by_one_wrong_member(monkeypatch,
 
 
 def test_default_auto_bundle_round_trip_scores_identically(tmp_path):
-    """The default members (the isolation forest on unlogged amounts, two-tailed ECOD, and the
-    autoencoder where torch is present) survive save/load through the pipeline's bundle."""
+    """The default members (the isolation forest on unlogged amounts, kNN) survive save/load through
+    the pipeline's bundle."""
     import pandas as pd
 
     from engine.io import infer_schema
@@ -219,8 +260,8 @@ def test_default_auto_bundle_round_trip_scores_identically(tmp_path):
     frame.loc[:4, "amount"] *= 50.0
     model = AnomalyModel(detector="auto", params={"epochs": 2}).fit(frame, infer_schema(frame))
     det = model.detector_
-    assert det.combination == "median" and det.member_names_[:2] == ["iforest", "ecod"]
-    assert det.members_[0].undo_log and det.members_[1].tails == "both"
+    assert (det.standardize_, det.combination_) == ("z", "max")
+    assert det.member_names_ == ["iforest", "knn"] and det.members_[0].undo_log
     first = model.score(frame)
     model.save(tmp_path / "m")
     again = AnomalyModel.load(tmp_path / "m").score(frame)
@@ -248,3 +289,11 @@ def test_score_and_explain_runs_each_member_once(monkeypatch):
     np.testing.assert_allclose(out.contributions, reference[1], rtol=1e-12)
     np.testing.assert_array_equal(out.expected, reference[2])
     assert set(out.members) == {"iforest", "ecod", "pca"}
+
+
+def test_members_learn_from_at_most_max_fit_rows_and_every_row_is_calibrated():
+    fm, y = planted()
+    det = AutoDetector(members=["ecod", "knn"], max_fit_rows=200, seed=0).fit(fm)
+    assert det.members_[0].total_weight_ == 200 and det.members_[1].reference_.shape[0] == 200
+    assert det.train_scores_.shape == (len(y),)
+    assert aucroc(y, det.decision_function(fm)) > 0.95
