@@ -96,6 +96,7 @@ class Session:
         self.base_z: np.ndarray | None = None  # after a retrain: the detector's part of each score
         self.feedback_state = None
         self.last_retrain: Retrain | None = None
+        self.favoured: str | None = None  # the detector the verdicts favour, when the re-ranker says
         self.suggestion: Suggestion | None = None
         self.threshold_rule = ThresholdRule("default")
         self.threshold_info: Threshold | None = None
@@ -604,6 +605,7 @@ class Session:
         before = int(self.flagged.sum()) if self.flagged is not None else 0
         self.model = fb.model
         self.feedback_state = fb.state
+        self.favoured = getattr(fb, "favoured", None) or None
         if outcome.result is not None:
             self.result = outcome.result
         self.base_z = np.asarray(fb.state.base_z, dtype=float)
