@@ -58,7 +58,8 @@ class ErrorPlot(pg.PlotWidget):
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)
-        self.legend = self.addLegend(offset=(10, 5), colCount=3)
+        self.legend = self.addLegend(offset=(10, 5), colCount=3, brush=pg.mkBrush(255, 255, 255, 210),
+                                     pen=pg.mkPen(200, 200, 200))
         self.curve = item.plot([], [], pen=pg.mkPen(LINE, width=1), name="all records")
         # one item per colour with a single brush: per-point brushes cost pyqtgraph ~17 us a point in
         # Python (0.84 s for the ~10k marks of a 1M-row ledger, measured); only verdicts (few) get them

@@ -199,9 +199,10 @@ class ReviewPanel(QWidget):
         self.auto_retrain.setObjectName("autoRetrain")
         self.auto_retrain.setRange(0, 1000)
         self.auto_retrain.setValue(0)
-        self.auto_retrain.setSpecialValueText("off")
-        self.auto_retrain.setPrefix("auto-retrain every ")
+        self.auto_retrain.setSpecialValueText("auto-retrain: off")
+        self.auto_retrain.setPrefix("retrain every ")
         self.auto_retrain.setSuffix(" verdicts")
+        self.auto_retrain.setMaximumWidth(190)
         self.auto_retrain.setToolTip("retrain with the verdicts after every N verdicts (0 = off); the selected "
                                      "record stays selected")
         bottom = QHBoxLayout()

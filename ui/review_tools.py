@@ -38,6 +38,7 @@ from ui.plots import ANOMALY, LINE, _plain_axes
 from ui.widgets import counted
 
 VERDICT_CHOICES = ("anomaly", "normal", "unsure")
+STATIC_NAME = "static ranking would have found (labels)"
 NO_RULES = "No rules yet: \"Treat records like this as normal…\" in the record panel proposes one."
 
 
@@ -271,19 +272,23 @@ class ReviewProgressPlot(pg.PlotWidget):
         item.showGrid(x=True, y=True, alpha=0.2)
         self.legend = self.addLegend(offset=(5, 5))
         self.found = item.plot([], [], pen=pg.mkPen(ANOMALY, width=2), name="your verdicts")
-        self.static = item.plot([], [], pen=pg.mkPen(LINE, width=1.5, style=Qt.PenStyle.DashLine),
-                                name="static ranking (labels)")
-        self.static.setVisible(False)
+        self.static = item.plot([], [], pen=pg.mkPen(LINE, width=1.5, style=Qt.PenStyle.DashLine))
+        self.static.setVisible(False)  # in the legend only while shown (a file with a label column)
 
     def set_progress(self, found: np.ndarray, static: np.ndarray | None) -> None:
         x = np.arange(1, len(found) + 1, dtype=float)
         self.found.setData(x, found.astype(float))
-        if static is not None and len(static):
+        show = static is not None and len(static) > 0
+        if show:
             self.static.setData(np.arange(1, len(static) + 1, dtype=float), static.astype(float))
-            self.static.setVisible(True)
         else:
             self.static.setData([], [])
-            self.static.setVisible(False)
+        if show != self.static.isVisible():
+            if show:
+                self.legend.addItem(self.static, STATIC_NAME)
+            else:
+                self.legend.removeItem(self.static)
+        self.static.setVisible(show)
 
 
 # ----------------------------------------------------------------------------------------------
