@@ -97,7 +97,7 @@ class ReviewPanel(QWidget):
         self.search_edit.setPlaceholderText("search text…")
         self.search_edit.setClearButtonEnabled(True)
         # the review's own filters: rules, reviewer, reason, note text
-        self.user: str | None = None  # the window's user: "Reviewed by me"
+        self.user = None  # who "me" is for "Reviewed by me": a name, or a callable giving it (set by the window)
         self.ruled_check = QCheckBox("Covered by a rule")
         self.ruled_check.setObjectName("ruledOnly")
         self.ruled_check.setToolTip("records a rule treats as normal: they are never flagged")
@@ -205,9 +205,9 @@ class ReviewPanel(QWidget):
         self.auto_retrain.setMaximumWidth(190)
         self.auto_retrain.setToolTip("retrain with the verdicts after every N verdicts (0 = off); the selected "
                                      "record stays selected")
+        # the counter has a row of its own: beside the retrain controls it was squeezed to a word a line
         bottom = QHBoxLayout()
-        bottom.addWidget(self.counter, 1)
-        bottom.addWidget(self.retrain_status)
+        bottom.addWidget(self.retrain_status, 1)
         bottom.addWidget(self.retrain_progress)
         bottom.addWidget(self.auto_retrain)
         bottom.addWidget(self.retrain_button)
@@ -221,6 +221,7 @@ class ReviewPanel(QWidget):
         layout.addWidget(self.view, 1)
         layout.addLayout(note_row)
         layout.addWidget(self.cheat_sheet)
+        layout.addWidget(self.counter)
         layout.addLayout(bottom)
         self._update_counter()
 
@@ -234,9 +235,13 @@ class ReviewPanel(QWidget):
                            column=column, column_value=self.value_edit.text().strip(),
                            text=self.search_edit.text().strip(), records=self.records_subset,
                            ruled=self.ruled_check.isChecked(),
-                           reviewer=(self.user or "") if self.mine_check.isChecked() else None,
+                           reviewer=self.reviewer() if self.mine_check.isChecked() else None,
                            reason=self.reason_filter.currentText() if self.reason_filter.currentIndex() > 0 else "",
                            note=self.note_filter.text().strip())
+
+    def reviewer(self) -> str:
+        """The name verdicts are recorded under now ("" when none is set)."""
+        return str((self.user() if callable(self.user) else self.user) or "")
 
     def apply_filters(self) -> None:
         self._filter_timer.stop()

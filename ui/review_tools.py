@@ -305,7 +305,8 @@ class ReviewTools(QObject):
         self.confirm_box: QMessageBox | None = None  # while a confirmation is open (tests answer it)
         self.since_retrain = 0  # verdicts given since the last retrain (automatic retrain)
         panel = window.review_panel
-        panel.user = window.user
+        # the name the verdict store records verdicts under (Settings may change the window's user)
+        panel.user = lambda: getattr(window.session.store, "user", None) or window.user
         self.rules_panel = RulesPanel()
         self.progress_plot = ReviewProgressPlot()
         self.side = QTabWidget()

@@ -237,6 +237,8 @@ def test_at_1280x800_ten_queue_rows_show_and_no_labels_overlap(qtbot, trained_wi
     rows = sum(1 for y in range(0, height, view.rowHeight(0)) if view.rowAt(y) >= 0
                and y + view.rowHeight(0) <= height)
     assert rows >= 10, f"{rows} rows visible in a {height}px queue"
+    # the counter reads as a line, not a word a line squeezed beside the retrain controls
+    assert panel.counter.height() <= 2 * panel.counter.fontMetrics().height() + 8
     labels = [lb for root in (panel, w.detail_panel) for lb in root.findChildren(QLabel)
               if lb.isVisible() and lb.text()]
     rects = [QRect(lb.mapTo(w, QPoint(0, 0)), lb.size()) for lb in labels]
