@@ -382,7 +382,11 @@ class ReviewTools(QObject):
         keys = [str(s.keys[r]) for r in records]
         if not self.w.guard("Verdicts not saved", s.verdict, keys, verdict, note=note, reason=reason):
             return False
-        self.w.views.show_all_verdicts()
+        if n <= 500:  # one lookup per record; beyond that re-attaching the whole file is quicker
+            for r in records:
+                self.w.views.show_verdict_of(r)
+        else:
+            self.w.views.show_all_verdicts()
         self.w.review_panel._update_counter()
         self.w.status_label.setText(f"Marked {counted(n, 'record')} as {verdict} (Ctrl+Z undoes them all).")
         self.w._refresh_timer.start()

@@ -3,7 +3,7 @@ undo, rules from a record (dialog, Rules panel, removal), reviewer/reason/note f
 plot, the automatic retrain, and the screen's readability at 1280x800."""
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, QPoint, QRect, Qt, QTimer
+from PySide6.QtCore import QPoint, QRect, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from engine.feedback import VerdictStore
@@ -26,18 +26,6 @@ def answer_confirmation(qtbot, window, button=QMessageBox.StandardButton.Yes, se
         box.button(button).click()
 
     QTimer.singleShot(0, click)
-
-
-def select_rows(panel, first, last):
-    """Shift+click a range, as the analyst would select several rows."""
-    model = panel.model
-    sel = panel.view.selectionModel()
-    panel.select_row(first)
-    top, bottom = model.index(first, 0), model.index(last, model.columnCount() - 1)
-    from PySide6.QtCore import QItemSelection
-
-    sel.select(QItemSelection(top, bottom), QItemSelectionModel.SelectionFlag.Select
-               | QItemSelectionModel.SelectionFlag.Rows)
 
 
 def test_a_key_with_several_rows_selected_gives_one_batch_that_one_undo_takes_back(qtbot, trained_window):
