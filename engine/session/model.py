@@ -12,6 +12,9 @@ are the scores in force for every view and export; severity is always the percen
 the scores of the rows its ranking was learnt on (the detector's training rows; after a retrain, the
 file's rows, since the re-ranker only ranks those: ``engine.scoring.severity`` either way); the threshold
 is the analyst's rule (``engine.thresholds.ThresholdRule``) applied to the scores in force.
+
+Rules from verdicts (``engine.rules``, saved in the project): ``flagged == (scores >= threshold) & ~ruled``,
+where ``ruled`` marks the records a rule treats as normal; with no rules it is ``scores >= threshold``.
 """
 
 from __future__ import annotations
