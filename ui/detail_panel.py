@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.plots import ContributionChart, ThresholdHistogram, ValuesPlot
+from ui.plots import WHAT_DRIVES, WHY_FLAGGED, ContributionChart, ThresholdHistogram, ValuesPlot
 
 WIDE_ROW = 20  # numeric feature columns from which a record is drawn as a line (a heartbeat)
 
@@ -67,6 +67,7 @@ def _fmt(v) -> str:
 
 class DetailPanel(QWidget):
     what_if_changed = Signal(object)  # WhatIf
+    rule_requested = Signal(int)  # "Treat records like this as normal…" on this record
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -89,6 +90,12 @@ class DetailPanel(QWidget):
         self.reset_button.setEnabled(False)
         self.reset_button.clicked.connect(self.reset_what_if)
 
+        self.rule_button = QPushButton("Treat records like this as normal…")
+        self.rule_button.setObjectName("ruleFromRecord")
+        self.rule_button.setToolTip("propose a rule on the columns that drove this record's score; edit it, "
+                                    "and the records it matches leave the flagged queue")
+        self.rule_button.setEnabled(False)
+        self.rule_button.clicked.connect(lambda: self.view is not None and self.rule_requested.emit(self.view.record))
         self.chart = ContributionChart()
         self.chart.setObjectName("contributionChart")
         self.table = QTableWidget(0, 4)
@@ -113,6 +120,7 @@ class DetailPanel(QWidget):
 
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
+        head.addWidget(self.rule_button)
         head.addWidget(self.reset_button)
         top = QWidget()
         tl = QVBoxLayout(top)
@@ -140,6 +148,7 @@ class DetailPanel(QWidget):
         self.last_what_if = None
         self.reset_button.setEnabled(False)
         self.what_if_label.setText("")
+        self.rule_button.setEnabled(view is not None)
         if view is None:
             self.title.setText("Select a record in the queue.")
             self.table.setRowCount(0)
@@ -155,6 +164,7 @@ class DetailPanel(QWidget):
         n_numeric = sum(view.numeric)
         wide = n_numeric >= WIDE_ROW
         self.chart.top = 6 if wide else 10  # a wide row's line plot needs the room
+        self.chart.getPlotItem().setTitle(WHY_FLAGGED if view.flagged else WHAT_DRIVES)
         self.chart.set_contributions(view.columns, view.shares)
         self.histogram.set_marker(view.score)
         self._fill_table(view.values, view.expected, view.shares)

@@ -26,6 +26,7 @@ from ui.panels.compare import ComparePanel
 from ui.plots import ErrorPlot
 from ui.queue_model import SCORE, SEVERITY, QueueModel
 from ui.review_panel import CHEAT_SHEET, ReviewPanel
+from ui.review_tools import ReviewTools
 from ui.session_jobs import SessionJobs
 from ui.session_views import APP_NAME, SessionViews
 from ui.threshold_panel import ThresholdPanel
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(120)
         self._refresh_timer.timeout.connect(self._refresh_after_verdicts)
+        self.review_tools = ReviewTools(self)  # bulk verdicts, rules, review progress, automatic retrain
         self._restore_layout()
         self.update_actions()
         if warm_up:
@@ -376,6 +378,8 @@ class MainWindow(QMainWindow):
         if not len(found):
             return
         record = int(found[0])
+        if len(self.session.last_undone) > 1:  # a bulk verdict: every record of its batch
+            self.views.show_all_verdicts()
         self.views.show_verdict_of(record)
         self.review_panel.select_record(record)
         self.status_label.setText(f"Undid the change to record {record + 1:,}.")

@@ -15,6 +15,8 @@ UNSURE = (210, 140, 0)
 LABELLED = (120, 60, 170)
 LINE = (90, 110, 160)
 TOP_K_POINTS = 5000
+WHY_FLAGGED = "why flagged: share of the score per column"
+WHAT_DRIVES = "what drives its score: share of the score per column"  # a record that is not flagged
 
 
 def configure_plots() -> None:
@@ -56,7 +58,8 @@ class ErrorPlot(pg.PlotWidget):
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)
-        self.addLegend(offset=(10, 5))
+        self.legend = self.addLegend(offset=(10, 5), colCount=3, brush=pg.mkBrush(255, 255, 255, 210),
+                                     pen=pg.mkPen(200, 200, 200))
         self.curve = item.plot([], [], pen=pg.mkPen(LINE, width=1), name="all records")
         # one item per colour with a single brush: per-point brushes cost pyqtgraph ~17 us a point in
         # Python (0.84 s for the ~10k marks of a 1M-row ledger, measured); only verdicts (few) get them
@@ -71,6 +74,19 @@ class ErrorPlot(pg.PlotWidget):
         self.addItem(self.threshold_line)
         self.dynamic_curve = item.plot([], [], pen=pg.mkPen((220, 0, 0), width=1.5))
         self.dynamic_curve.setVisible(False)
+        # what each colour means: the verdict marks share one item (per-point brushes), so the legend shows
+        # a sample per colour; the samples are never added to the plot
+        self.legend_samples = {}
+        for name, brush in (("highest scores", pg.mkBrush(150, 150, 150, 160)),
+                            ("labelled anomaly", pg.mkBrush(*LABELLED, 200)),
+                            ("verdict: anomaly", pg.mkBrush(*ANOMALY)), ("verdict: normal", pg.mkBrush(*NORMAL)),
+                            ("verdict: unsure", pg.mkBrush(*UNSURE))):
+            sample = pg.ScatterPlotItem(size=8, pen=None, brush=brush)
+            self.legend_samples[name] = sample
+            self.legend.addItem(sample, name)
+        threshold_sample = pg.PlotDataItem(pen=pg.mkPen((220, 0, 0), width=2, style=Qt.PenStyle.DashLine))
+        self.legend_samples["threshold"] = threshold_sample
+        self.legend.addItem(threshold_sample, "threshold")
         self.x = np.zeros(0)
         self.y = np.zeros(0)
         self.scene().sigMouseClicked.connect(self._clicked)
@@ -201,7 +217,7 @@ class ContributionChart(pg.PlotWidget):
         self.top = top
         item = self.getPlotItem()
         _plain_axes(item)
-        item.setTitle("why flagged: share of the score per column")
+        item.setTitle(WHY_FLAGGED)
         item.setLabel("bottom", "share of score")
         item.setMouseEnabled(x=False, y=False)
         item.hideButtons()

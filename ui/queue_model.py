@@ -20,6 +20,7 @@ FIXED_HEADERS = ("Severity", "Score", "Verdict", "Note")
 VERDICTS = ("", "anomaly", "normal", "unsure")  # index = code stored in the model
 VERDICT_CODE = {v: i for i, v in enumerate(VERDICTS)}
 VERDICT_COLOURS = {1: QColor(200, 40, 40), 2: QColor(30, 130, 60), 3: QColor(200, 140, 0)}
+RULED_BRUSH = QBrush(QColor(120, 120, 120))  # records a rule treats as normal: greyed
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,16 @@ class QueueFilter:
     column_value: str = ""
     text: str = ""  # free text searched in every text column
     records: np.ndarray | None = field(default=None, compare=False)  # only these record indices (Compare)
+    ruled: bool = False  # only records a rule treats as normal ("covered by a rule")
+    reviewer: str | None = None  # only records whose verdict this user gave ("reviewed by me")
+    reason: str = ""  # only records with this reason code
+    note: str = ""  # only records whose note contains this text (case-insensitive)
 
     @property
     def is_active(self) -> bool:
         return bool(self.flagged_only or self.not_reviewed or self.verdict or
-                    (self.column and self.column_value) or self.text or self.records is not None)
+                    (self.column and self.column_value) or self.text or self.records is not None
+                    or self.ruled or self.reviewer or self.reason or self.note)
 
 
 def _severity_brushes() -> list[QBrush]:
@@ -61,6 +67,9 @@ class QueueModel(QAbstractTableModel):
         self.severity = np.zeros(0)
         self.verdicts = np.zeros(0, dtype=np.int8)
         self.notes: dict[int, str] = {}
+        self.reviewers = np.zeros(0, dtype=object)  # who gave each record's verdict ("" for none)
+        self.reasons = np.zeros(0, dtype=object)  # each record's reason code ("" for none)
+        self.ruled = np.zeros(0, dtype=bool)  # records a rule treats as normal (never flagged)
         self.threshold = np.inf
         self.flagged = np.zeros(0, dtype=bool)
         self.order = np.zeros(0, dtype=np.int64)
@@ -101,6 +110,9 @@ class QueueModel(QAbstractTableModel):
         self.severity = np.full(self.n, np.nan)
         self.verdicts = np.zeros(self.n, dtype=np.int8)
         self.notes = {}
+        self.reviewers = np.full(self.n, "", dtype=object)
+        self.reasons = np.full(self.n, "", dtype=object)
+        self.ruled = np.zeros(self.n, dtype=bool)
         self.threshold = np.inf
         self.flagged = np.zeros(self.n, dtype=bool)
         self._sort_keys = {}
@@ -122,23 +134,37 @@ class QueueModel(QAbstractTableModel):
         if score_order is not None and len(score_order) == self.n:
             # severity is a non-decreasing function of the score (its percentile): same order
             self._orders[SCORE] = self._orders[SEVERITY] = np.asarray(score_order, dtype=np.int64)
-        self.flagged = self.scores >= self.threshold
+        self._update_flagged()
         self.sort(self.sort_column, self.sort_order)
+
+    def _update_flagged(self) -> None:
+        """Flagged as the session says: above the threshold and not covered by a rule."""
+        with np.errstate(invalid="ignore"):
+            self.flagged = (self.scores >= self.threshold) & ~self.ruled
+
+    def set_ruled(self, ruled: np.ndarray | None) -> None:
+        """The records the session's rules cover: they leave the flagged set (a filter still shows them)."""
+        self.ruled = np.zeros(self.n, dtype=bool) if ruled is None or len(ruled) != self.n else np.asarray(ruled, bool)
+        self.set_threshold(self.threshold)
 
     def set_threshold(self, threshold: float | np.ndarray) -> None:
         """A scalar, or an array (dynamic threshold, one value per record)."""
         self.threshold = threshold
-        with np.errstate(invalid="ignore"):
-            self.flagged = self.scores >= threshold
-        if self.filter.flagged_only:
+        self._update_flagged()
+        if self.filter.flagged_only or self.filter.ruled:
             self.apply_filter(self.filter)
         elif self.n:
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1))
 
-    def set_verdict(self, record: int, verdict: str, note: str | None = None) -> None:
+    def set_verdict(self, record: int, verdict: str, note: str | None = None, user: str | None = None,
+                    reason: str | None = None) -> None:
         self.verdicts[record] = VERDICT_CODE.get(verdict or "", 0)
         if note is not None:
             self._set_note(record, note)
+        if user is not None:
+            self.reviewers[record] = user if verdict else ""
+        if reason is not None:
+            self.reasons[record] = reason
         self._sort_keys.pop(VERDICT, None)
         self._orders.pop(VERDICT, None)
         self._record_changed(record)
@@ -155,11 +181,18 @@ class QueueModel(QAbstractTableModel):
         self._sort_keys.pop(NOTE, None)
         self._orders.pop(NOTE, None)
 
-    def set_all_verdicts(self, verdicts: dict[int, str], notes: dict[int, str]) -> None:
+    def set_all_verdicts(self, verdicts: dict[int, str], notes: dict[int, str], users: dict[int, str] | None = None,
+                         reasons: dict[int, str] | None = None) -> None:
         self.verdicts[:] = 0
         for record, v in verdicts.items():
             if 0 <= record < self.n:
                 self.verdicts[record] = VERDICT_CODE.get(v or "", 0)
+        self.reviewers = np.full(self.n, "", dtype=object)
+        self.reasons = np.full(self.n, "", dtype=object)
+        for target, values in ((self.reviewers, users or {}), (self.reasons, reasons or {})):
+            rows = np.fromiter((r for r in values if 0 <= r < self.n), dtype=np.int64)
+            if len(rows):
+                target[rows] = [values[int(r)] or "" for r in rows]
         self.notes = {r: t for r, t in notes.items() if 0 <= r < self.n and t}
         self._sort_keys.pop(VERDICT, None)
         self._orders.pop(VERDICT, None)
@@ -234,11 +267,16 @@ class QueueModel(QAbstractTableModel):
                 c.setAlpha(60)
                 return QBrush(c)
             s = self.severity[record]
-            if np.isnan(s):
+            # only flagged records carry the red severity shade: an unflagged record (below the threshold
+            # or covered by a rule) is never painted like one the analyst has to look at
+            if np.isnan(s) or not self.flagged[record]:
                 return None
             return self._brushes[int(min(max(s, 0.0), 100.0) // 10)]
-        if role == Qt.ItemDataRole.ForegroundRole and col == VERDICT and self.verdicts[record]:
-            return QBrush(VERDICT_COLOURS[int(self.verdicts[record])])
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if col == VERDICT and self.verdicts[record]:
+                return QBrush(VERDICT_COLOURS[int(self.verdicts[record])])
+            if self.ruled[record]:
+                return RULED_BRUSH
         if role == Qt.ItemDataRole.FontRole and col in (SEVERITY, SCORE) and self.flagged[record]:
             from PySide6.QtGui import QFont
             f = QFont()
@@ -333,6 +371,14 @@ class QueueModel(QAbstractTableModel):
             mask &= self.verdicts == 0
         if flt.verdict:
             mask &= self.verdicts == VERDICT_CODE.get(flt.verdict, -1)
+        if flt.ruled:
+            mask &= self.ruled
+        if flt.reviewer:
+            mask &= (self.reviewers == flt.reviewer) & (self.verdicts > 0)
+        if flt.reason:
+            mask &= self.reasons == flt.reason
+        if flt.note:
+            mask &= self._notes_contain(flt.note)
         if flt.column and flt.column_value and flt.column in self.columns:
             mask &= self._column_matches(self.columns.index(flt.column), flt.column_value)
         if flt.records is not None:
@@ -350,10 +396,12 @@ class QueueModel(QAbstractTableModel):
         return mask
 
     def _notes_contain(self, text: str) -> np.ndarray:
+        """Records whose note contains ``text`` (case-insensitive), vectorised over the notes given."""
         hit = np.zeros(self.n, dtype=bool)
-        for r, t in self.notes.items():
-            if text.lower() in t.lower():
-                hit[r] = True
+        if self.notes:
+            rows = np.fromiter(self.notes.keys(), dtype=np.int64, count=len(self.notes))
+            found = pd.Series(list(self.notes.values()), dtype=object).str.contains(text, case=False, regex=False)
+            hit[rows[found.to_numpy(dtype=bool)]] = True
         return hit
 
     def _contains(self, i: int, text: str) -> np.ndarray:

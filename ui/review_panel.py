@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -25,6 +26,7 @@ from ui.widgets import job_controls
 CHEAT_SHEET = ("<b>Keys</b>: <b>A</b> anomaly · <b>N</b> normal · <b>U</b> unsure · <b>Z</b> undo · "
                "<b>↑/↓</b> or <b>J/K</b> move · <b>Enter</b> note · <b>Esc</b> back to the queue")
 ANY_VERDICT = "any verdict"
+ANY_REASON = "any reason"
 
 
 class QueueView(QTableView):
@@ -42,7 +44,8 @@ class QueueView(QTableView):
         hh.setDefaultSectionSize(95)
         hh.setHighlightSections(False)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # several rows (Shift/Ctrl+click, Shift+arrows) take one verdict together (a bulk verdict)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setAlternatingRowColors(False)
         self.setWordWrap(False)
@@ -51,6 +54,8 @@ class QueueView(QTableView):
 
 class ReviewPanel(QWidget):
     verdict_requested = Signal(str)  # "anomaly" | "normal" | "unsure"
+    bulk_verdict_requested = Signal(str)  # A/N/U with several rows selected: that verdict for all of them
+    bulk_dialog_requested = Signal()  # "Verdict for selection…": choose verdict, note, reason and scope
     undo_requested = Signal()
     note_entered = Signal(str)
     reason_chosen = Signal(str)  # a reason for the selected record (saved at once, that record only)
@@ -91,6 +96,28 @@ class ReviewPanel(QWidget):
         self.search_edit.setObjectName("textFilter")
         self.search_edit.setPlaceholderText("search text…")
         self.search_edit.setClearButtonEnabled(True)
+        # the review's own filters: rules, reviewer, reason, note text
+        self.user = None  # who "me" is for "Reviewed by me": a name, or a callable giving it (set by the window)
+        self.ruled_check = QCheckBox("Covered by a rule")
+        self.ruled_check.setObjectName("ruledOnly")
+        self.ruled_check.setToolTip("records a rule treats as normal: they are never flagged")
+        self.mine_check = QCheckBox("Reviewed by me")
+        self.mine_check.setObjectName("reviewedByMe")
+        self.reason_filter = QComboBox()
+        self.reason_filter.setObjectName("reasonFilter")
+        self.reason_filter.addItem(ANY_REASON)
+        self.note_filter = QLineEdit()
+        self.note_filter.setObjectName("noteFilter")
+        self.note_filter.setPlaceholderText("note contains…")
+        self.note_filter.setClearButtonEnabled(True)
+        self.bulk_button = QPushButton("Verdict for selection…")
+        self.bulk_button.setObjectName("bulkVerdict")
+        self.bulk_button.setToolTip("one verdict, note and reason for the selected rows or every record the "
+                                    "filters show (asks first; one undo takes it back)")
+        self.bulk_button.clicked.connect(self.bulk_dialog_requested)
+        for w in (self.ruled_check, self.mine_check):
+            w.toggled.connect(self.apply_filters)
+        self.reason_filter.currentIndexChanged.connect(self.apply_filters)
         clear = QPushButton("Clear filters")
         clear.clicked.connect(self.clear_filters)
         # a set of records sent from another screen (Compare: flagged by one detector, not another)
@@ -113,6 +140,7 @@ class ReviewPanel(QWidget):
         self._filter_timer.setInterval(250)
         self._filter_timer.timeout.connect(self.apply_filters)
         self.value_edit.textChanged.connect(self._filter_timer.start)
+        self.note_filter.textChanged.connect(self._filter_timer.start)
         self.search_edit.textChanged.connect(self._filter_timer.start)
         self.value_edit.returnPressed.connect(self.apply_filters)
         self.search_edit.returnPressed.connect(self.apply_filters)
@@ -125,6 +153,13 @@ class ReviewPanel(QWidget):
         filters.addWidget(self.value_edit)
         filters.addWidget(self.search_edit, 1)
         filters.addWidget(clear)
+        review_filters = QHBoxLayout()
+        review_filters.addWidget(self.ruled_check)
+        review_filters.addWidget(self.mine_check)
+        review_filters.addWidget(QLabel("reason"))
+        review_filters.addWidget(self.reason_filter)
+        review_filters.addWidget(self.note_filter, 1)
+        review_filters.addWidget(self.bulk_button)
         subset_row = QHBoxLayout()
         subset_row.addWidget(self.subset_label, 1)
         subset_row.addWidget(self.subset_clear)
@@ -160,20 +195,33 @@ class ReviewPanel(QWidget):
         # long texts wrap instead of widening the panel (the splitter would squeeze the detail view)
         self.retrain_status.setWordWrap(True)
         self.counter.setWordWrap(True)
+        self.auto_retrain = QSpinBox()
+        self.auto_retrain.setObjectName("autoRetrain")
+        self.auto_retrain.setRange(0, 1000)
+        self.auto_retrain.setValue(0)
+        self.auto_retrain.setSpecialValueText("auto-retrain: off")
+        self.auto_retrain.setPrefix("retrain every ")
+        self.auto_retrain.setSuffix(" verdicts")
+        self.auto_retrain.setMaximumWidth(190)
+        self.auto_retrain.setToolTip("retrain with the verdicts after every N verdicts (0 = off); the selected "
+                                     "record stays selected")
+        # the counter has a row of its own: beside the retrain controls it was squeezed to a word a line
         bottom = QHBoxLayout()
-        bottom.addWidget(self.counter, 1)
-        bottom.addWidget(self.retrain_status)
+        bottom.addWidget(self.retrain_status, 1)
         bottom.addWidget(self.retrain_progress)
+        bottom.addWidget(self.auto_retrain)
         bottom.addWidget(self.retrain_button)
         bottom.addWidget(self.retrain_cancel)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(filters)
+        layout.addLayout(review_filters)
         layout.addLayout(subset_row)
         layout.addWidget(self.view, 1)
         layout.addLayout(note_row)
         layout.addWidget(self.cheat_sheet)
+        layout.addWidget(self.counter)
         layout.addLayout(bottom)
         self._update_counter()
 
@@ -185,7 +233,15 @@ class ReviewPanel(QWidget):
                            not_reviewed=self.unreviewed_check.isChecked(),
                            verdict=None if verdict == ANY_VERDICT else verdict,
                            column=column, column_value=self.value_edit.text().strip(),
-                           text=self.search_edit.text().strip(), records=self.records_subset)
+                           text=self.search_edit.text().strip(), records=self.records_subset,
+                           ruled=self.ruled_check.isChecked(),
+                           reviewer=self.reviewer() if self.mine_check.isChecked() else None,
+                           reason=self.reason_filter.currentText() if self.reason_filter.currentIndex() > 0 else "",
+                           note=self.note_filter.text().strip())
+
+    def reviewer(self) -> str:
+        """The name verdicts are recorded under now ("" when none is set)."""
+        return str((self.user() if callable(self.user) else self.user) or "")
 
     def apply_filters(self) -> None:
         self._filter_timer.stop()
@@ -209,8 +265,10 @@ class ReviewPanel(QWidget):
             self.apply_filters()
 
     def clear_filters(self) -> None:
-        for w in (self.flagged_check, self.unreviewed_check, self.verdict_combo, self.column_combo,
-                  self.value_edit, self.search_edit):
+        widgets = (self.flagged_check, self.unreviewed_check, self.verdict_combo, self.column_combo,
+                   self.value_edit, self.search_edit, self.ruled_check, self.mine_check, self.reason_filter,
+                   self.note_filter)
+        for w in widgets:
             w.blockSignals(True)
         self.flagged_check.setChecked(False)
         self.unreviewed_check.setChecked(False)
@@ -218,11 +276,14 @@ class ReviewPanel(QWidget):
         self.column_combo.setCurrentIndex(0)
         self.value_edit.clear()
         self.search_edit.clear()
+        self.ruled_check.setChecked(False)
+        self.mine_check.setChecked(False)
+        self.reason_filter.setCurrentIndex(0)
+        self.note_filter.clear()
         self.records_subset = None
         self.subset_label.setVisible(False)
         self.subset_clear.setVisible(False)
-        for w in (self.flagged_check, self.unreviewed_check, self.verdict_combo, self.column_combo,
-                  self.value_edit, self.search_edit):
+        for w in widgets:
             w.blockSignals(False)
         self.apply_filters()
 
@@ -288,6 +349,11 @@ class ReviewPanel(QWidget):
         self.note_edit.setText(self.model.notes.get(record, "") if record >= 0 else "")
         self.current_record_changed.emit(record)
 
+    def selected_records(self) -> list[int]:
+        """The records of the selected rows, in queue order."""
+        rows = sorted({i.row() for i in self.view.selectionModel().selectedRows()})
+        return [self.model.record_at(r) for r in rows if r < self.model.rowCount()]
+
     def move(self, step: int) -> None:
         idx = self.view.currentIndex()
         self.select_row((idx.row() if idx.isValid() else -1) + step)
@@ -311,12 +377,12 @@ class ReviewPanel(QWidget):
         if mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier |
                    Qt.KeyboardModifier.MetaModifier):
             return False
-        if key == Qt.Key.Key_A:
-            self.verdict_requested.emit("anomaly")
-        elif key == Qt.Key.Key_N:
-            self.verdict_requested.emit("normal")
-        elif key == Qt.Key.Key_U:
-            self.verdict_requested.emit("unsure")
+        verdict = {Qt.Key.Key_A: "anomaly", Qt.Key.Key_N: "normal", Qt.Key.Key_U: "unsure"}.get(key)
+        if verdict is not None:
+            if len(self.view.selectionModel().selectedRows()) > 1:
+                self.bulk_verdict_requested.emit(verdict)
+            else:
+                self.verdict_requested.emit(verdict)
         elif key == Qt.Key.Key_Z:
             self.undo_requested.emit()
         elif key == Qt.Key.Key_J:
@@ -339,6 +405,13 @@ class ReviewPanel(QWidget):
         self.reason_combo.clear()
         self.reason_combo.addItem("")
         self.reason_combo.addItems(reasons)
+        current = self.reason_filter.currentText()
+        self.reason_filter.blockSignals(True)
+        self.reason_filter.clear()
+        self.reason_filter.addItem(ANY_REASON)
+        self.reason_filter.addItems(reasons)
+        self.reason_filter.setCurrentIndex(max(0, self.reason_filter.findText(current)))
+        self.reason_filter.blockSignals(False)
 
     def reason(self) -> str:
         return self.reason_combo.currentText()

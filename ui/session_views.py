@@ -127,6 +127,7 @@ class SessionViews(QObject):
         text = "" if r is None else (
             f"retrained with {counted(r.n_anomalies, 'anomaly', 'anomalies')} and {counted(r.n_normals, 'normal')}"
             f" in {r.seconds:.1f} s · flagged {r.flagged_before:,} → {r.flagged_after:,}"
+            + (f" · the verdicts favour {self.s.favoured}" if self.s.favoured else "")
             + (" · a threshold from the verdicts is suggested on the Threshold screen" if self.s.suggestion else ""))
         self.w.review_panel.retrain_status.setText(text)
         if r is not None:
@@ -149,13 +150,16 @@ class SessionViews(QObject):
     def show_all_verdicts(self) -> None:
         matched = self.s.verdict_records_by_row()
         self.w.queue.set_all_verdicts({i: r.verdict for i, r in matched.items() if r.verdict},
-                                      {i: r.note for i, r in matched.items() if r.note})
+                                      {i: r.note for i, r in matched.items() if r.note},
+                                      {i: r.user or "" for i, r in matched.items() if r.verdict},
+                                      {i: r.reason for i, r in matched.items() if r.reason})
         self.update_labels()
 
     def show_verdict_of(self, record: int) -> None:
         """One record's verdict and note, read back from the session (what was stored)."""
         rec = self.s.record(str(self.s.keys[record]))
-        self.w.queue.set_verdict(record, (rec.verdict or "") if rec else "", rec.note if rec else "")
+        self.w.queue.set_verdict(record, (rec.verdict or "") if rec else "", rec.note if rec else "",
+                                 user=(rec.user or "") if rec else "", reason=(rec.reason or "") if rec else "")
 
     def update_labels(self) -> None:
         """Ground truth for the threshold figures: the label column, else the verdicts given."""
@@ -183,11 +187,10 @@ class SessionViews(QObject):
         if r.expected is not None:
             expected = [r.expected[c].iat[record] if c in r.expected.columns else None for c in columns]
         numeric = [s.schema.column(c).role is Role.NUMERIC if c in s.schema.names else False for c in columns]
-        cut = s.cut
-        threshold = cut[record] if isinstance(cut, np.ndarray) else cut
         rec = s.record(str(s.keys[record]))
+        flagged = s.flagged  # above the threshold and covered by no rule
         return RecordView(record=record, key=str(s.keys[record]), score=float(s.scores[record]),
-                          severity=float(s.severity[record]), flagged=bool(s.scores[record] >= threshold),
+                          severity=float(s.severity[record]), flagged=bool(flagged is not None and flagged[record]),
                           columns=columns, values=values, expected=expected,
                           shares=np.asarray(s.contributions[record]), numeric=numeric,
                           verdict=VERDICTS[int(self.w.queue.verdicts[record])], note=rec.note if rec else "")

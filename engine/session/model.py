@@ -12,6 +12,9 @@ are the scores in force for every view and export; severity is always the percen
 the scores of the rows its ranking was learnt on (the detector's training rows; after a retrain, the
 file's rows, since the re-ranker only ranks those: ``engine.scoring.severity`` either way); the threshold
 is the analyst's rule (``engine.thresholds.ThresholdRule``) applied to the scores in force.
+
+Rules from verdicts (``engine.rules``, saved in the project): ``flagged == (scores >= threshold) & ~ruled``,
+where ``ruled`` marks the records a rule treats as normal; with no rules it is ``scores >= threshold``.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ class Session:
         self._pending_reasons: dict[str, str] = {}  # reasons chosen for records not reviewed yet
         self._matched: dict | None = None  # verdict_records_by_row() until a verdict changes
         self.reference_file = None  # engine.io.LoadedFile of known-good rows
+        self.rules: list = []  # engine.rules.Rule: "treat records like this as normal"
+        self.ruled: np.ndarray | None = None  # rows a rule covers (None when no file)
+        self.last_undone: list = []  # every AuditEntry the last undo took back (several for a batch)
         self._reset_scores()
 
     def _reset_scores(self) -> None:
@@ -93,6 +99,7 @@ class Session:
         self.base_z: np.ndarray | None = None  # after a retrain: the detector's part of each score
         self.feedback_state = None
         self.last_retrain: Retrain | None = None
+        self.favoured: str | None = None  # the detector the verdicts favour, when the re-ranker says
         self.suggestion: Suggestion | None = None
         self.threshold_rule = ThresholdRule("default")
         self.threshold_info: Threshold | None = None
@@ -124,9 +131,53 @@ class Session:
 
     @property
     def flagged(self) -> np.ndarray | None:
+        """``(scores >= cut) & ~ruled``: a record a rule treats as normal leaves the flagged queue (with no
+        rules, exactly ``scores >= threshold``)."""
         if self.scores is None or self.threshold_info is None:
             return None
-        return self.scores >= self.cut
+        above = self.scores >= self.cut
+        return above & ~self.ruled if self.ruled is not None and self.ruled.any() else above
+
+    # ------------------------------------------------------------------------------------------
+    # rules from verdicts (engine.rules)
+    # ------------------------------------------------------------------------------------------
+    def set_rules(self, rules) -> None:
+        """The rules in force (engine.rules.Rule list); recomputes which rows they cover."""
+        from engine.rules import matches
+
+        self.rules = list(rules)
+        frame = self.frame
+        self.ruled = matches(self.rules, frame) if frame is not None else None
+        self.events.emit("rules")
+
+    def add_rule(self, rule) -> None:
+        """Add a rule: the records it matches leave the flagged queue (they stay visible with a filter)."""
+        from engine.rules import RuleError
+
+        if any(r.name == rule.name for r in self.rules):
+            raise RuleError(f"a rule named {rule.name!r} already exists")
+        self.set_rules([*self.rules, rule])
+        self._mark()
+
+    def remove_rule(self, name: str) -> None:
+        self.set_rules([r for r in self.rules if r.name != name])
+        self._mark()
+
+    def rule_counts(self) -> dict[str, int]:
+        """Records each rule covers (a record matched by two rules counts for both)."""
+        frame = self.frame
+        return {r.name: int(r.mask(frame).sum()) if frame is not None else 0 for r in self.rules}
+
+    def propose_rule(self, record: int):
+        """A rule proposed from record ``record`` on its top contributing columns (engine.rules.propose_rule)."""
+        from engine.rules import propose_rule
+
+        if self.result is None:
+            raise AnomalyDeskError("train a model first: a rule is proposed from what drove a record's score")
+        shares = np.asarray(self.result.contributions)[record]
+        return propose_rule(self.frame, self.schema, record, shares, list(self.result.columns),
+                            key=str(self.keys[record]), author=self.user or "",
+                            existing=[r.name for r in self.rules])
 
     @property
     def contributions(self) -> np.ndarray | None:
@@ -249,6 +300,7 @@ class Session:
         self.orphans = outcome.orphans
         self._matched = outcome.matched
         self._mark(False)
+        self.set_rules([])
         self.events.emit("file")
         if outcome.store_error is not None:
             raise outcome.store_error
@@ -488,11 +540,12 @@ class Session:
         self._verdicts_changed()
 
     def undo(self):
-        """Undo the last verdict change; returns the audit entry undone, or None."""
-        entry = self._require_store().undo()
-        if entry is not None:
+        """Undo this user's last action (a bulk verdict is one action: its whole batch); returns the latest
+        audit entry undone, or None. ``last_undone`` holds every entry it took back."""
+        self.last_undone = self._require_store().undo_last_action()
+        if self.last_undone:
             self._verdicts_changed()
-        return entry
+        return self.last_undone[0] if self.last_undone else None
 
     def import_verdicts(self, path: str | Path) -> int:
         n = self._require_store().import_csv(path)
@@ -555,6 +608,7 @@ class Session:
         before = int(self.flagged.sum()) if self.flagged is not None else 0
         self.model = fb.model
         self.feedback_state = fb.state
+        self.favoured = getattr(fb, "favoured", None) or None
         if outcome.result is not None:
             self.result = outcome.result
         self.base_z = np.asarray(fb.state.base_z, dtype=float)
@@ -630,8 +684,11 @@ class Session:
         """Make a read project the session: its file, reference, settings, scores in force and rule."""
         import json
 
+        from engine.rules import project_rules
+
         project = opened["project"]
         self.adopt(opened["loaded"])
+        self.set_rules(project_rules(project))
         if opened["reference"] is not None:
             self.reference_file = opened["reference"]
         self.detector, self.params = project.detector, dict(project.params)

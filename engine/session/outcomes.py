@@ -18,7 +18,7 @@ from engine.thresholds import Threshold, ThresholdRule
 
 ProgressCallback = Callable[..., None]
 StopCallback = Callable[[], bool]
-EVENTS = ("file", "reference", "scores", "threshold", "verdicts", "dirty")
+EVENTS = ("file", "reference", "scores", "threshold", "verdicts", "dirty", "rules")
 
 
 def default_data_dir() -> Path:

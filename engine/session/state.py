@@ -53,6 +53,10 @@ def save_session(session: Session, project_path: str | Path) -> Path:
                       state_file=str(state_file) if state_file else None, user=s.user,
                       extra={"loss_per_miss": s.costs[0], "cost_per_review": s.costs[1],
                              "threshold_explanation": s.threshold_info.explanation if s.threshold_info else ""})
+    if s.rules:
+        from engine.rules import set_project_rules
+
+        set_project_rules(project, s.rules)
     project.save(path)
     s.model_dir = str(model_dir) if model_dir else None
     return path

@@ -237,3 +237,44 @@ def test_training_saving_and_thresholds_mark_the_session_dirty(session, ledger, 
     assert not session.dirty
     session.set_threshold("percentile", share=0.1)
     assert session.dirty and seen == [True, False, True]
+
+
+def test_undo_takes_back_a_whole_bulk_verdict(session, ledger):
+    s = session
+    s.load(ledger)
+    keys = [str(k) for k in s.keys[:5]]
+    s.verdict(keys, "normal", note="bulk")
+    s.undo()
+    assert sorted(e.key for e in s.last_undone) == sorted(keys)
+    assert all((s.verdicts.get(k) or {}).get("verdict") is None for k in keys)
+
+
+def test_a_rule_takes_its_records_out_of_the_flagged_queue_and_round_trips(session, ledger, tmp_path):
+    from engine.rules import Condition, Rule
+
+    s = session
+    s.load(ledger)
+    s.train(detector="iforest", seed=0, n_estimators=30)
+    top = int(np.argmax(s.scores))
+    assert s.flagged[top]
+    rule = s.propose_rule(top)
+    assert rule.conditions and rule.source_key == str(s.keys[top])
+    account = str(s.frame["account"].iat[top])
+    s.add_rule(Rule(name="normal account", conditions=(Condition("account", "equals", account),)))
+    covered = (s.frame["account"].astype(str) == account).to_numpy()
+    np.testing.assert_array_equal(s.ruled, covered)
+    np.testing.assert_array_equal(s.flagged, (s.scores >= s.threshold) & ~covered)
+    assert not s.flagged[top]
+    assert s.rule_counts() == {"normal account": int(covered.sum())}
+    with pytest.raises(AnomalyDeskError):
+        s.add_rule(Rule(name="normal account", conditions=(Condition("hours", "at_most", 5.0),)))
+    s.save(tmp_path / "case.adproj")
+    r = Session.open(tmp_path / "case.adproj", user="tester")
+    try:
+        assert [x.to_dict() for x in r.rules] == [x.to_dict() for x in s.rules]
+        np.testing.assert_array_equal(r.flagged, s.flagged)
+        r.remove_rule("normal account")
+        assert r.rules == [] and r.dirty
+        np.testing.assert_array_equal(r.flagged, r.scores >= r.threshold)
+    finally:
+        r.close()

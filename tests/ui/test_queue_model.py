@@ -89,6 +89,7 @@ def test_selection_follows_its_record_across_sort_and_filter(model):
 
 def test_colour_by_severity_and_dynamic_threshold(model):
     model.sort(SEVERITY, Qt.SortOrder.DescendingOrder)
+    model.set_threshold(-1.0)  # every record flagged: the shade follows the severity
     top = model.data(model.index(0, 1), Qt.ItemDataRole.BackgroundRole).color()
     bottom = model.data(model.index(model.rowCount() - 1, 1), Qt.ItemDataRole.BackgroundRole).color()
     assert top.green() < bottom.green()  # redder at the top
@@ -96,3 +97,30 @@ def test_colour_by_severity_and_dynamic_threshold(model):
     per_record[:3] = 0.0
     model.set_threshold(per_record)
     assert model.counts()["flagged"] == 3
+
+
+def test_unflagged_and_ruled_records_are_not_painted_like_flagged_ones(model):
+    model.sort(SEVERITY, Qt.SortOrder.DescendingOrder)
+    top = model.record_at(0)
+    model.set_threshold(np.inf)  # nothing flagged, even the most severe record
+    assert model.data(model.index(0, 1), Qt.ItemDataRole.BackgroundRole) is None
+    model.set_threshold(-1.0)
+    assert model.data(model.index(0, 1), Qt.ItemDataRole.BackgroundRole) is not None
+    ruled = np.zeros(1000, dtype=bool)
+    ruled[top] = True
+    model.set_ruled(ruled)
+    assert not model.flagged[top] and model.counts()["flagged"] == 999
+    assert model.data(model.index(0, 1), Qt.ItemDataRole.BackgroundRole) is None
+    assert model.data(model.index(0, 1), Qt.ItemDataRole.ForegroundRole) is not None  # greyed
+    model.apply_filter(QueueFilter(ruled=True))
+    assert model.visible.tolist() == [top]
+
+
+def test_reviewer_reason_and_note_filters(model):
+    model.set_all_verdicts({1: "normal", 2: "anomaly", 3: "normal"}, {1: "Year-end ACCRUAL", 3: "vendor"},
+                           {1: "ann", 2: "bob", 3: "ann"}, {2: "fraud", 3: "known vendor"})
+    assert set(model.filter_mask(QueueFilter(reviewer="ann")).nonzero()[0]) == {1, 3}
+    assert set(model.filter_mask(QueueFilter(reason="fraud")).nonzero()[0]) == {2}
+    assert set(model.filter_mask(QueueFilter(note="accrual")).nonzero()[0]) == {1}
+    model.set_verdict(3, "", note="", user="", reason="")
+    assert set(model.filter_mask(QueueFilter(reviewer="ann")).nonzero()[0]) == {1}
