@@ -21,7 +21,7 @@ from engine.schema import SchemaOverrides
 from engine.session import Session
 from ui.data_panel import DataPanel
 from ui.detail_panel import DetailPanel
-from ui.dialogs import show_error, show_info
+from ui.dialogs import show_error
 from ui.panels.compare import ComparePanel
 from ui.plots import ErrorPlot
 from ui.queue_model import SCORE, SEVERITY, QueueModel
@@ -214,9 +214,29 @@ class MainWindow(QMainWindow):
             self._action(view_menu, f"&{i + 1} {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
                          f"Ctrl+{i + 1}")
         help_menu = mb.addMenu("&Help")
-        self._action(help_menu, "&Keyboard shortcuts", lambda: show_info(self, "Keyboard shortcuts", CHEAT_SHEET),
-                     "F1")
+        self._action(help_menu, "&User guide", self.show_user_guide)
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        help_menu.addSeparator()
+        self._action(help_menu, "&About Anomaly Desk", self.show_about)
         self._update_recent_menu()
+
+    def show_user_guide(self):
+        from ui.help import show_user_guide
+
+        self.help_dialog = show_user_guide(self)
+        return self.help_dialog
+
+    def show_about(self):
+        from ui.help import show_about
+
+        self.help_dialog = show_about(self)
+        return self.help_dialog
+
+    def show_shortcuts(self):
+        from ui.help import show_shortcuts
+
+        self.help_dialog = show_shortcuts(self, CHEAT_SHEET)
+        return self.help_dialog
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         act = QAction(text, self)
