@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
 
     def cancel_training(self) -> None:
         self.jobs.slot("train").request_stop()
-        self.train_panel.status.setText("Cancelling…")
+        self.train_panel.cancelling()
 
     def start_retrain(self) -> None:
         self.actions_.start_retrain()
