@@ -21,13 +21,14 @@ from engine.schema import SchemaOverrides
 from engine.session import Session
 from ui.data_panel import DataPanel
 from ui.detail_panel import DetailPanel
-from ui.dialogs import show_error
+from ui.dialogs import show_error, show_info
 from ui.panels.compare import ComparePanel
 from ui.plots import ErrorPlot
 from ui.queue_model import SCORE, SEVERITY, QueueModel
 from ui.review_panel import CHEAT_SHEET, ReviewPanel
 from ui.session_jobs import SessionJobs
 from ui.session_views import APP_NAME, SessionViews
+from ui.settings_dialog import AppSettings, SettingsDialog
 from ui.threshold_panel import ThresholdPanel
 from ui.train_panel import TrainPanel
 from ui.workers import JobError, JobManager
@@ -36,7 +37,8 @@ SAMPLE_CSV = Path(__file__).resolve().parent.parent / "resources" / "sample_jour
 PROJECT_SUFFIX = ".adproj"
 MAX_RECENT = 8
 TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD, TAB_COMPARE = range(5)
-CSV_FILTER = "CSV files (*.csv *.csv.gz *.txt *.tsv);;All files (*)"
+CSV_FILTER = ("Data files (*.csv *.csv.gz *.txt *.tsv *.parquet *.pq);;CSV files (*.csv *.csv.gz *.txt *.tsv);;"
+              "Parquet files (*.parquet *.pq);;All files (*)")  # engine.io.load reads both
 
 
 def default_data_dir() -> Path:
@@ -61,6 +63,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("AnomalyDesk", "AnomalyDesk")
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.app_settings = AppSettings.read(self.settings)
+        user = user if user is not None else self.app_settings.reviewer  # Settings' reviewer, default the OS user
         self.user = user
         self.ask = ask or self._ask_with_a_box
         self.unsaved_box: QMessageBox | None = None
@@ -185,7 +189,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
-        self.act_open = self._action(file_menu, "&Open CSV…", self.choose_file, QKeySequence.StandardKey.Open)
+        self.act_open = self._action(file_menu, "&Open CSV or Parquet…", self.choose_file, QKeySequence.StandardKey.Open)
         self.act_reference = self._action(file_menu, "Open &reference file of known-good rows…",
                                           self.choose_reference)
         self.recent_menu = file_menu.addMenu("Open &recent")
@@ -199,6 +203,8 @@ class MainWindow(QMainWindow):
         self.act_export = self._action(file_menu, "&Export…", self.choose_export, "Ctrl+E")
         self.act_apply = self._action(file_menu, "Apply model to &new file…", self.choose_apply_model)
         self.act_save_model = self._action(file_menu, "Save &model bundle…", self.choose_save_model)
+        file_menu.addSeparator()
+        self.act_settings = self._action(file_menu, "Se&ttings…", self.open_settings)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -237,6 +243,37 @@ class MainWindow(QMainWindow):
 
         self.help_dialog = show_shortcuts(self, CHEAT_SHEET)
         return self.help_dialog
+
+    def open_settings(self) -> SettingsDialog:
+        """File > Settings…: reviewer name and cluster for big files; applied when the dialog is accepted."""
+        dialog = SettingsDialog(self, self.app_settings)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.values()))
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, values: AppSettings) -> None:
+        """Store the settings and use them at once: the next verdicts carry the new reviewer name."""
+        values.write(self.settings)
+        self.app_settings = values
+        self.user = values.reviewer
+        self.session.set_user(values.reviewer)
+        where = f"big files (over {values.threshold_mb:,} MB) on {values.cluster}" if values.cluster else "no cluster"
+        self.status_label.setText(f"Settings saved: reviewer {values.reviewer}; {where}.")
+
+    def cluster_note(self, path: str | Path) -> str | None:
+        """What to tell the analyst when ``path`` is over Settings' size for cluster scoring. Scoring it on
+        the cluster from the window is not built yet: the command line does it (``score --cluster``)."""
+        try:
+            size = Path(path).stat().st_size
+        except OSError:
+            return None
+        if not self.app_settings.uses_cluster_for(size):
+            return None
+        return (f"{Path(path).name} is {size / (1 << 20):,.0f} MB, over the {self.app_settings.threshold_mb:,} MB "
+                f"set for the cluster. The window scores it on this machine; to score it on "
+                f"{self.app_settings.cluster}, run: main.py score {Path(path).name} --model MODEL_DIR "
+                f"--out scores.parquet --cluster {self.app_settings.cluster}")
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         act = QAction(text, self)
@@ -312,7 +349,7 @@ class MainWindow(QMainWindow):
     # files and the reference file
     # ------------------------------------------------------------------------------------------
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a CSV file", self._last_dir(), CSV_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open a CSV or Parquet file", self._last_dir(), CSV_FILTER)
         if path:
             self.open_file(path)
 
@@ -320,6 +357,9 @@ class MainWindow(QMainWindow):
         """Load a CSV in the background (after asking about unsaved work); the queue fills when it is read."""
         if self.keep_work("opening another file"):
             self.actions_.open_file(str(path), overrides)
+            note = self.cluster_note(path)
+            if note:
+                self.error_dialogs.append(show_info(self, "Big file", note))
 
     def file_opened(self, path: str) -> None:
         self._add_recent(path)
@@ -478,6 +518,9 @@ class MainWindow(QMainWindow):
         differences (missing, extra, changed type, unseen categories) are shown in a dialog."""
         if self.keep_work("applying the model to another file"):
             self.actions_.apply_model_to(str(path))
+            note = self.cluster_note(path)
+            if note:
+                self.error_dialogs.append(show_info(self, "Big file", note))
 
     def choose_save_model(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder for the model bundle", self._last_dir())

@@ -453,6 +453,12 @@ class Session:
             raise AnomalyDeskError("verdicts are unavailable: no verdict database is open")
         return self.store
 
+    def set_user(self, user: str) -> None:
+        """Who gives the next verdicts (Settings' reviewer name); verdicts already given keep their reviewer."""
+        self.user = user
+        if self.store is not None:
+            self.store.user = user
+
     def verdict(self, key_or_keys, verdict: str, note: str | None = None, reason: str | None = None) -> None:
         """Record a verdict for one key or a list of keys (one batch). ``note``/``reason`` None keep what the
         record already holds; "" clears it. A reason chosen earlier for that very record is used."""
