@@ -361,6 +361,26 @@ class MainWindow(QMainWindow):
             if note:
                 self.error_dialogs.append(show_info(self, "Big file", note))
 
+    def offer_skip_bad_rows(self, path: str, overrides, error) -> QMessageBox:
+        """A file with rows of the wrong length: say which rows, and offer to read it without them
+        (they are listed on the Data screen and counted in reports) instead of only refusing it."""
+        rows = error.bad_rows
+        listed = "\n".join(f"row {r}: {f} field{'s' if f != 1 else ''}" for r, f in rows[:30])
+        more = f"\n… and {len(rows) - 30:,} more" if len(rows) > 30 else ""
+        box = QMessageBox(QMessageBox.Icon.Warning, f"Cannot open {Path(path).name}",
+                          f"{len(rows):,} row(s) do not have the {error.expected} fields of the header:\n"
+                          f"{listed}{more}\n\nSkip them and open the other rows?", parent=self)
+        box.setObjectName("badRowsDialog")
+        box.setDetailedText(str(error))
+        self.skip_button = box.addButton("Skip the bad rows", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(lambda button: button is self.skip_button
+                                  and self.actions_.open_file(str(path), overrides, skip_bad_rows=True))
+        self.error_dialogs.append(box)
+        self.status_label.setText(f"{Path(path).name}: {len(rows):,} bad row(s); skip them or fix the file.")
+        box.open()
+        return box
+
     def file_opened(self, path: str) -> None:
         self._add_recent(path)
         self.update_actions()

@@ -43,7 +43,7 @@ class SessionJobs(QObject):
         return True
 
     # -- files ---------------------------------------------------------------------------------------
-    def open_file(self, path: str, overrides=None) -> None:
+    def open_file(self, path: str, overrides=None, skip_bad_rows: bool = False) -> None:
         s = self.s
         self.w.status_label.setText(f"Reading {path}…")
         for name in ("train", "retrain", "project", "reference"):
@@ -52,7 +52,7 @@ class SessionJobs(QObject):
         def job(progress, should_stop):
             from ui.queue_model import QueueModel
 
-            outcome = s.read(path, overrides, progress=progress, should_stop=should_stop)
+            outcome = s.read(path, overrides, progress=progress, should_stop=should_stop, skip_bad_rows=skip_bad_rows)
             progress(0.9, "preparing the queue")
             return outcome, QueueModel.column_arrays(outcome.loaded.frame)
 
@@ -61,12 +61,21 @@ class SessionJobs(QObject):
             self.w.views.prepared = (outcome.loaded.frame, columns)
             n = len(outcome.loaded.frame)
             if self._adopt("Verdicts unavailable", s.adopt, outcome) or s.loaded is outcome.loaded:
-                self.w.status_label.setText(f"Opened {s.loaded.path}: {n:,} rows, {s.frame.shape[1]} columns. "
-                                            "Next: check the roles, then Train.")
+                skipped = len(s.loaded.skipped_rows)
+                self.w.status_label.setText(f"Opened {s.loaded.path}: {n:,} rows, {s.frame.shape[1]} columns"
+                                            + (f" ({skipped:,} bad rows skipped)" if skipped else "")
+                                            + ". Next: check the roles, then Train.")
                 self.w.file_opened(s.loaded.path)
 
-        self.w.jobs.slot("load").start(job, on_result=done,
-                                       on_error=lambda e: self.w.show_error(f"Cannot open {Path(path).name}", e))
+        def failed(error: JobError) -> None:
+            from engine.errors import BadRowsError
+
+            if isinstance(error.exception, BadRowsError) and error.exception.bad_rows:
+                self.w.offer_skip_bad_rows(path, overrides, error.exception)
+            else:
+                self.w.show_error(f"Cannot open {Path(path).name}", error)
+
+        self.w.jobs.slot("load").start(job, on_result=done, on_error=failed)
 
     def set_reference(self, path) -> None:
         s = self.s
@@ -257,4 +266,5 @@ def report_context(s, title: str, author: str, notes: str):
                                verdicts=s.store.all() if s.store is not None else {}, threshold=s.threshold,
                                threshold_method=s.threshold_info.explanation,
                                model=None if model_metadata else s.model, model_metadata=model_metadata,
-                               file=s.loaded.path, title=title, author=author, notes=notes, labels=s.labels)
+                               file=s.loaded.path, title=title, author=author, notes=notes, labels=s.labels,
+                               skipped_rows=s.skipped_rows)
