@@ -542,6 +542,44 @@ class MainWindow(QMainWindow):
             if note:
                 self.error_dialogs.append(show_info(self, "Big file", note))
 
+    def offer_training_on(self, path: str | Path, drift, differences: list[str]) -> QMessageBox:
+        """The applied file does not look like the training data (engine.drift): say so plainly, name the
+        columns that moved, and offer to train on this file instead of trusting these scores."""
+        name = Path(path).name
+        moved = drift.moved_columns
+        text = [f"{name} does not look like the data the model learnt from: its scores are unreliable."]
+        if drift.flagged_far_above:
+            text.append(f"{100 * drift.flagged_share:.1f}% of its records are flagged where the threshold's rule "
+                        f"expects about {100 * drift.expected_share:.1f}%.")
+        if moved:
+            text.append("Columns that moved: " + ", ".join(moved) + ".")
+            text += [f"  • {c.line()}" for c in drift.columns]
+        text.append("Train a model on this file instead?")
+        box = QMessageBox(QMessageBox.Icon.Warning, "The file does not look like the training data",
+                          "\n".join(text), parent=self)
+        box.setObjectName("driftDialog")
+        box.setDetailedText("\n".join(differences))
+        self.train_here_button = box.addButton("Train on this file", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep these scores", QMessageBox.ButtonRole.RejectRole)
+        box.buttonClicked.connect(lambda button: button is self.train_here_button and self.train_on(path))
+        self.error_dialogs.append(box)
+        self.status_label.setText(f"{name} does not look like the training data"
+                                  + (f" (moved: {', '.join(moved)})" if moved else "") + ".")
+        box.open()
+        return box
+
+    def train_on(self, path: str | Path) -> None:
+        """Open ``path`` as a new file (its own column roles inferred) and go to the Train screen. No
+        unsaved-work question: the scores being left came from a model that does not fit this file, and
+        the verdicts given on them are already in the verdict store."""
+
+        def to_train_screen():
+            self.file_loaded.disconnect(to_train_screen)
+            self.tabs.setCurrentIndex(TAB_TRAIN)
+
+        self.file_loaded.connect(to_train_screen)
+        self.actions_.open_file(str(path))
+
     def choose_save_model(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder for the model bundle", self._last_dir())
         if path and self.model is not None and self.guard("Model not saved", self.model.save, path):

@@ -246,8 +246,11 @@ class SessionJobs(QObject):
             w.file_opened(path)
             applied = outcome[1]
             lines = applied.differences.lines() or ["The file has exactly the model's columns and types."]
-            w.error_dialogs.append(show_info(w, "Model applied", "\n".join(lines)))
             w.tabs.setCurrentIndex(TAB_REVIEW)
+            if applied.drift is not None and applied.drift.drifted:
+                w.offer_training_on(path, applied.drift, lines)
+            else:
+                w.error_dialogs.append(show_info(w, "Model applied", "\n".join(lines)))
             w.model_applied.emit(applied.differences)
 
         w.jobs.slot("apply").start(job, on_result=done, on_error=lambda e: w.show_error("Cannot apply the model", e))

@@ -58,3 +58,46 @@ def test_skipped_rows_are_counted_in_the_exported_workbook(qtbot, window, small_
     rows = {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r and r[0]}
     book.close()
     assert rows.get("bad rows skipped when reading") == 2
+
+
+def _drifted(small_csv, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    new = pd.read_csv(small_csv).head(400).drop(columns=["label"])
+    rng = np.random.default_rng(5)
+    new["HKONT"] = [f"G9{i:02d}" for i in rng.integers(0, 60, len(new))]  # another company's accounts
+    new["DMBTR"] = new["DMBTR"] * 300.0
+    path = tmp_path / "other_company.csv"
+    new.to_csv(path, index=False)
+    return path, len(new)
+
+
+def test_drift_is_shown_plainly_and_offers_training_on_the_file(qtbot, trained_window, small_csv, tmp_path):
+    from ui.main_window import TAB_TRAIN
+
+    w = trained_window
+    path, rows = _drifted(small_csv, tmp_path)
+    with qtbot.waitSignal(w.model_applied, timeout=60_000):
+        w.apply_model_to(path)
+    box = w.error_dialogs[-1]
+    assert box.objectName() == "driftDialog"
+    assert "does not look like the data the model learnt" in box.text()
+    assert "Columns that moved:" in box.text() and "HKONT" in box.text() and "DMBTR" in box.text()
+    assert "HKONT" in w.status_label.text()
+    with qtbot.waitSignal(w.file_loaded, timeout=30_000):
+        w.train_here_button.click()
+    assert w.tabs.currentIndex() == TAB_TRAIN
+    assert w.loaded.path == str(path) and len(w.loaded.frame) == rows
+    assert w.model is None and w.train_panel.train_button.isEnabled()  # ready to train on the new file
+
+
+def test_a_file_like_the_training_data_gets_no_drift_warning(qtbot, trained_window, small_csv, tmp_path):
+    import pandas as pd
+
+    w = trained_window
+    same = tmp_path / "same_source.csv"
+    pd.read_csv(small_csv).tail(400).drop(columns=["label"]).to_csv(same, index=False)
+    with qtbot.waitSignal(w.model_applied, timeout=60_000):
+        w.apply_model_to(same)
+    assert w.error_dialogs[-1].objectName() == "infoDialog"
