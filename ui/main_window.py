@@ -261,19 +261,24 @@ class MainWindow(QMainWindow):
         where = f"big files (over {values.threshold_mb:,} MB) on {values.cluster}" if values.cluster else "no cluster"
         self.status_label.setText(f"Settings saved: reviewer {values.reviewer}; {where}.")
 
-    def cluster_note(self, path: str | Path) -> str | None:
-        """What to tell the analyst when ``path`` is over Settings' size for cluster scoring. Scoring it on
-        the cluster from the window is not built yet: the command line does it (``score --cluster``)."""
+    def is_big(self, path: str | Path) -> bool:
+        """Over Settings' size for cluster scoring, with a cluster set."""
         try:
-            size = Path(path).stat().st_size
+            size = Path(path).stat().st_size if Path(path).is_file() else sum(
+                p.stat().st_size for p in Path(path).glob("*.parquet"))
         except OSError:
+            return False
+        return self.app_settings.uses_cluster_for(size)
+
+    def cluster_note(self, path: str | Path) -> str | None:
+        """What to tell the analyst who opens a file over Settings' size for cluster scoring: opening
+        reads it all on this machine; the cluster scores it once a model exists."""
+        if not self.is_big(path):
             return None
-        if not self.app_settings.uses_cluster_for(size):
-            return None
-        return (f"{Path(path).name} is {size / (1 << 20):,.0f} MB, over the {self.app_settings.threshold_mb:,} MB "
-                f"set for the cluster. The window scores it on this machine; to score it on "
-                f"{self.app_settings.cluster}, run: main.py score {Path(path).name} --model MODEL_DIR "
-                f"--out scores.parquet --cluster {self.app_settings.cluster}")
+        return (f"{Path(path).name} is over the {self.app_settings.threshold_mb:,} MB set for the cluster. "
+                f"Opening reads all of it on this machine. To score it on {self.app_settings.cluster} and review "
+                "its top records, train a model on a smaller file of the same source (or open a project), "
+                "then use File > Apply model to new file.")
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         act = QAction(text, self)
@@ -537,10 +542,10 @@ class MainWindow(QMainWindow):
         """Score a new file with the current model, carrying over column roles and threshold; the schema
         differences (missing, extra, changed type, unseen categories) are shown in a dialog."""
         if self.keep_work("applying the model to another file"):
-            self.actions_.apply_model_to(str(path))
-            note = self.cluster_note(path)
-            if note:
-                self.error_dialogs.append(show_info(self, "Big file", note))
+            if self.is_big(path):  # too big for this machine: scored on the cluster, top records reviewed
+                self.actions_.apply_model_on_cluster(str(path), self.app_settings.cluster, self.app_settings.top_n)
+            else:
+                self.actions_.apply_model_to(str(path))
 
     def offer_training_on(self, path: str | Path, drift, differences: list[str]) -> QMessageBox:
         """The applied file does not look like the training data (engine.drift): say so plainly, name the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject
 
 from engine.errors import Cancelled
@@ -254,6 +255,61 @@ class SessionJobs(QObject):
             w.model_applied.emit(applied.differences)
 
         w.jobs.slot("apply").start(job, on_result=done, on_error=lambda e: w.show_error("Cannot apply the model", e))
+
+
+    def apply_model_on_cluster(self, path: str, cluster: str, top_n: int) -> None:
+        """A file too big for this machine: score it with the model in force on the Dask cluster of the
+        Settings (engine.scoring.cluster, as ``score --cluster``) into a Parquet scores file beside the
+        app's data, take its ``top_n`` highest-scored records (engine.scoring.table.top_records) and
+        apply the model to those in the window, so the queue holds them with scores and contributions."""
+        w, s = self.w, self.s
+        if s.model is None:
+            return
+        work = Path(w.data_dir) / "cluster"
+        stem = Path(path).name.split(".")[0] or "file"
+        threshold = s.threshold if s.threshold is not None and np.isfinite(s.threshold) else None
+
+        def job(progress, should_stop):
+            from engine.scoring.cluster import connect, describe, score_on_cluster
+            from engine.scoring.table import top_records
+
+            work.mkdir(parents=True, exist_ok=True)
+            model_dir = s.model_dir
+            if model_dir is None:  # workers receive the bundle's bytes, never a pickled model
+                model_dir = str(work / "model")
+                s.model.save(model_dir)
+            out = work / f"{stem}.scores.parquet"
+            progress(0.02, f"connecting to {cluster}")
+            with connect(cluster) as client:
+                where = describe(client)
+                progress(0.05, f"scoring on {where}")
+                summary = score_on_cluster(client, model_dir, path, out, threshold=threshold,
+                                           progress=lambda f, m="", **k: progress(0.05 + 0.8 * f, m))
+            progress(0.88, f"taking the top {top_n:,} records")
+            subset = work / f"{stem}.top{top_n}.parquet"
+            top_records(out, top_n).to_parquet(subset, index=False)
+            outcome = s.read_with_model(str(subset))
+            return outcome, summary, where, out
+
+        def done(result):
+            from ui.dialogs import show_info
+
+            outcome, summary, where, out = result
+            w.jobs.slot("load").cancel()
+            if not self._adopt("Cannot apply the model", s.adopt_applied, outcome):
+                return
+            w.file_opened(str(outcome[0].loaded.path))
+            shown = len(outcome[0].loaded.frame)
+            text = (f"Scored {summary.rows:,} rows of {Path(path).name} on {where}: {summary.flagged:,} flagged. "
+                    f"The queue holds the {shown:,} highest-scored records; every score is in {out}.")
+            w.status_label.setText(text)
+            w.error_dialogs.append(show_info(w, "Scored on the cluster", text))
+            w.tabs.setCurrentIndex(TAB_REVIEW)
+            w.model_applied.emit(outcome[1].differences)
+
+        w.status_label.setText(f"Scoring {Path(path).name} on {cluster}…")
+        w.jobs.slot("apply").start(job, on_progress=lambda p: p.message and w.status_label.setText(p.message),
+                                   on_result=done, on_error=lambda e: w.show_error("Cluster scoring failed", e))
 
 
 def report_context(s, title: str, author: str, notes: str):

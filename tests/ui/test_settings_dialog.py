@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 from PySide6.QtCore import Qt
 
 from tests.ui.conftest import open_and_wait, train_and_wait
@@ -58,11 +60,31 @@ def test_a_bad_cluster_address_is_refused_in_the_dialog(qtbot, window):
     dialog.reject()
 
 
-def test_a_big_file_with_a_cluster_set_says_how_to_score_it_there(qtbot, window, small_csv):
+def test_opening_a_big_file_with_a_cluster_set_says_how_to_score_it_there(qtbot, window, small_csv):
     window.apply_settings(AppSettings(reviewer="me", cluster="local:2", threshold_mb=0))
     open_and_wait(qtbot, window, small_csv)
     note = window.error_dialogs[-1].text()
-    assert "--cluster local:2" in note and small_csv.name in note
+    assert "local:2" in note and small_csv.name in note and "Apply model to new file" in note
+
+
+@pytest.mark.slow
+def test_a_big_file_is_scored_on_the_cluster_and_its_top_records_reviewed(qtbot, trained_window, small_csv,
+                                                                         tmp_path):
+    pytest.importorskip("distributed")
+    w = trained_window
+    big = tmp_path / "big.csv"
+    pd.read_csv(small_csv).drop(columns=["label"]).to_csv(big, index=False)
+    w.apply_settings(AppSettings(reviewer="me", cluster="local:1", threshold_mb=0, top_n=200))
+    with qtbot.waitSignal(w.model_applied, timeout=180_000):
+        w.apply_model_to(big)
+    assert w.error_dialogs[-1].windowTitle() == "Scored on the cluster", w.error_dialogs[-1].text()
+    assert w.queue.rowCount() == 200 and len(w.scores) == 200
+    assert w.session.contributions is not None and w.session.contributions.shape[0] == 200
+    every = pd.read_parquet(tmp_path / "appdata" / "cluster" / "big.scores.parquet")
+    assert len(every) == len(pd.read_csv(small_csv))
+    # the queue holds the highest-scored records, with the scores the cluster gave them
+    np.testing.assert_allclose(np.sort(w.scores)[::-1], np.sort(every["score"].to_numpy())[::-1][:200],
+                               rtol=1e-5)
 
 
 def test_file_open_accepts_parquet(qtbot, window, small_csv, tmp_path):
