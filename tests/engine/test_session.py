@@ -241,7 +241,6 @@ def test_training_saving_and_thresholds_mark_the_session_dirty(session, ledger, 
 
 def test_set_user_changes_the_reviewer_of_the_next_verdicts_only(session, ledger):
     session.load(ledger)
-    session.fit("iforest", **FAST["iforest"])
     session.verdict(session.keys[0], "anomaly")
     session.set_user("someone else")
     session.verdict(session.keys[1], "normal")

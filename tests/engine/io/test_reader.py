@@ -55,3 +55,30 @@ def test_session_counts_skipped_rows_in_its_report(bad_csv, tmp_path, monkeypatc
         assert s.skipped_rows == ["row 4: 2 fields, expected 3", "row 5: 4 fields, expected 3"]
     finally:
         s.close()
+
+
+def test_a_project_of_a_file_read_without_its_bad_rows_reopens(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from engine.session import Session
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"amount": rng.lognormal(5, 0.4, 120).round(2), "account": rng.choice(["A", "B"], 120)})
+    path = tmp_path / "ledger.csv"
+    lines = frame.to_csv(index=False).splitlines()
+    lines.insert(4, "1,2,3")
+    path.write_text("\n".join(lines) + "\n")
+    s = Session(data_dir=tmp_path / "data", user="t")
+    s.load(path, skip_bad_rows=True)
+    s.train("ecod")
+    s.save(tmp_path / "p.adproj")
+    scores = s.scores.copy()
+    s.close()
+    again = Session.open(tmp_path / "p.adproj", data_dir=tmp_path / "data", user="t")
+    try:
+        assert len(again.frame) == 120 and again.skipped_rows == ["row 5: 3 fields, expected 2"]
+        np.testing.assert_allclose(again.scores, scores)
+    finally:
+        again.close()
