@@ -85,7 +85,8 @@ def shortcut_sheet(window: QWidget, review_keys: str) -> str:
     """The F1 sheet: the window's shortcuts (from its actions) then the review keys (``review_keys``,
     the review panel's cheat sheet, which lists keys the queue handles itself, not actions)."""
     body = "".join(f"<tr><td><b>{keys}</b></td><td>{what}</td></tr>" for keys, what in window_shortcuts(window))
-    return f"<table cellspacing='3'>{body}</table><p>{review_keys}</p>"
+    return (f"<h3>Window</h3><table cellspacing='2' cellpadding='3'>{body}</table>"
+            f"<h3>Review queue (when it has the focus)</h3><p>{review_keys}</p>")
 
 
 def show_shortcuts(window: QWidget, review_keys: str) -> QDialog:

@@ -557,9 +557,9 @@ class MainWindow(QMainWindow):
             text.append(f"{100 * drift.flagged_share:.1f}% of its records are flagged where the threshold's rule "
                         f"expects about {100 * drift.expected_share:.1f}%.")
         if moved:
-            text.append("Columns that moved: " + ", ".join(moved) + ".")
+            text.append("\nColumns that moved: " + ", ".join(moved) + ".")
             text += [f"  • {c.line()}" for c in drift.columns]
-        text.append("Train a model on this file instead?")
+        text.append("\nTrain a model on this file instead?")
         box = QMessageBox(QMessageBox.Icon.Warning, "The file does not look like the training data",
                           "\n".join(text), parent=self)
         box.setObjectName("driftDialog")

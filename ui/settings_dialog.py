@@ -103,7 +103,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(self)
         form.addRow("Reviewer name", self.reviewer_edit)
         form.addRow("Cluster for big files", self.cluster_edit)
-        form.addRow("Use the cluster above", self.threshold_spin)
+        form.addRow("Use the cluster for files over", self.threshold_spin)
         form.addRow("Records to review from a big file", self.top_spin)
         form.addRow(self.problem)
         form.addRow(self.buttons)
