@@ -259,9 +259,10 @@ def use_detector(window, name: str) -> None:
     the train job, with the Train screen's settings for it), then show the Review screen."""
     window.train_panel.set_detector(name, {})
 
-    def to_review():
+    def to_review():  # once; a later training (this one failed or was cancelled) does not switch screens
         window.scored.disconnect(to_review)
-        window.tabs.setCurrentIndex(window.tabs.indexOf(window.review_splitters[1]))
+        if window.model is not None and window.model.detector == name and window.train_panel.detector() == name:
+            window.tabs.setCurrentIndex(window.tabs.indexOf(window.review_splitters[1]))
 
     window.scored.connect(to_review)
     window.tabs.setCurrentIndex(window.tabs.indexOf(window.train_panel))
