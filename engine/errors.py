@@ -32,6 +32,24 @@ def _data_error(message: str, file: str | None, row: int | None, column: str | N
     return DataError(message, file=file, row=row, column=column)
 
 
+class BadRowsError(DataError):
+    """Rows with a different number of fields than the header. ``bad_rows`` is [(file row, fields found)]:
+    the window offers to read the file without them (engine.io.read_csv's ``skip_bad_rows``)."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
+                 bad_rows: list[tuple[int, int]] | None = None, expected: int | None = None):
+        super().__init__(message, file=file, row=row)
+        self.bad_rows = list(bad_rows or [])
+        self.expected = expected
+
+    def __reduce__(self):
+        return (BadRowsError, (self.detail,), {"file": self.file, "row": self.row, "bad_rows": self.bad_rows,
+                                               "expected": self.expected})
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
 class SchemaMismatchError(AnomalyDeskError):
     """Data to score does not fit the schema a model was trained on."""
 

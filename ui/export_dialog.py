@@ -16,8 +16,10 @@ from PySide6.QtWidgets import (
     QPushButton,
 )
 
-FORMATS = [("xlsx", "Excel workbook: the reviewed queue"), ("csv", "CSV: the reviewed queue"),
+FORMATS = [("xlsx", "Excel workbook: Summary (title, author, notes, counts), Queue and Verdicts sheets"),
+           ("csv", "CSV: the queue table only"),
            ("html", "HTML report (self-contained)"), ("pdf", "PDF report")]
+WITH_TITLE = ("xlsx", "html", "pdf")  # the formats that print the title, author and notes (CSV is a bare table)
 
 
 class ExportDialog(QDialog):
@@ -37,7 +39,7 @@ class ExportDialog(QDialog):
         self.title_edit = QLineEdit(title or "Anomaly Desk report")
         self.author_edit = QLineEdit(author)
         self.notes_edit = QPlainTextEdit()
-        self.notes_edit.setPlaceholderText("notes printed at the top of the report")
+        self.notes_edit.setPlaceholderText("notes printed at the top of the report (the workbook's Summary sheet)")
         self.notes_edit.setMaximumHeight(90)
         self.format_combo.currentIndexChanged.connect(self._format_changed)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -52,14 +54,14 @@ class ExportDialog(QDialog):
         form.addRow("Notes", self.notes_edit)
         form.addRow(buttons)
         self.resize(560, 300)
+        self._format_changed()
 
     def _format_changed(self) -> None:
         fmt = self.format_combo.currentData()
         p = Path(self.path_edit.text() or "review")
         self.path_edit.setText(str(p.with_suffix("." + fmt)))
-        is_report = fmt in ("html", "pdf")
         for w in (self.title_edit, self.author_edit, self.notes_edit):
-            w.setEnabled(is_report)
+            w.setEnabled(fmt in WITH_TITLE)
 
     def _browse(self) -> None:
         fmt = self.format_combo.currentData()

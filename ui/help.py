@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import qVersion
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
 import engine
@@ -66,6 +67,33 @@ class _TextDialog(QDialog):
         layout.addWidget(buttons)
 
 
+def window_shortcuts(window: QWidget) -> list[tuple[str, str]]:
+    """(keys, what) for every action of ``window`` that has a shortcut, read from the actions themselves
+    so the sheet cannot drift from the menus. The menu path is the action's menu title and text."""
+    rows = []
+    for act in window.findChildren(QAction):
+        if act.shortcut().isEmpty():
+            continue
+        keys = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        menus = [w for w in act.associatedObjects() if hasattr(w, "title") and w.title()]
+        where = f"{menus[0].title().replace('&', '')} > " if menus else ""
+        rows.append((keys, where + act.text().replace("&", "").rstrip("…")))
+    return sorted(rows, key=lambda r: r[1])
+
+
+def shortcut_sheet(window: QWidget, review_keys: str) -> str:
+    """The F1 sheet: the window's shortcuts (from its actions) then the review keys (``review_keys``,
+    the review panel's cheat sheet, which lists keys the queue handles itself, not actions)."""
+    body = "".join(f"<tr><td><b>{keys}</b></td><td>{what}</td></tr>" for keys, what in window_shortcuts(window))
+    return (f"<h3>Window</h3><table cellspacing='2' cellpadding='3'>{body}</table>"
+            f"<h3>Review queue (when it has the focus)</h3><p>{review_keys}</p>")
+
+
+def show_shortcuts(window: QWidget, review_keys: str) -> QDialog:
+    return _show(window, "Keyboard shortcuts", "shortcutsDialog", (520, 560),
+                 lambda b: b.setHtml(shortcut_sheet(window, review_keys)))
+
+
 def _show(parent: QWidget | None, title: str, name: str, size: tuple[int, int], fill) -> QDialog:
     dialog = _TextDialog(parent, title, name)
     fill(dialog.browser)
@@ -82,4 +110,5 @@ def show_about(parent: QWidget | None) -> QDialog:
     return _show(parent, "About Anomaly Desk", "aboutDialog", (460, 360), lambda b: b.setHtml(about_text()))
 
 
-__all__ = ["about_text", "compute_device", "guide_markdown", "show_about", "show_user_guide"]
+__all__ = ["about_text", "compute_device", "guide_markdown", "shortcut_sheet", "show_about", "show_shortcuts",
+           "show_user_guide", "window_shortcuts"]

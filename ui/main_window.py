@@ -29,6 +29,7 @@ from ui.review_panel import CHEAT_SHEET, ReviewPanel
 from ui.review_tools import ReviewTools
 from ui.session_jobs import SessionJobs
 from ui.session_views import APP_NAME, SessionViews
+from ui.settings_dialog import AppSettings, SettingsDialog
 from ui.threshold_panel import ThresholdPanel
 from ui.train_panel import TrainPanel
 from ui.workers import JobError, JobManager
@@ -37,7 +38,8 @@ SAMPLE_CSV = Path(__file__).resolve().parent.parent / "resources" / "sample_jour
 PROJECT_SUFFIX = ".adproj"
 MAX_RECENT = 8
 TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD, TAB_COMPARE = range(5)
-CSV_FILTER = "CSV files (*.csv *.csv.gz *.txt *.tsv);;All files (*)"
+CSV_FILTER = ("Data files (*.csv *.csv.gz *.txt *.tsv *.parquet *.pq);;CSV files (*.csv *.csv.gz *.txt *.tsv);;"
+              "Parquet files (*.parquet *.pq);;All files (*)")  # engine.io.load reads both
 
 
 def default_data_dir() -> Path:
@@ -62,6 +64,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("AnomalyDesk", "AnomalyDesk")
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.app_settings = AppSettings.read(self.settings)
+        user = user if user is not None else self.app_settings.reviewer  # Settings' reviewer, default the OS user
         self.user = user
         self.ask = ask or self._ask_with_a_box
         self.unsaved_box: QMessageBox | None = None
@@ -187,7 +191,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
-        self.act_open = self._action(file_menu, "&Open CSV…", self.choose_file, QKeySequence.StandardKey.Open)
+        self.act_open = self._action(file_menu, "&Open CSV or Parquet…", self.choose_file, QKeySequence.StandardKey.Open)
         self.act_reference = self._action(file_menu, "Open &reference file of known-good rows…",
                                           self.choose_reference)
         self.recent_menu = file_menu.addMenu("Open &recent")
@@ -201,6 +205,8 @@ class MainWindow(QMainWindow):
         self.act_export = self._action(file_menu, "&Export…", self.choose_export, "Ctrl+E")
         self.act_apply = self._action(file_menu, "Apply model to &new file…", self.choose_apply_model)
         self.act_save_model = self._action(file_menu, "Save &model bundle…", self.choose_save_model)
+        file_menu.addSeparator()
+        self.act_settings = self._action(file_menu, "Se&ttings…", self.open_settings)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -216,9 +222,65 @@ class MainWindow(QMainWindow):
             self._action(view_menu, f"&{i + 1} {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
                          f"Ctrl+{i + 1}")
         help_menu = mb.addMenu("&Help")
-        self._action(help_menu, "&Keyboard shortcuts", lambda: show_info(self, "Keyboard shortcuts", CHEAT_SHEET),
-                     "F1")
+        self._action(help_menu, "&User guide", self.show_user_guide)
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        help_menu.addSeparator()
+        self._action(help_menu, "&About Anomaly Desk", self.show_about)
         self._update_recent_menu()
+
+    def show_user_guide(self):
+        from ui.help import show_user_guide
+
+        self.help_dialog = show_user_guide(self)
+        return self.help_dialog
+
+    def show_about(self):
+        from ui.help import show_about
+
+        self.help_dialog = show_about(self)
+        return self.help_dialog
+
+    def show_shortcuts(self):
+        from ui.help import show_shortcuts
+
+        self.help_dialog = show_shortcuts(self, CHEAT_SHEET)
+        return self.help_dialog
+
+    def open_settings(self) -> SettingsDialog:
+        """File > Settings…: reviewer name and cluster for big files; applied when the dialog is accepted."""
+        dialog = SettingsDialog(self, self.app_settings)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.values()))
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, values: AppSettings) -> None:
+        """Store the settings and use them at once: the next verdicts carry the new reviewer name."""
+        values.write(self.settings)
+        self.app_settings = values
+        self.user = values.reviewer
+        self.session.set_user(values.reviewer)
+        where = f"big files (over {values.threshold_mb:,} MB) on {values.cluster}" if values.cluster else "no cluster"
+        self.status_label.setText(f"Settings saved: reviewer {values.reviewer}; {where}.")
+
+    def is_big(self, path: str | Path) -> bool:
+        """Over Settings' size for cluster scoring, with a cluster set."""
+        try:
+            size = Path(path).stat().st_size if Path(path).is_file() else sum(
+                p.stat().st_size for p in Path(path).glob("*.parquet"))
+        except OSError:
+            return False
+        return self.app_settings.uses_cluster_for(size)
+
+    def cluster_note(self, path: str | Path) -> str | None:
+        """What to tell the analyst who opens a file over Settings' size for cluster scoring: opening
+        reads it all on this machine; the cluster scores it once a model exists."""
+        if not self.is_big(path):
+            return None
+        return (f"{Path(path).name} is over the {self.app_settings.threshold_mb:,} MB set for the cluster. "
+                f"Opening reads all of it on this machine. To score it on {self.app_settings.cluster} and review "
+                "its top records, train a model on a smaller file of the same source (or open a project), "
+                "then use File > Apply model to new file.")
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
         act = QAction(text, self)
@@ -294,7 +356,7 @@ class MainWindow(QMainWindow):
     # files and the reference file
     # ------------------------------------------------------------------------------------------
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a CSV file", self._last_dir(), CSV_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open a CSV or Parquet file", self._last_dir(), CSV_FILTER)
         if path:
             self.open_file(path)
 
@@ -302,6 +364,29 @@ class MainWindow(QMainWindow):
         """Load a CSV in the background (after asking about unsaved work); the queue fills when it is read."""
         if self.keep_work("opening another file"):
             self.actions_.open_file(str(path), overrides)
+            note = self.cluster_note(path)
+            if note:
+                self.error_dialogs.append(show_info(self, "Big file", note))
+
+    def offer_skip_bad_rows(self, path: str, overrides, error) -> QMessageBox:
+        """A file with rows of the wrong length: say which rows, and offer to read it without them
+        (they are listed on the Data screen and counted in reports) instead of only refusing it."""
+        rows = error.bad_rows
+        listed = "\n".join(f"row {r}: {f} field{'s' if f != 1 else ''}" for r, f in rows[:30])
+        more = f"\n… and {len(rows) - 30:,} more" if len(rows) > 30 else ""
+        box = QMessageBox(QMessageBox.Icon.Warning, f"Cannot open {Path(path).name}",
+                          f"{len(rows):,} row(s) do not have the {error.expected} fields of the header:\n"
+                          f"{listed}{more}\n\nSkip them and open the other rows?", parent=self)
+        box.setObjectName("badRowsDialog")
+        box.setDetailedText(str(error))
+        self.skip_button = box.addButton("Skip the bad rows", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(lambda button: button is self.skip_button
+                                  and self.actions_.open_file(str(path), overrides, skip_bad_rows=True))
+        self.error_dialogs.append(box)
+        self.status_label.setText(f"{Path(path).name}: {len(rows):,} bad row(s); skip them or fix the file.")
+        box.open()
+        return box
 
     def file_opened(self, path: str) -> None:
         self._add_recent(path)
@@ -328,7 +413,7 @@ class MainWindow(QMainWindow):
 
     def cancel_training(self) -> None:
         self.jobs.slot("train").request_stop()
-        self.train_panel.status.setText("Cancelling…")
+        self.train_panel.cancelling()
 
     def start_retrain(self) -> None:
         self.actions_.start_retrain()
@@ -461,7 +546,48 @@ class MainWindow(QMainWindow):
         """Score a new file with the current model, carrying over column roles and threshold; the schema
         differences (missing, extra, changed type, unseen categories) are shown in a dialog."""
         if self.keep_work("applying the model to another file"):
-            self.actions_.apply_model_to(str(path))
+            if self.is_big(path):  # too big for this machine: scored on the cluster, top records reviewed
+                self.actions_.apply_model_on_cluster(str(path), self.app_settings.cluster, self.app_settings.top_n)
+            else:
+                self.actions_.apply_model_to(str(path))
+
+    def offer_training_on(self, path: str | Path, drift, differences: list[str]) -> QMessageBox:
+        """The applied file does not look like the training data (engine.drift): say so plainly, name the
+        columns that moved, and offer to train on this file instead of trusting these scores."""
+        name = Path(path).name
+        moved = drift.moved_columns
+        text = [f"{name} does not look like the data the model learnt from: its scores are unreliable."]
+        if drift.flagged_far_above:
+            text.append(f"{100 * drift.flagged_share:.1f}% of its records are flagged where the threshold's rule "
+                        f"expects about {100 * drift.expected_share:.1f}%.")
+        if moved:
+            text.append("\nColumns that moved: " + ", ".join(moved) + ".")
+            text += [f"  • {c.line()}" for c in drift.columns]
+        text.append("\nTrain a model on this file instead?")
+        box = QMessageBox(QMessageBox.Icon.Warning, "The file does not look like the training data",
+                          "\n".join(text), parent=self)
+        box.setObjectName("driftDialog")
+        box.setDetailedText("\n".join(differences))
+        self.train_here_button = box.addButton("Train on this file", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep these scores", QMessageBox.ButtonRole.RejectRole)
+        box.buttonClicked.connect(lambda button: button is self.train_here_button and self.train_on(path))
+        self.error_dialogs.append(box)
+        self.status_label.setText(f"{name} does not look like the training data"
+                                  + (f" (moved: {', '.join(moved)})" if moved else "") + ".")
+        box.open()
+        return box
+
+    def train_on(self, path: str | Path) -> None:
+        """Open ``path`` as a new file (its own column roles inferred) and go to the Train screen. No
+        unsaved-work question: the scores being left came from a model that does not fit this file, and
+        the verdicts given on them are already in the verdict store."""
+
+        def to_train_screen():
+            self.file_loaded.disconnect(to_train_screen)
+            self.tabs.setCurrentIndex(TAB_TRAIN)
+
+        self.file_loaded.connect(to_train_screen)
+        self.actions_.open_file(str(path))
 
     def choose_save_model(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder for the model bundle", self._last_dir())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject
 
 from engine.errors import Cancelled
@@ -43,7 +44,7 @@ class SessionJobs(QObject):
         return True
 
     # -- files ---------------------------------------------------------------------------------------
-    def open_file(self, path: str, overrides=None) -> None:
+    def open_file(self, path: str, overrides=None, skip_bad_rows: bool = False) -> None:
         s = self.s
         self.w.status_label.setText(f"Reading {path}…")
         for name in ("train", "retrain", "project", "reference"):
@@ -52,7 +53,7 @@ class SessionJobs(QObject):
         def job(progress, should_stop):
             from ui.queue_model import QueueModel
 
-            outcome = s.read(path, overrides, progress=progress, should_stop=should_stop)
+            outcome = s.read(path, overrides, progress=progress, should_stop=should_stop, skip_bad_rows=skip_bad_rows)
             progress(0.9, "preparing the queue")
             return outcome, QueueModel.column_arrays(outcome.loaded.frame)
 
@@ -61,12 +62,21 @@ class SessionJobs(QObject):
             self.w.views.prepared = (outcome.loaded.frame, columns)
             n = len(outcome.loaded.frame)
             if self._adopt("Verdicts unavailable", s.adopt, outcome) or s.loaded is outcome.loaded:
-                self.w.status_label.setText(f"Opened {s.loaded.path}: {n:,} rows, {s.frame.shape[1]} columns. "
-                                            "Next: check the roles, then Train.")
+                skipped = len(s.loaded.skipped_rows)
+                self.w.status_label.setText(f"Opened {s.loaded.path}: {n:,} rows, {s.frame.shape[1]} columns"
+                                            + (f" ({skipped:,} bad rows skipped)" if skipped else "")
+                                            + ". Next: check the roles, then Train.")
                 self.w.file_opened(s.loaded.path)
 
-        self.w.jobs.slot("load").start(job, on_result=done,
-                                       on_error=lambda e: self.w.show_error(f"Cannot open {Path(path).name}", e))
+        def failed(error: JobError) -> None:
+            from engine.errors import BadRowsError
+
+            if isinstance(error.exception, BadRowsError) and error.exception.bad_rows:
+                self.w.offer_skip_bad_rows(path, overrides, error.exception)
+            else:
+                self.w.show_error(f"Cannot open {Path(path).name}", error)
+
+        self.w.jobs.slot("load").start(job, on_result=done, on_error=failed)
 
     def set_reference(self, path) -> None:
         s = self.s
@@ -237,11 +247,69 @@ class SessionJobs(QObject):
             w.file_opened(path)
             applied = outcome[1]
             lines = applied.differences.lines() or ["The file has exactly the model's columns and types."]
-            w.error_dialogs.append(show_info(w, "Model applied", "\n".join(lines)))
             w.tabs.setCurrentIndex(TAB_REVIEW)
+            if applied.drift is not None and applied.drift.drifted:
+                w.offer_training_on(path, applied.drift, lines)
+            else:
+                w.error_dialogs.append(show_info(w, "Model applied", "\n".join(lines)))
             w.model_applied.emit(applied.differences)
 
         w.jobs.slot("apply").start(job, on_result=done, on_error=lambda e: w.show_error("Cannot apply the model", e))
+
+
+    def apply_model_on_cluster(self, path: str, cluster: str, top_n: int) -> None:
+        """A file too big for this machine: score it with the model in force on the Dask cluster of the
+        Settings (engine.scoring.cluster, as ``score --cluster``) into a Parquet scores file beside the
+        app's data, take its ``top_n`` highest-scored records (engine.scoring.table.top_records) and
+        apply the model to those in the window, so the queue holds them with scores and contributions."""
+        w, s = self.w, self.s
+        if s.model is None:
+            return
+        work = Path(w.data_dir) / "cluster"
+        stem = Path(path).name.split(".")[0] or "file"
+        threshold = s.threshold if s.threshold is not None and np.isfinite(s.threshold) else None
+
+        def job(progress, should_stop):
+            from engine.scoring.cluster import connect, describe, score_on_cluster
+            from engine.scoring.table import top_records
+
+            work.mkdir(parents=True, exist_ok=True)
+            model_dir = s.model_dir
+            if model_dir is None:  # workers receive the bundle's bytes, never a pickled model
+                model_dir = str(work / "model")
+                s.model.save(model_dir)
+            out = work / f"{stem}.scores.parquet"
+            progress(0.02, f"connecting to {cluster}")
+            with connect(cluster) as client:
+                where = describe(client)
+                progress(0.05, f"scoring on {where}")
+                summary = score_on_cluster(client, model_dir, path, out, threshold=threshold,
+                                           progress=lambda f, m="", **k: progress(0.05 + 0.8 * f, m))
+            progress(0.88, f"taking the top {top_n:,} records")
+            subset = work / f"{stem}.top{top_n}.parquet"
+            top_records(out, top_n).to_parquet(subset, index=False)
+            outcome = s.read_with_model(str(subset))
+            return outcome, summary, where, out
+
+        def done(result):
+            from ui.dialogs import show_info
+
+            outcome, summary, where, out = result
+            w.jobs.slot("load").cancel()
+            if not self._adopt("Cannot apply the model", s.adopt_applied, outcome):
+                return
+            w.file_opened(str(outcome[0].loaded.path))
+            shown = len(outcome[0].loaded.frame)
+            text = (f"Scored {summary.rows:,} rows of {Path(path).name} on {where}: {summary.flagged:,} flagged. "
+                    f"The queue holds the {shown:,} highest-scored records; every score is in {out}.")
+            w.status_label.setText(text)
+            w.error_dialogs.append(show_info(w, "Scored on the cluster", text))
+            w.tabs.setCurrentIndex(TAB_REVIEW)
+            w.model_applied.emit(outcome[1].differences)
+
+        w.status_label.setText(f"Scoring {Path(path).name} on {cluster}…")
+        w.jobs.slot("apply").start(job, on_progress=lambda p: p.message and w.status_label.setText(p.message),
+                                   on_result=done, on_error=lambda e: w.show_error("Cluster scoring failed", e))
 
 
 def report_context(s, title: str, author: str, notes: str):
@@ -257,4 +325,5 @@ def report_context(s, title: str, author: str, notes: str):
                                verdicts=s.store.all() if s.store is not None else {}, threshold=s.threshold,
                                threshold_method=s.threshold_info.explanation,
                                model=None if model_metadata else s.model, model_metadata=model_metadata,
-                               file=s.loaded.path, title=title, author=author, notes=notes, labels=s.labels)
+                               file=s.loaded.path, title=title, author=author, notes=notes, labels=s.labels,
+                               skipped_rows=s.skipped_rows)

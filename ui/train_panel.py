@@ -105,7 +105,10 @@ class TrainPanel(QWidget):
         self.status = QLabel("Not trained yet.")
         self.status.setObjectName("trainStatus")
         self.status.setWordWrap(True)
-        self.eta_label = QLabel("ETA –")
+        self.eta_label = QLabel("")
+        self.eta_label.setObjectName("trainEta")
+        self.eta_label.setVisible(False)  # shown only while a training runs
+        self._running = False
         self.speed_label = QLabel("– rows/s")
         self.device_label = QLabel("device –")
         self.epoch_label = QLabel("")
@@ -166,7 +169,7 @@ class TrainPanel(QWidget):
         self.progress.setValue(0)
         self.loss_plot.set_history(())
         self.status.setText("Not trained yet.")
-        self.eta_label.setText("ETA –")
+        self.eta_label.setText("")
         self.speed_label.setText("– rows/s")
         self.epoch_label.setText("")
 
@@ -175,6 +178,11 @@ class TrainPanel(QWidget):
         self.cancel_button.setEnabled(running)
         self.detector_combo.setEnabled(not running)
         self.form.setEnabled(not running)
+        self._running = running
+        # an ETA only means something while a job runs: after a cancel or the end it would mislead
+        self.eta_label.setVisible(running)
+        if not running:
+            self.eta_label.setText("")
         if running:
             self.progress.setValue(0)
             self.loss_plot.set_history(())
@@ -183,7 +191,16 @@ class TrainPanel(QWidget):
             self.speed_label.setText("– rows/s")
             self.epoch_label.setText("")
 
+    def cancelling(self) -> None:
+        """Cancel pressed: the job stops at its next batch; no ETA from here on."""
+        self._running = False
+        self.status.setText("Cancelling…")
+        self.eta_label.setText("")
+        self.eta_label.setVisible(False)
+
     def show_progress(self, p: Progress) -> None:
+        if not self._running:
+            return  # a report queued before the cancel: the job is stopping
         self.progress.setValue(int(PROGRESS_STEPS * max(0.0, min(1.0, p.fraction))))
         if p.message:
             self.status.setText(p.message)

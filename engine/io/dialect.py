@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 
-from engine.errors import DataError
+from engine.errors import BadRowsError, DataError
 from engine.io.source import MAX_LISTED
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -87,9 +87,10 @@ def _has_odd_quote_lines(data: bytes) -> bool:
     return bool((np.bincount(line) % 2).any())
 
 
-def _locate_bad_rows(data: bytes, names: list[str], delimiter: str, name: str, strict: bool) -> None:
-    """Python pass over the text to find where the CSV structure breaks; raises DataError there.
-    Used only once the fast parser has found something wrong (or quotes that span lines)."""
+def _scan_rows(data: bytes, names: list[str], delimiter: str, name: str,
+               strict: bool) -> list[tuple[int, int, bool]]:
+    """Python pass over the text: (file row, fields found, spans lines) of each record whose field count
+    differs from the header's. Raises DataError where the quoting itself breaks (nothing to skip there)."""
     text = data.decode("utf-8")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
     expected, bad, start = len(names), [], 1
@@ -105,22 +106,39 @@ def _locate_bad_rows(data: bytes, names: list[str], delimiter: str, name: str, s
             raise DataError("unterminated quote: a quoted value starts on this row and is never closed",
                             file=name, row=start) from None
         raise DataError(f"malformed quoting ({exc})", file=name, row=start) from None
+    return bad
+
+
+def find_bad_rows(data: bytes, names: list[str], delimiter: str, name: str,
+                  strict: bool = False) -> list[tuple[int, int]]:
+    """[(file row, fields found)] of the rows whose number of fields differs from the header's."""
+    return [(row, found) for row, found, _ in _scan_rows(data, names, delimiter, name, strict)]
+
+
+def _locate_bad_rows(data: bytes, names: list[str], delimiter: str, name: str, strict: bool) -> None:
+    """Raises BadRowsError at the first row with the wrong number of fields (listing the others), or
+    DataError where quoting breaks. Used only once the fast parser has found something wrong (or quotes
+    that span lines)."""
+    bad = _scan_rows(data, names, delimiter, name, strict)
     if bad:
+        expected = len(names)
         row, found, spans = bad[0]
         more = (f"; {len(bad)} rows like this: rows {', '.join(str(b[0]) for b in bad[:MAX_LISTED])}"
                 + (", ..." if len(bad) > MAX_LISTED else "")) if len(bad) > 1 else ""
         hint = " (a quote opened on this row may not be closed)" if spans else ""
-        raise DataError(f"has {found} field{'s' if found != 1 else ''}, expected {expected} as in the header "
-                        f"(delimiter: {DELIMITER_NAMES.get(delimiter, delimiter)}){hint}{more}",
-                        file=name, row=row)
+        raise BadRowsError(f"has {found} field{'s' if found != 1 else ''}, expected {expected} as in the header "
+                           f"(delimiter: {DELIMITER_NAMES.get(delimiter, delimiter)}){hint}{more}",
+                           file=name, row=row, bad_rows=[(b[0], b[1]) for b in bad], expected=expected)
 
 
-def _record_rows(data: bytes, n_records: int, header_lines: int, multiline: bool) -> np.ndarray | None:
-    """File rows of the records when blank lines make them differ from index + 2."""
+def _record_rows(data: bytes, n_records: int, header_lines: int, multiline: bool,
+                 skipped: tuple[int, ...] = ()) -> np.ndarray | None:
+    """File rows of the records when blank lines or ``skipped`` rows (file rows left out) make them
+    differ from index + 2."""
     if multiline or n_records == 0:
         return None
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)  # count() is fast, 'in' is not
-    if lines == header_lines + n_records:
+    if lines == header_lines + n_records and not skipped:
         return None  # no blank line: record i is on row i + 2
     arr = np.frombuffer(data, dtype=np.uint8)
     starts = _line_starts(arr)
@@ -130,6 +148,8 @@ def _record_rows(data: bytes, n_records: int, header_lines: int, multiline: bool
     cr_only = (length == 1) & (arr[np.minimum(starts, len(arr) - 1)] == 13)
     content = np.flatnonzero((length > 0) & ~cr_only)
     content = content[content >= header_lines]
+    if skipped:
+        content = content[~np.isin(content + 1, np.asarray(skipped, dtype=np.int64))]
     if len(content) != n_records or (len(content) and content[-1] == header_lines + n_records - 1):
         return None
     return content + 1

@@ -251,9 +251,10 @@ def validate_for_training(frame: pd.DataFrame, schema: Schema, path: str | None 
         raise DataError("every feature column is empty", file=path)
 
 
-def load(path: str | Path, overrides: SchemaOverrides | None = None) -> tuple[LoadedFile, Schema]:
-    """Read a CSV and infer its schema, then apply the user's overrides."""
-    loaded = read_csv(path)
+def load(path: str | Path, overrides: SchemaOverrides | None = None,
+         skip_bad_rows: bool = False) -> tuple[LoadedFile, Schema]:
+    """Read a CSV and infer its schema, then apply the user's overrides. ``skip_bad_rows``: see read_csv."""
+    loaded = read_csv(path, skip_bad_rows=skip_bad_rows)
     schema = infer_schema(loaded.frame, path=loaded.path)
     if overrides is not None:
         schema = overrides.apply(schema)

@@ -27,8 +27,10 @@ from engine.io.dialect import (
     _locate_bad_rows,
     _record_rows,
     _sniff_delimiter,
+    find_bad_rows,
 )
 from engine.io.source import (
+    MAX_LISTED,
     _check_path,
     _compression_of,
     _decompress,
@@ -58,6 +60,9 @@ class LoadedFile:
     newlines_in_values: bool = False  # some quoted values span lines
     # File row (header = 1) of each record where that is not simply index + 2 (blank lines), else None.
     record_rows: np.ndarray | None = None
+    # Rows left out because they had the wrong number of fields (read with skip_bad_rows=True):
+    # [(file row, fields found)], listed in problems and counted in reports.
+    skipped_rows: list[tuple[int, int]] = field(default_factory=list)
 
     def row_number(self, index: int) -> int:
         """The file row (header = row 1) of the record at ``index`` (0-based position in ``frame``)."""
@@ -90,26 +95,27 @@ def _arrow_read(data: bytes, names: list[str], delimiter: str, header_end: int, 
     return table, len(invalid)
 
 
-def read_csv(path: str | Path) -> LoadedFile:
+def read_csv(path: str | Path, skip_bad_rows: bool = False) -> LoadedFile:
     """Read a CSV (plain, .gz, .zip, .bz2, .xz) into a DataFrame, detecting encoding and delimiter.
 
     Raises DataError naming the file (and row/column) when the file cannot be used at all; smaller
     problems (text in a numeric column, infinite values...) are listed in ``problems`` and the values
-    concerned are treated as missing.
+    concerned are treated as missing. Rows with the wrong number of fields raise BadRowsError (listing
+    them), or with ``skip_bad_rows`` are left out and listed in ``skipped_rows`` and ``problems``.
     """
     if str(path).lower().endswith((".parquet", ".pq")):  # Parquet: engine.parquet_io
         from engine.parquet_io import load_parquet
 
         return load_parquet(path)
     try:
-        return _read_csv(str(path), Path(path))
+        return _read_csv(str(path), Path(path), skip_bad_rows)
     except MemoryError:
         size = os.path.getsize(path) if os.path.isfile(path) else 0
         raise DataError(f"too large to load into memory ({size / 1e9:.1f} GB on disk); score it in chunks "
                         "(the score command streams large files)", file=str(path)) from None
 
 
-def _read_csv(name: str, path: Path) -> LoadedFile:
+def _read_csv(name: str, path: Path, skip_bad_rows: bool = False) -> LoadedFile:
     raw = _raw_bytes(path, name)
     compression = _compression_of(path, raw[:8])
     data = _decompress(raw, compression, name)
@@ -131,11 +137,17 @@ def _read_csv(name: str, path: Path) -> LoadedFile:
     if multiline:  # find unterminated quotes before pyarrow hides them inside one long value
         _locate_bad_rows(data, names, delimiter, name, strict=True)
     table, n_invalid = _arrow_read(data, names, delimiter, header_end, multiline, name)
+    skipped: list[tuple[int, int]] = []
     if n_invalid:
-        _locate_bad_rows(data, names, delimiter, name, strict=False)
-        raise DataError(f"{n_invalid} rows do not have {len(names)} fields as in the header", file=name)
+        if not skip_bad_rows:
+            _locate_bad_rows(data, names, delimiter, name, strict=False)
+            raise DataError(f"{n_invalid} rows do not have {len(names)} fields as in the header", file=name)
+        skipped = find_bad_rows(data, names, delimiter, name)  # pyarrow's handler already left them out
+        listed = ", ".join(str(r) for r, _ in skipped[:MAX_LISTED]) + (", ..." if len(skipped) > MAX_LISTED else "")
+        problems.append(f"{len(skipped):,} bad row(s) skipped (not {len(names)} fields as in the header): "
+                        f"row(s) {listed}")
     header_lines = data.count(b"\n", 0, header_end)
-    record_rows = _record_rows(data, table.num_rows, header_lines, multiline)
+    record_rows = _record_rows(data, table.num_rows, header_lines, multiline, tuple(r for r, _ in skipped))
     del data
 
     def row_of(i: int) -> int:
@@ -148,7 +160,7 @@ def _read_csv(name: str, path: Path) -> LoadedFile:
     problems += _clean_values(frame, row_of)
     return LoadedFile(path=name, frame=frame, encoding=encoding, delimiter=delimiter, problems=problems,
                       column_plan=plan, compression=compression, newlines_in_values=multiline,
-                      record_rows=record_rows)
+                      record_rows=record_rows, skipped_rows=skipped)
 
 
 def _open_text_stream(path: Path, compression: str | None, name: str):

@@ -75,6 +75,31 @@ def original_name(column: str) -> str:
     return column[: -len(ORIGINAL_SUFFIX)] if str(column).endswith(ORIGINAL_SUFFIX) else column
 
 
+def top_records(path: str | Path, n: int, batch_rows: int = 200_000) -> pd.DataFrame:
+    """The original columns of the ``n`` highest-scored rows of a Parquet scores file, in file order,
+    read batch by batch (memory holds ``n`` + one batch, whatever the file's size): what the window
+    loads into the review queue after scoring a big file on a cluster."""
+    import pyarrow.dataset as pads
+
+    dataset = pads.dataset(str(path), format="parquet")
+    _, originals = split_columns(dataset.schema.names)
+    best: pa.Table | None = None
+    offset = 0
+    for batch in dataset.to_batches(columns=["score", *originals], batch_size=batch_rows):
+        table = pa.Table.from_batches([batch]).append_column("__row", pa.array(
+            np.arange(offset, offset + batch.num_rows, dtype=np.int64)))
+        offset += batch.num_rows
+        best = table if best is None else pa.concat_tables([best, table])
+        if best.num_rows > n:
+            scores = best.column("score").to_numpy(zero_copy_only=False)
+            keep = np.argpartition(-np.nan_to_num(scores, nan=-np.inf), n - 1)[:n]
+            best = best.take(pa.array(np.sort(keep)))
+    if best is None:
+        return pd.DataFrame(columns=[original_name(c) for c in originals])
+    frame = best.sort_by("__row").drop(["score", "__row"]).to_pandas()
+    return frame.rename(columns={c: original_name(c) for c in frame.columns})
+
+
 def to_arrow(table: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(table, preserve_index=False)
 

@@ -117,6 +117,16 @@ class Session:
         return self.loaded.frame if self.loaded is not None else None
 
     @property
+    def skipped_rows(self) -> list[str]:
+        """The bad rows left out when the file was read (``load(..., skip_bad_rows=True)``), one line each:
+        the data screen lists them and the reports count them."""
+        if self.loaded is None or not getattr(self.loaded, "skipped_rows", None):
+            return []
+        expected = self.loaded.frame.shape[1]
+        return [f"row {row}: {found} field{'s' if found != 1 else ''}, expected {expected}"
+                for row, found in self.loaded.skipped_rows]
+
+    @property
     def retrained(self) -> bool:
         return self.base_z is not None
 
@@ -222,12 +232,14 @@ class Session:
     # loading a file
     # ------------------------------------------------------------------------------------------
     def read(self, path: str | Path, overrides: SchemaOverrides | None = None, *, open_store=None,
-             progress: ProgressCallback = no_progress, should_stop: StopCallback = never) -> Loaded:
-        """Compute half of ``load``: read the file, infer the schema, key the records, open its verdicts."""
+             progress: ProgressCallback = no_progress, should_stop: StopCallback = never,
+             skip_bad_rows: bool = False) -> Loaded:
+        """Compute half of ``load``: read the file, infer the schema, key the records, open its verdicts.
+        ``skip_bad_rows``: rows with the wrong number of fields are left out (``skipped_rows``)."""
         from engine.io import load
 
         progress(0.1, "reading")
-        loaded, inferred = load(str(path))
+        loaded, inferred = load(str(path), skip_bad_rows=skip_bad_rows)
         overrides = overrides or SchemaOverrides()
         schema = overrides.apply(inferred) if (overrides.roles or overrides.label_column is not None) else inferred
         progress(0.6, "computing record keys")
@@ -306,9 +318,9 @@ class Session:
             raise outcome.store_error
 
     def load(self, csv_path: str | Path, reference: str | Path | None = None,
-             overrides: SchemaOverrides | None = None) -> None:
+             overrides: SchemaOverrides | None = None, skip_bad_rows: bool = False) -> None:
         """Load a file (schema inferred, ``overrides`` applied); resets every per-file state."""
-        self.adopt(self.read(csv_path, overrides))
+        self.adopt(self.read(csv_path, overrides, skip_bad_rows=skip_bad_rows))
         if reference is not None:
             self.set_reference(self.read_reference(reference))
 
@@ -504,6 +516,12 @@ class Session:
         if self.store is None:
             raise AnomalyDeskError("verdicts are unavailable: no verdict database is open")
         return self.store
+
+    def set_user(self, user: str) -> None:
+        """Who gives the next verdicts (Settings' reviewer name); verdicts already given keep their reviewer."""
+        self.user = user
+        if self.store is not None:
+            self.store.user = user
 
     def verdict(self, key_or_keys, verdict: str, note: str | None = None, reason: str | None = None) -> None:
         """Record a verdict for one key or a list of keys (one batch). ``note``/``reason`` None keep what the

@@ -52,7 +52,9 @@ def save_session(session: Session, project_path: str | Path) -> Path:
                       verdict_store_id=getattr(s.store, "store_id", None),
                       state_file=str(state_file) if state_file else None, user=s.user,
                       extra={"loss_per_miss": s.costs[0], "cost_per_review": s.costs[1],
-                             "threshold_explanation": s.threshold_info.explanation if s.threshold_info else ""})
+                             "threshold_explanation": s.threshold_info.explanation if s.threshold_info else "",
+                             # the file was opened without its bad rows: reopened the same way
+                             "skip_bad_rows": bool(getattr(s.loaded, "skipped_rows", None))})
     if s.rules:
         from engine.rules import set_project_rules
 
@@ -90,7 +92,8 @@ def read_project(session: Session, project_path: str | Path, *, progress: Progre
     progress(0.05, "reading the data file")
     opener = ((lambda: open_verdict_store(project, project_path, user=session.user, read_only=read_only))
               if project.verdict_db else None)
-    loaded = session.read(project.data_file, project.overrides, open_store=opener)
+    loaded = session.read(project.data_file, project.overrides, open_store=opener,
+                          skip_bad_rows=bool(project.extra.get("skip_bad_rows", False)))
     out = {"project": project, "path": Path(project_path), "loaded": loaded, "reference": None,
            "model": None, "result": None, "state": None}
     if project.reference_file:

@@ -128,7 +128,7 @@ def test_file_too_large_for_memory_in_one_line(tmp_path, capsys, monkeypatch):
     path = tmp_path / "huge.csv"
     path.write_text("a,b\n1,2\n")
 
-    def exhausted(name, p):
+    def exhausted(name, p, *args, **kwargs):
         raise MemoryError
 
     from engine.io import reader

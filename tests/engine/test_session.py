@@ -278,3 +278,12 @@ def test_a_rule_takes_its_records_out_of_the_flagged_queue_and_round_trips(sessi
         np.testing.assert_array_equal(r.flagged, r.scores >= r.threshold)
     finally:
         r.close()
+
+
+def test_set_user_changes_the_reviewer_of_the_next_verdicts_only(session, ledger):
+    session.load(ledger)
+    session.verdict(session.keys[0], "anomaly")
+    session.set_user("someone else")
+    session.verdict(session.keys[1], "normal")
+    assert session.store.get(str(session.keys[0])).user == "tester"
+    assert session.store.get(str(session.keys[1])).user == "someone else"

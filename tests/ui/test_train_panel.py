@@ -89,7 +89,7 @@ def test_train_a_small_autoencoder_with_live_loss_curve(qtbot, window, small_csv
     assert "device" in window.train_panel.device_label.text()
     assert window.train_panel.device_label.text() != "device –"
     assert "rows/s" in window.train_panel.speed_label.text()
-    assert window.train_panel.eta_label.text().startswith("ETA")
+    assert window.train_panel.eta_label.isHidden()  # the job is over: no ETA left behind
 
 
 def start_a_long_training(qtbot, window):
@@ -114,6 +114,18 @@ def test_cancel_stops_training_within_a_second(qtbot, window, small_csv):
     assert "cancelled" in window.train_panel.status.text()
     assert window.train_panel.train_button.isEnabled()
     assert window.error_dialogs == []
+
+
+def test_no_eta_after_a_cancel(qtbot, window, small_csv):
+    open_and_wait(qtbot, window, small_csv)
+    job = start_a_long_training(qtbot, window)
+    eta = window.train_panel.eta_label
+    qtbot.waitUntil(lambda: not eta.isHidden() and eta.text().startswith("ETA"), timeout=10_000)
+    with qtbot.waitSignal(job.finished, timeout=5_000):
+        window.train_panel.cancel_button.click()
+    qtbot.wait(50)  # any progress report queued before the cancel is delivered by now
+    assert eta.isHidden() and eta.text() == ""
+    assert "cancelled" in window.train_panel.status.text()
 
 
 def test_the_window_stays_responsive_while_training(qtbot, window, small_csv):

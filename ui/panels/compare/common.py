@@ -34,6 +34,11 @@ class CompareData:
     labels: np.ndarray | None = None  # bool; for every row, or for ``labelled`` rows (verdicts)
     labelled: np.ndarray | None = None
     label_source: str = ""
+    keys: np.ndarray | None = None  # the records' keys (Session.keys): what tables show instead of row numbers
+
+    def key_of(self, row: int) -> str:
+        """The record's key, or its file row number when there are no keys."""
+        return str(self.keys[row]) if self.keys is not None else f"{int(row) + 1:,}"
 
     @property
     def full_labels(self) -> bool:

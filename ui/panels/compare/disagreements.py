@@ -82,14 +82,16 @@ class DisagreementsPage(QWidget):
             extra = f" {int(labels[rows].sum()):,} of them are labelled anomalies."
         self.pair_summary.setText(f"{len(rows):,} record(s) flagged by {a} and not by {b}.{extra} Both flag "
                                   f"{d.both:,}; neither flags {d.neither:,}.")
-        cols = ["Record", f"{a} score", f"{b} score"] + (["Label"] if labels is not None else [])
+        cols = ["Record key", f"{a} score", f"{b} score"] + (["Label"] if labels is not None else [])
         t = self.pair_rows
         t.setColumnCount(len(cols))
         t.setHorizontalHeaderLabels(cols)
         shown = rows[:ROW_PREVIEW]
         t.setRowCount(len(shown))
         for i, r in enumerate(shown):
-            t.setItem(i, 0, NumberItem(float(r + 1), f"{int(r) + 1:,}"))
+            key = QTableWidgetItem(self._data.key_of(r) if self._data is not None else f"{int(r) + 1:,}")
+            key.setToolTip(f"row {int(r) + 1:,} of the file")
+            t.setItem(i, 0, key)
             t.setItem(i, 1, NumberItem(run_a.scores[r], f"{run_a.scores[r]:.4g}"))
             t.setItem(i, 2, NumberItem(run_b.scores[r], f"{run_b.scores[r]:.4g}"))
             if labels is not None:

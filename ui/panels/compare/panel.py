@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QSplitter,
     QTabWidget,
     QWidget,
@@ -37,6 +38,7 @@ class ComparePanel(QWidget):
     queue_requested = Signal(object, str)  # record indices, where they come from
     compared = Signal()
     error = Signal(str, object)  # title, JobError or exception
+    use_requested = Signal(str)  # a detector to train for the review queue
 
     def __init__(self, parent=None, detectors: list[str] | None = None):
         super().__init__(parent)
@@ -66,6 +68,14 @@ class ComparePanel(QWidget):
              self.progress, self.status).setContentsMargins(2, 2, 2, 2)
 
         self.metrics = MetricsPage()
+        self.use_button = QPushButton("Use this detector")
+        self.use_button.setObjectName("compareUseDetector")
+        self.use_button.setToolTip("Train the detector selected in the table on this file (Train screen's "
+                                   "settings) and review its queue.")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(self._use_selected)
+        self.metrics.table.itemSelectionChanged.connect(self._selection_changed)
+        self.metrics.layout().addWidget(self.use_button, 0, Qt.AlignmentFlag.AlignRight)
         self.disagreements = DisagreementsPage()
         self.disagreements.queue_requested.connect(self.queue_requested)
         self.contamination = ContaminationPage(detectors, self._data_or_say)
@@ -94,6 +104,25 @@ class ComparePanel(QWidget):
         self.queue_requested.connect(lambda rows, why: show_in_queue(window, rows, why))
         self.error.connect(lambda title, e: window.show_error(title, e))
         window.file_loaded.connect(self.clear_results)  # results name rows of the file they ran on
+        self.use_requested.connect(lambda name: use_detector(window, name))
+
+    def selected_detector(self) -> str | None:
+        """The detector of the metrics table's selected row, or None."""
+        rows = self.metrics.table.selectionModel().selectedRows()
+        if not rows or self.comparison is None:
+            return None
+        item = self.metrics.table.item(rows[0].row(), 0)
+        return item.text() if item is not None else None
+
+    def _selection_changed(self) -> None:
+        name = self.selected_detector()
+        self.use_button.setEnabled(name is not None)
+        self.use_button.setText(f"Use {name} for the review queue" if name else "Use this detector")
+
+    def _use_selected(self) -> None:
+        name = self.selected_detector()
+        if name:
+            self.use_requested.emit(name)
 
     def clear_results(self) -> None:
         """Forget the results (another file was opened): their row numbers would name other records."""
@@ -103,6 +132,7 @@ class ComparePanel(QWidget):
         self.contamination.clear()
         self.comparison = self._data = None
         self.metrics.clear()
+        self._selection_changed()
         self.disagreements.show_comparison(None, None)
         self.playback.show_comparison(None, None)
         self.progress.setValue(0)
@@ -212,15 +242,32 @@ def window_data(window) -> CompareData | None:
     if window.reference is not None and window.train_panel.use_reference():
         train = window.reference.frame
     labels = window.labels
+    keys = window.keys
     if labels is not None:
         return CompareData(window.loaded.frame, window.schema, train, np.asarray(labels, dtype=bool), None,
-                           f"the label column '{window.schema.label_column}'")
+                           f"the label column '{window.schema.label_column}'", keys=keys)
     verdicts = window.queue.verdicts
     reviewed = np.flatnonzero((verdicts == 1) | (verdicts == 2))
     if len(reviewed):
         return CompareData(window.loaded.frame, window.schema, train, verdicts[reviewed] == 1, reviewed,
-                           "the analyst's verdicts")
-    return CompareData(window.loaded.frame, window.schema, train)
+                           "the analyst's verdicts", keys=keys)
+    return CompareData(window.loaded.frame, window.schema, train, keys=keys)
+
+
+def use_detector(window, name: str) -> None:
+    """Train ``name`` for the review queue through the window's normal training path (Session.fit in
+    the train job, with the Train screen's settings for it), then show the Review screen."""
+    window.train_panel.set_detector(name, {})
+
+    def to_review():  # once; a later training (this one failed or was cancelled) does not switch screens
+        window.scored.disconnect(to_review)
+        if window.model is not None and window.model.detector == name and window.train_panel.detector() == name:
+            window.tabs.setCurrentIndex(window.tabs.indexOf(window.review_splitters[1]))
+
+    window.scored.connect(to_review)
+    window.tabs.setCurrentIndex(window.tabs.indexOf(window.train_panel))
+    window.start_training()
+    window.status_label.setText(f"Training {name} for the review queue (chosen in Compare)…")
 
 
 def show_in_queue(window, rows, description: str) -> None:
