@@ -21,7 +21,7 @@ from engine.schema import SchemaOverrides
 from engine.session import Session
 from ui.data_panel import DataPanel
 from ui.detail_panel import DetailPanel
-from ui.dialogs import show_error, show_info
+from ui.dialogs import bad_rows_box, drift_box, show_error, show_info
 from ui.panels.compare import ComparePanel
 from ui.plots import ErrorPlot
 from ui.queue_model import SCORE, SEVERITY, QueueModel
@@ -369,22 +369,13 @@ class MainWindow(QMainWindow):
                 self.error_dialogs.append(show_info(self, "Big file", note))
 
     def offer_skip_bad_rows(self, path: str, overrides, error) -> QMessageBox:
-        """A file with rows of the wrong length: say which rows, and offer to read it without them
-        (they are listed on the Data screen and counted in reports) instead of only refusing it."""
-        rows = error.bad_rows
-        listed = "\n".join(f"row {r}: {f} field{'s' if f != 1 else ''}" for r, f in rows[:30])
-        more = f"\n… and {len(rows) - 30:,} more" if len(rows) > 30 else ""
-        box = QMessageBox(QMessageBox.Icon.Warning, f"Cannot open {Path(path).name}",
-                          f"{len(rows):,} row(s) do not have the {error.expected} fields of the header:\n"
-                          f"{listed}{more}\n\nSkip them and open the other rows?", parent=self)
-        box.setObjectName("badRowsDialog")
-        box.setDetailedText(str(error))
-        self.skip_button = box.addButton("Skip the bad rows", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
+        """A file with rows of the wrong length: offer to read it without them (listed on the Data screen
+        and counted in reports) instead of only refusing it."""
+        box, self.skip_button = bad_rows_box(self, path, error)
         box.buttonClicked.connect(lambda button: button is self.skip_button
                                   and self.actions_.open_file(str(path), overrides, skip_bad_rows=True))
         self.error_dialogs.append(box)
-        self.status_label.setText(f"{Path(path).name}: {len(rows):,} bad row(s); skip them or fix the file.")
+        self.status_label.setText(f"{Path(path).name}: {len(error.bad_rows):,} bad row(s); skip them or fix the file.")
         box.open()
         return box
 
@@ -552,27 +543,13 @@ class MainWindow(QMainWindow):
                 self.actions_.apply_model_to(str(path))
 
     def offer_training_on(self, path: str | Path, drift, differences: list[str]) -> QMessageBox:
-        """The applied file does not look like the training data (engine.drift): say so plainly, name the
-        columns that moved, and offer to train on this file instead of trusting these scores."""
-        name = Path(path).name
-        moved = drift.moved_columns
-        text = [f"{name} does not look like the data the model learnt from: its scores are unreliable."]
-        if drift.flagged_far_above:
-            text.append(f"{100 * drift.flagged_share:.1f}% of its records are flagged where the threshold's rule "
-                        f"expects about {100 * drift.expected_share:.1f}%.")
-        if moved:
-            text.append("\nColumns that moved: " + ", ".join(moved) + ".")
-            text += [f"  • {c.line()}" for c in drift.columns]
-        text.append("\nTrain a model on this file instead?")
-        box = QMessageBox(QMessageBox.Icon.Warning, "The file does not look like the training data",
-                          "\n".join(text), parent=self)
-        box.setObjectName("driftDialog")
-        box.setDetailedText("\n".join(differences))
-        self.train_here_button = box.addButton("Train on this file", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Keep these scores", QMessageBox.ButtonRole.RejectRole)
+        """The applied file does not look like the training data (engine.drift): offer to train on it
+        instead of trusting these scores."""
+        box, self.train_here_button = drift_box(self, path, drift, differences)
         box.buttonClicked.connect(lambda button: button is self.train_here_button and self.train_on(path))
         self.error_dialogs.append(box)
-        self.status_label.setText(f"{name} does not look like the training data"
+        moved = drift.moved_columns
+        self.status_label.setText(f"{Path(path).name} does not look like the training data"
                                   + (f" (moved: {', '.join(moved)})" if moved else "") + ".")
         box.open()
         return box

@@ -31,6 +31,21 @@ def _plain_axes(item) -> None:
         item.getAxis(name).enableAutoSIPrefix(False)
 
 
+def line_plot_item(widget: pg.PlotWidget, title: str, bottom: str, left: str | None = None, *, grid: bool = False,
+                   legend_offset: tuple[int, int] = (10, 5)):
+    """The plot item of a small line chart: plain axes, title, axis labels, optional grid, a legend."""
+    item = widget.getPlotItem()
+    _plain_axes(item)
+    item.setTitle(title)
+    item.setLabel("bottom", bottom)
+    if left:
+        item.setLabel("left", left)
+    if grid:
+        item.showGrid(x=True, y=True, alpha=0.2)
+    widget.legend = widget.addLegend(offset=legend_offset)
+    return item
+
+
 def _histogram(values: np.ndarray, bins: int = 120) -> tuple[np.ndarray, np.ndarray]:
     finite = values[np.isfinite(values)]
     if len(finite) == 0:
@@ -250,11 +265,7 @@ class ValuesPlot(pg.PlotWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        item = self.getPlotItem()
-        _plain_axes(item)
-        item.setTitle("record vs reconstruction")
-        item.setLabel("bottom", "column position")
-        self.addLegend(offset=(10, 5))
+        item = line_plot_item(self, "record vs reconstruction", "column position")
         self.actual = item.plot([], [], pen=pg.mkPen(ANOMALY, width=2), name="record")
         self.expected = item.plot([], [], pen=pg.mkPen(NORMAL, width=2, style=Qt.PenStyle.DashLine),
                                   name="expected")
@@ -271,13 +282,7 @@ class ValuesPlot(pg.PlotWidget):
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
-        item = self.getPlotItem()
-        _plain_axes(item)
-        item.setTitle("training loss")
-        item.setLabel("bottom", "epoch")
-        item.setLabel("left", "loss")
-        item.showGrid(x=True, y=True, alpha=0.2)
-        self.addLegend(offset=(10, 5))
+        item = line_plot_item(self, "training loss", "epoch", "loss", grid=True)
         self.train = item.plot([], [], pen=pg.mkPen(LINE, width=2), symbol="o", symbolSize=5, name="train")
         self.val = item.plot([], [], pen=pg.mkPen(ANOMALY, width=2), symbol="t", symbolSize=5, name="validation")
         # the two curves are not the same quantity for the masked model; say so where the analyst looks

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.rules import OPERATORS, SYMBOLS, Condition, Rule, RuleError
-from ui.plots import ANOMALY, LINE, _plain_axes
+from ui.plots import ANOMALY, LINE, line_plot_item
 from ui.widgets import counted
 
 VERDICT_CHOICES = ("anomaly", "normal", "unsure")
@@ -264,13 +264,8 @@ class ReviewProgressPlot(pg.PlotWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setObjectName("reviewProgressPlot")
-        item = self.getPlotItem()
-        _plain_axes(item)
-        item.setTitle("anomalies confirmed per review")
-        item.setLabel("bottom", "reviews")
-        item.setLabel("left", "anomalies")
-        item.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = self.addLegend(offset=(5, 5))
+        item = line_plot_item(self, "anomalies confirmed per review", "reviews", "anomalies", grid=True,
+                              legend_offset=(5, 5))
         self.found = item.plot([], [], pen=pg.mkPen(ANOMALY, width=2), name="your verdicts")
         self.static = item.plot([], [], pen=pg.mkPen(LINE, width=1.5, style=Qt.PenStyle.DashLine))
         self.static.setVisible(False)  # in the legend only while shown (a file with a label column)

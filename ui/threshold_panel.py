@@ -163,18 +163,8 @@ class ThresholdPanel(QWidget):
         self.pr.setObjectName("prPlot")
 
         # money
-        self.loss_spin = QDoubleSpinBox()
-        self.loss_spin.setObjectName("lossPerMiss")
-        self.loss_spin.setRange(0, 1e12)
-        self.loss_spin.setDecimals(2)
-        self.loss_spin.setValue(5000.0)
-        self.loss_spin.setPrefix("$ ")
-        self.review_spin = QDoubleSpinBox()
-        self.review_spin.setObjectName("costPerReview")
-        self.review_spin.setRange(0, 1e9)
-        self.review_spin.setDecimals(2)
-        self.review_spin.setValue(25.0)
-        self.review_spin.setPrefix("$ ")
+        self.loss_spin = _money_spin("lossPerMiss", 1e12, 5000.0)
+        self.review_spin = _money_spin("costPerReview", 1e9, 25.0)
         self.money_label = QLabel("–")
         self.money_label.setObjectName("moneyLabel")
         self.money_label.setWordWrap(True)
@@ -417,3 +407,13 @@ class ThresholdPanel(QWidget):
             f"Money caught <b>${f['money_caught']:,.0f}</b> ({f['tp']:,} anomalies) · review cost "
             f"<b>${f['review_cost']:,.0f}</b> ({f['flagged']:,} reviews) · missed loss "
             f"<b>${f['missed_loss']:,.0f}</b> ({f['fn']:,} missed) · net <b>${f['net_benefit']:,.0f}</b>")
+
+
+def _money_spin(name: str, top: float, value: float) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setObjectName(name)
+    spin.setRange(0, top)
+    spin.setDecimals(2)
+    spin.setValue(value)
+    spin.setPrefix("$ ")
+    return spin

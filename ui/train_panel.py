@@ -164,12 +164,12 @@ class TrainPanel(QWidget):
         self.form.set_detector(name, params or {})
 
     # -- job view --------------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Another file: the previous file's training status, progress and loss curve go."""
+    def reset(self, status: str = "Not trained yet.", eta: str = "") -> None:
+        """Another file (or a new run): the previous training status, progress and loss curve go."""
         self.progress.setValue(0)
         self.loss_plot.set_history(())
-        self.status.setText("Not trained yet.")
-        self.eta_label.setText("")
+        self.status.setText(status)
+        self.eta_label.setText(eta)
         self.speed_label.setText("– rows/s")
         self.epoch_label.setText("")
 
@@ -184,12 +184,7 @@ class TrainPanel(QWidget):
         if not running:
             self.eta_label.setText("")
         if running:
-            self.progress.setValue(0)
-            self.loss_plot.set_history(())
-            self.status.setText("Starting…")
-            self.eta_label.setText("ETA –")
-            self.speed_label.setText("– rows/s")
-            self.epoch_label.setText("")
+            self.reset("Starting…", "ETA –")
 
     def cancelling(self) -> None:
         """Cancel pressed: the job stops at its next batch; no ETA from here on."""
