@@ -234,7 +234,11 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
     from engine.drift import DriftMonitor
 
     monitor = DriftMonitor(model, value, file=str(csv_path))
-    with atomic_output(out_path) as tmp, ScoresWriter(tmp, is_parquet(out_path), str(csv_path)) as writer:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with atomic_output(out_path) as tmp, ScoresWriter(tmp, is_parquet(out_path), str(csv_path)) as writer, \
+            ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writes:
+        written = None  # the previous chunk's write, done in the background while this chunk scores
         for chunk in read_ahead(iter_chunks(csv_path, chunk_rows)):
             if should_stop is not None and should_stop():
                 raise Cancelled("scoring cancelled: no scores file written")
@@ -258,7 +262,9 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
                     summary.by_rule[str(name)] = summary.by_rule.get(str(name), 0) + int(count)
                 if value is not None:
                     summary.above_by_rule += int(((scores >= value) & (names != "")).sum())
-            writer.write(table)
+            if written is not None:
+                written.result()
+            written = writes.submit(writer.write, table)
             summary.rows += len(chunk)
             summary.flagged += int(table["flagged"].sum())
             summary.chunks += 1
@@ -267,6 +273,8 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
                 progress(min(summary.rows / total, 1.0) if total else 0.0,
                          f"scored {summary.rows:,} of {total:,} rows",
                          rows=summary.rows, rows_per_second=summary.rows / max(elapsed, 1e-9))
+        if written is not None:
+            written.result()
         if diff is None:
             raise DataError("the file has no data rows", file=str(csv_path))
     summary.differences = diff
