@@ -7,9 +7,9 @@ DataError, which ``cli.main`` prints as one line and exits 2.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
+from cli.evaluate import json_safe
 from engine import io as engine_io
 
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -22,21 +22,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN/Infinity: such values become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def inspect_file(path: str) -> dict[str, Any]:
     """The ``inspect --json`` object for a file (raises engine.errors.DataError when it is unusable)."""
     loaded, schema = engine_io.load(path)
-    return _finite({
+    return json_safe({
         "file": loaded.path, "rows": len(loaded.frame), "n_columns": len(loaded.frame.columns),
         "encoding": loaded.encoding, "delimiter": loaded.delimiter, "compression": loaded.compression,
         "columns": [c.to_dict() for c in schema.columns], "label_column": schema.label_column,

@@ -69,6 +69,12 @@ def _fitted_input(det: Detector, fm, matrix=encoded_values) -> np.ndarray:
     return x
 
 
+def _set_arrays(det: Detector, arrays, dtypes: dict) -> None:
+    """Saved arrays onto a detector being loaded: ``name`` becomes ``det.name_`` in its dtype."""
+    for name, dtype in dtypes.items():
+        setattr(det, name + "_", np.asarray(arrays[name], dtype=dtype))
+
+
 # ---------------------------------------------------------------------------------------------
 def _average_path_length(n: np.ndarray) -> np.ndarray:
     """c(n): average path length of an unsuccessful binary-search-tree search (Liu et al. 2008)."""
@@ -203,12 +209,8 @@ class IsolationForestDetector(Detector):
         params = dict(meta["params"])
         params.setdefault("undo_log", False)  # models saved before undo_log saw the logged features
         det = cls(**params)
-        det.children_left_ = np.asarray(arrays["children_left"], dtype=np.int64)
-        det.children_right_ = np.asarray(arrays["children_right"], dtype=np.int64)
-        det.feature_ = np.asarray(arrays["feature"], dtype=np.int64)
-        det.threshold_ = np.asarray(arrays["threshold"], dtype=np.float64)
-        det.node_samples_ = np.asarray(arrays["node_samples"], dtype=np.int64)
-        det.tree_offsets_ = np.asarray(arrays["tree_offsets"], dtype=np.int64)
+        _set_arrays(det, arrays, {"children_left": np.int64, "children_right": np.int64, "feature": np.int64,
+                                  "threshold": np.float64, "node_samples": np.int64, "tree_offsets": np.int64})
         det.max_samples_ = int(meta["max_samples_"])
         det.n_features_in_ = int(meta["n_features_in_"])
         total = int(det.tree_offsets_[-1]) if det.tree_offsets_.size else -1
@@ -545,10 +547,8 @@ class ECODDetector(Detector):
         params = dict(meta["params"])
         params.setdefault("tails", "skew")  # models saved before the tails parameter used the skew rule
         det = cls(**params)
-        det.values_ = np.asarray(arrays["values"], dtype=np.float64)
-        det.cum_weight_ = np.asarray(arrays["cum_weight"], dtype=np.float64)
-        det.offsets_ = np.asarray(arrays["offsets"], dtype=np.int64)
-        det.skew_sign_ = np.asarray(arrays["skew_sign"], dtype=np.float64)
+        _set_arrays(det, arrays, {"values": np.float64, "cum_weight": np.float64, "offsets": np.int64,
+                                  "skew_sign": np.float64})
         det.total_weight_ = float(meta["total_weight_"])
         det.n_features_in_ = int(meta["n_features_in_"])
         d = det.n_features_in_
