@@ -144,18 +144,20 @@ def fmt(x) -> str:
     return "   -  " if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:6.2f}"
 
 
-def run_auto(name: str, protocol: str, seed: int) -> tuple[float, float]:
-    """(AUCROC, seconds to fit and score) of ``auto`` on one ADBench file under one protocol."""
+def run_auto(name: str, protocol: str, seed: int) -> tuple[float, float, float]:
+    """(AUCROC, seconds to fit and score, CPU seconds of this process meanwhile) of ``auto`` on one
+    ADBench file under one protocol. On a shared machine the wall time moves with the load; the CPU
+    time does not (it counts every thread, so on an idle 2-core machine wall >= CPU / 2)."""
     from engine.evaluation import aucroc
     from engine.pipeline import AnomalyModel
 
     frame, schema, y = load(name)
     train, test = split(y, protocol, seed)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model = AnomalyModel(detector="auto", seed=seed)
     model.fit(frame.iloc[train], schema, known_good=protocol == "ref")
     scores = model.score(frame.iloc[test]).scores
-    return aucroc(y[test], scores), time.perf_counter() - start
+    return aucroc(y[test], scores), time.perf_counter() - start, time.process_time() - cpu
 
 
 def adbench(files: list[str], seeds: list[int], protocol: str, cache: Path, cached_only: bool = False) -> dict:
@@ -171,14 +173,15 @@ def adbench(files: list[str], seeds: list[int], protocol: str, cache: Path, cach
         for seed in seeds:
             data = read(cache, name, protocol, seed) if cached_only else fill(cache, name, protocol, seed, peers,
                                                                               quiet=True)
-            got, took = run_auto(name, protocol, seed)
+            got, took, cpu = run_auto(name, protocol, seed)
             auc.setdefault("auto", []).append(got)
             sec.setdefault("auto", []).append(took)
+            sec.setdefault("auto cpu", []).append(cpu)
             for p in PEERS:
                 if f"pyod:{p}" in data and "y" in data:
                     auc.setdefault(p, []).append(aucroc(data["y"], data[f"pyod:{p}"]))
                     sec.setdefault(p, []).append(float(data[f"t:pyod:{p}"]))
-            print(f"# {name} {protocol} seed {seed}: auto {100 * got:.2f} ({took:.1f}s); "
+            print(f"# {name} {protocol} seed {seed}: auto {100 * got:.2f} ({took:.1f}s, cpu {cpu:.1f}s); "
                   + ", ".join(f"{p} {100 * v[-1]:.2f}" for p, v in auc.items() if p != "auto"), flush=True)
         out["auc"][name] = {k: float(np.mean(v)) for k, v in auc.items()}
         out["sec"][name] = {k: float(np.mean(v)) for k, v in sec.items()}
@@ -212,11 +215,12 @@ def adbench_table(res: dict, protocol: str, seeds: list[int], checks: list) -> N
             print(f"{p} is left out of the means (measured on {len(have)} of {len(files)} files); on those: "
                   f"auto {100 * np.mean([res['auc'][f]['auto'] for f in have]):.2f}, "
                   f"{p} {100 * np.mean([res['auc'][f][p] for f in have]):.2f}")
-    print("seconds to fit and score (mean over seeds; peers as timed when cached):")
-    print(f"{'file':<14}" + "".join(f"{c[:9]:>10}" for c in cols))
+    print("seconds to fit and score (mean over seeds; wall; peers as timed when cached, auto cpu = CPU seconds):")
+    tcols = ["auto", "auto cpu", *PEERS]
+    print(f"{'file':<14}" + "".join(f"{c[:9]:>10}" for c in tcols))
     for f in files:
         t = res["sec"][f]
-        print(f"{f:<14}" + "".join(f"{t[c]:10.1f}" if c in t else f"{'-':>10}" for c in cols))
+        print(f"{f:<14}" + "".join(f"{t[c]:10.1f}" if c in t else f"{'-':>10}" for c in tcols))
     if len(files) == len(FILES):
         need = 0.02 if protocol == "all" else 0.0
         checks.append((f"ADBench '{protocol}': mean auto >= best single peer ({best_peer}) + {need:.2f}",
@@ -226,9 +230,9 @@ def adbench_table(res: dict, protocol: str, seeds: list[int], checks: list) -> N
                if res["auc"][f]["auto"] < res["auc"][f]["IForest"] - 0.03]
         checks.append(("ADBench 'all': no file more than 3 points below IForest", ", ".join(low) or "none", not low))
         if "ALOI" in res["sec"]:
-            aloi = max(res["sec"]["ALOI"]["auto"], 0.0)
-            checks.append((f"auto fits and scores ALOI in under {ALOI_SECONDS:.0f} s (seed mean)", f"{aloi:.1f} s",
-                           aloi < ALOI_SECONDS))
+            aloi, cpu = res["sec"]["ALOI"]["auto"], res["sec"]["ALOI"]["auto cpu"]
+            checks.append((f"auto fits and scores ALOI in under {ALOI_SECONDS:.0f} s (seed mean, wall)",
+                           f"{aloi:.1f} s wall, {cpu:.1f} s CPU", aloi < ALOI_SECONDS))
 
 
 def big_file(cache: Path) -> Path:
@@ -255,9 +259,11 @@ def time_big(cache: Path, checks: list) -> None:
     from engine.evaluation import aucroc
 
     path = big_file(cache)
+    cpu = time.process_time()
     out = evaluate(path, "label", detector="auto", seed=0)
+    cpu = time.process_time() - cpu
     took = out["fit_seconds"] + out["score_seconds"]
-    line = [f"auto {took:.1f}s (AUCROC {100 * out['aucroc']:.2f})"]
+    line = [f"auto {took:.1f}s wall, {cpu:.1f}s CPU with reading the file (AUCROC {100 * out['aucroc']:.2f})"]
     frame = pd.read_csv(path)
     y = frame.pop("label").to_numpy() == 1
     x = MinMaxScaler().fit_transform(frame.to_numpy(dtype=np.float64))
@@ -266,8 +272,8 @@ def time_big(cache: Path, checks: list) -> None:
         s = pyod_model(p, 0).fit(x).decision_scores_
         line.append(f"{p} {time.perf_counter() - t:.1f}s ({100 * aucroc(y, s):.2f})")
     print(f"\n{BIG_ROWS:,}-row file (shuttle repeated), fit and score: " + ", ".join(line))
-    checks.append((f"auto fits and scores {BIG_ROWS:,} rows in under {BIG_SECONDS:.0f} s", f"{took:.1f} s",
-                   took < BIG_SECONDS))
+    checks.append((f"auto fits and scores {BIG_ROWS:,} rows in under {BIG_SECONDS:.0f} s (wall)",
+                   f"{took:.1f} s wall, {cpu:.1f} s CPU", took < BIG_SECONDS))
 
 
 def others_table(results: list, seeds: list[int], cache: Path, checks: list) -> None:

@@ -28,6 +28,8 @@ DESCRIPTIONS = {
     "ocsvm": "One-class SVM: tight boundary around normal rows; fits on a sample.",
     "pca": "Principal components: fast, finds rows off the main linear structure.",
     "ecod": "Empirical tail probabilities per column: no settings, explains per column.",
+    "knn": "Distance to the nearest rows: finds rows in empty space between groups of normal rows.",
+    "lof": "Local outlier factor: how much sparser a row's neighbourhood is than its neighbours'.",
 }
 
 

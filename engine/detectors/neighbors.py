@@ -112,6 +112,11 @@ class KNNDetector(_NeighborDetector):
 
     name: ClassVar[str] = "knn"
 
+    def __init__(self, n_neighbors: int = 20, max_reference_rows: int = 10000, scaling: str = "encoded",
+                 seed: int = 0):
+        super().__init__(n_neighbors=n_neighbors, max_reference_rows=max_reference_rows, scaling=scaling,
+                         seed=seed)
+
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
         _check_stop(should_stop)
         self.reference_ = self._reference(fm, sample_weight)
