@@ -33,7 +33,7 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
     ranking, and the ranking retrained on all verdicts so far), ``retrain_seconds`` (one per retrain),
     ``retrain_seconds_mean``/``_max``, ``prepare_seconds`` (the first call, which scores the rows and
 builds the region forest and column profile the later retrains reuse), ``fit_seconds``, ``detector``, ``rows``, ``anomalies``,
-    ``budget``, ``batch``, ``seed``. ``model``: an AnomalyModel to use instead of a new one.
+    ``budget``, ``batch``, ``seed``, ``favoured`` (per retrain, the view the verdicts favour, or None). ``model``: an AnomalyModel to use instead of a new one.
     ``label_values``: the raw label per row (such as ``global``/``local``); when given, the result
     also holds ``by_value``: for each anomalous value its ``count`` and cumulative ``found_static`` /
     ``found_feedback`` lists."""
@@ -73,6 +73,7 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
     found_feedback: list[int] = []
     reviewed = np.zeros(n, dtype=bool)
     feedback_order: list[int] = []
+    favoured: list[str | None] = []
     with tempfile.TemporaryDirectory(prefix="anomaly-desk-sim-") as tmp:
         store = VerdictStore(Path(tmp) / "verdicts.sqlite", user="simulated-analyst")
         try:
@@ -99,6 +100,7 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
                 result = retrain_with_verdicts(model, frame, schema, verdicts, state=result.state,
                                                should_stop=should_stop, params=params, refit=refit)
                 retrain_seconds.append(result.seconds)
+                favoured.append(result.favoured[0] if result.favoured else None)
         finally:
             store.close()
     out = {
@@ -110,6 +112,7 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
         "retrain_seconds_max": float(np.max(retrain_seconds)) if retrain_seconds else 0.0,
         "fit_seconds": fit_seconds,
         "prepare_seconds": prepare_seconds,
+        "favoured": favoured,
         "detector": getattr(model, "detector_name_", None) or getattr(model, "detector", detector),
         "rows": n,
         "anomalies": int(y.sum()),

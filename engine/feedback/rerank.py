@@ -52,6 +52,7 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "free_bias": False,  # learn the intercept instead (then normal verdicts alone move little)
     "balance": 0.5,  # class weights (n / 2 n_class) ** balance: 1 = balanced, 0 = one weight per verdict
     "explore": True,  # spread the next batch over detectors and regions while no anomaly is confirmed
+    "explore_share": 0.5,  # share of such a batch taken by exploration (the rest: the re-ranked top)
     "explore_overlap": 0.5,  # an exploration pick shares at most this share of regions with a normal / a pick
     "guard": True,  # share each batch between the re-ranked and the static ranking by their hit rates
     "guard_prior": 4.0,  # pseudo-counts: re-ranked picks start at 4 hits in 5, static-only ones at 1 in 5
@@ -138,7 +139,8 @@ class FeedbackResult:
     n_normals: int
     state: FeedbackState
     base_scores: np.ndarray = field(repr=False, default=None)  # the detector's scores before re-ranking
-    #: (name, weight) of the detector / view the verdicts now favour most; None until both classes are in
+    #: (name, weight in the mixture) of the detector / view that ranks the verdicts best (AUC); None until
+    #: both classes are in. Its weight grows with the verdicts (``evidence``), the detector's own keeps the rest
     favoured: tuple[str, float] | None = None
     view_weights: dict[str, float] = field(default_factory=dict)  # weight of every view in the mixture
     view_auc: dict[str, float] = field(default_factory=dict)  # each view's AUC on the verdicts
@@ -197,10 +199,14 @@ def _region_embedding(X: np.ndarray, *, exclude: np.ndarray, n_trees: int, level
     forest = IsolationForest(n_estimators=n_trees, max_samples=min(256, len(train)),
                              random_state=seed).fit(train)
     X32 = np.ascontiguousarray(X, dtype=np.float32)
+    d = X32.shape[1]
     cols, offset = [], 0
     for est, feats in zip(forest.estimators_, forest.estimators_features_, strict=True):
         tree = est.tree_
-        leaf = est.apply(X32[:, feats])
+        # the tree's own apply, on the float32 rows as they are: sklearn's ``est.apply`` validates and
+        # ``X[:, feats]`` copies the whole matrix once per tree (110 s of 164 on a 100k x 311 ledger)
+        same = len(feats) == d and np.array_equal(feats, np.arange(d))
+        leaf = tree.apply(X32 if same else np.ascontiguousarray(X32[:, feats]))
         depth = tree.compute_node_depths() - 1  # root at depth 0
         for level in levels:
             node = leaf if level is None else _ancestor_at_depth(
@@ -407,8 +413,9 @@ def prepare_state(X: np.ndarray, base_scores: np.ndarray, *, params: Mapping[str
     if nodes is None:
         if report:
             report(0.6, "building the region forest")
-        # fewer trees on large files keep the (rows x trees) region table near 100 MB
-        n_trees = int(cfg["n_trees"]) if n <= 250_000 else max(20, int(cfg["n_trees"] * 250_000 / n))
+        # fewer trees on large files keep the (rows x trees) region table at 10M cells (40 MB) and its
+        # build within seconds: 100 trees up to 100k rows, 20 at 500k
+        n_trees = max(20, min(int(cfg["n_trees"]), 10_000_000 // max(n, 1)))
         nodes, n_nodes = _region_embedding(X, exclude=np.zeros(n, bool) if exclude is None else exclude,
                                            n_trees=n_trees, levels=tuple(cfg["levels"]), seed=seed)
     else:
@@ -555,7 +562,7 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
         names = [state.base_name, *state.view_names]
         weights = {k: float(v) for k, v in zip(names, state.view_mix, strict=True)}
         aucs = {k: float(v) for k, v in zip(names, state.view_auc, strict=True)}
-        best = int(np.argmax(state.view_mix))
+        best = int(np.argmax(state.view_auc))  # the view that ranks the verdicts best, and its weight so far
         favoured = (names[best], float(state.view_mix[best]))
     report(1.0, "re-ranked")
     return FeedbackResult(scores=scores, severity=severity, model=model, threshold=float(th.value),
@@ -653,8 +660,12 @@ def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.nd
     static_top = _top(state.base_z, cand, size)
     fb_top = _top(scores, cand, size)
     if cfg["explore"] and n_neg and not n_pos:
-        batch = _explore(state, scores, cand, size)
-        state.picked[batch] |= PICK_EXPLORE
+        k_e = max(1, int(round(size * float(cfg["explore_share"]))))
+        head = fb_top[: size - k_e]
+        rest = np.setdiff1d(cand, head, assume_unique=True)
+        picks = _explore(state, scores, rest, k_e)
+        state.picked[picks] |= PICK_EXPLORE
+        batch = np.concatenate([head, picks])
     elif cfg["guard"] and n_pos + n_neg:
         k_s = int(round(size * _static_share(state)))
         batch = list(dict.fromkeys(int(i) for i in static_top[:k_s]))

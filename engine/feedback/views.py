@@ -50,11 +50,21 @@ def _knn_distance(X: np.ndarray, *, k: int = 10, n_ref: int = 1000, seed: int = 
     return out
 
 
+def _project(X: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
+    """``X`` centred and projected on the ``k`` leading principal directions of ``sample``, float32."""
+    mean = sample.mean(axis=0)
+    _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
+    return ((X - mean) @ vt[:k].T).astype(np.float32)
+
+
 def detector_views(X: np.ndarray, members: dict[str, np.ndarray] | None, *, extra=EXTRA_VIEWS,
-                   fit_rows: int = 20_000, seed: int = 0, skip=()) -> tuple[list[str], np.ndarray | None]:
+                   fit_rows: int = 20_000, seed: int = 0, skip=(), max_cells: int = 20_000_000,
+                   project_to: int = 32) -> tuple[list[str], np.ndarray | None]:
     """Names and (n, m) float32 robust-z scores of the views: the ensemble's members (when it has more
     than one) and each detector of ``extra`` not among them nor in ``skip`` (the detector itself),
-    fitted on at most ``fit_rows`` rows."""
+    fitted on at most ``fit_rows`` rows. Past ``max_cells`` values (rows x encoded columns) the extra
+    views see the rows projected on their ``project_to`` leading principal components, which keeps the
+    preparation of a 500k-row one-hot ledger within seconds."""
     from engine.detectors import make_detector
 
     names: list[str] = []
@@ -68,11 +78,15 @@ def detector_views(X: np.ndarray, members: dict[str, np.ndarray] | None, *, extr
     n = len(X)
     rng = np.random.default_rng(seed)
     fit_idx = np.sort(rng.choice(n, size=fit_rows, replace=False)) if n > fit_rows else slice(None)
+    if X.size > max_cells and X.shape[1] > project_to:
+        X = _project(X, X[fit_idx][:5000], project_to)
     for name in extra:
         if name in names or name in members or name in skip:
             continue
+        if name == "ecod" and n > 200_000:  # 9 of the 27 s a 500k-row preparation took; auto has it as a member
+            continue
         if name == "knn":
-            s = _knn_distance(X, seed=seed, n_ref=1000 if n <= 100_000 else 500)
+            s = _knn_distance(X, seed=seed, n_ref=1000 if n <= 100_000 else 256)
         else:
             det = make_detector(name, seed=seed)
             det.fit(SimpleNamespace(values=X[fit_idx]))
