@@ -36,7 +36,9 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-SHARED = REPO_ROOT.parent / "shared"
+# the shared data sit beside the main checkout (/work/shared) and two levels up from a worktree (/work/wt/NAME)
+SHARED = next((p / "shared" for p in (REPO_ROOT.parent, REPO_ROOT.parent.parent) if (p / "shared").is_dir()),
+              REPO_ROOT.parent / "shared")
 DATA = SHARED / "data" / "benchmarks"
 GENERATOR = SHARED / "tools" / "make_journal_entries.py"
 
@@ -72,14 +74,15 @@ def _simulate(path: Path, detector: str, seed: int, values: bool = False) -> dic
     return r
 
 
-def _scale(rows: int, tmp: Path) -> dict:
+def _scale(rows: int, tmp: Path, csv: str | None = None) -> dict:
     """Preparation and retrain times of the re-ranker on a ``rows``-row ledger (isolation forest)."""
     from engine.feedback import next_batch, retrain_with_verdicts
     from engine.pipeline import AnomalyModel
 
-    path = tmp / f"ledger{rows}.csv"
-    subprocess.run([sys.executable, str(GENERATOR), "--rows", str(rows), "--seed", "11", "--out", str(path)],
-                   check=True, capture_output=True)
+    path = Path(csv) if csv else tmp / f"ledger{rows}.csv"
+    if not csv:
+        subprocess.run([sys.executable, str(GENERATOR), "--rows", str(rows), "--seed", "11", "--out", str(path)],
+                       check=True, capture_output=True)
     frame, schema, y, _ = _load(path)
     t0 = time.perf_counter()
     model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
@@ -111,6 +114,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-ledger", action="store_true")
     ap.add_argument("--ledger-rows", type=int, default=100_000)
     ap.add_argument("--scale-rows", type=int, default=500_000, help="0 to skip the scale test")
+    ap.add_argument("--scale-csv", help="a ledger made before with the generator (--rows 500000), to skip making it")
     ap.add_argument("--json", help="also write the raw results here")
     args = ap.parse_args(argv)
     wanted = lambda name: not args.only or name in args.only  # noqa: E731
@@ -182,7 +186,7 @@ def main(argv=None) -> int:
               f"feedback {tot_f}, ratio {ratio:.2f} (need >= 1.6)")
         scale = None
         if args.scale_rows and (not args.only or "scale" in args.only):
-            scale = _scale(args.scale_rows, Path(tmp))
+            scale = _scale(args.scale_rows, Path(tmp), args.scale_csv)
             ok = scale["prepare_seconds"] < 20 and scale["retrain_seconds_max"] < 5
             if not ok:
                 fails.append("scale")
