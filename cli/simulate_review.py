@@ -1,6 +1,7 @@
 """``simulate-review CSV --label-column COL``: replay a review with the label column as the analyst.
 
-Each round shows the top ``--batch`` unreviewed records of the current ranking, records their labels
+Each round takes the ``--batch`` records ``next_batch`` puts next in the queue (the top of the current
+ranking; exploration over detectors and regions while no anomaly is confirmed), records their labels
 as verdicts (in a verdict store, as the GUI does), retrains with all verdicts so far through the same
 ``retrain_with_verdicts`` the GUI's "Retrain with verdicts" uses, and repeats until ``--budget``
 records are reviewed. Prints anomalies found after each batch without (static) and with feedback.
@@ -69,6 +70,8 @@ def run(args) -> int:
         print(f"{n:>9} {s:>7} {f:>9}")
     print(f"found_static {result['found_static'][-1]}, found_feedback {result['found_feedback'][-1]} "
           f"at {result['budget']} reviews")
+    if result.get("favoured") and result["favoured"][-1]:
+        print(f"the verdicts favour {result['favoured'][-1]} at the end")
     for value, d in result.get("by_value", {}).items():
         print(f"  {value}: {d['count']} in the data, found static {d['found_static'][-1]}, "
               f"with feedback {d['found_feedback'][-1]}")

@@ -17,16 +17,8 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import AnomalyDeskError, Cancelled
-from engine.feedback import VerdictStore, record_keys, retrain_with_verdicts
+from engine.feedback import VerdictStore, next_batch, record_keys, retrain_with_verdicts
 from engine.schema import Schema
-
-
-def _top_unreviewed(scores: np.ndarray, reviewed: np.ndarray, k: int) -> np.ndarray:
-    cand = np.flatnonzero(~reviewed)
-    if len(cand) <= k:
-        return cand[np.argsort(-scores[cand], kind="stable")]
-    part = cand[np.argpartition(-scores[cand], k - 1)[:k]]
-    return part[np.argsort(-scores[part], kind="stable")]
 
 
 def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: str = "auto", budget: int = 100,
@@ -41,7 +33,7 @@ def simulate_review(frame: pd.DataFrame, schema: Schema, labels, *, detector: st
     ranking, and the ranking retrained on all verdicts so far), ``retrain_seconds`` (one per retrain),
     ``retrain_seconds_mean``/``_max``, ``prepare_seconds`` (the first call, which scores the rows and
 builds the region forest and column profile the later retrains reuse), ``fit_seconds``, ``detector``, ``rows``, ``anomalies``,
-    ``budget``, ``batch``, ``seed``. ``model``: an AnomalyModel to use instead of a new one.
+    ``budget``, ``batch``, ``seed``, ``favoured`` (per retrain, the view the verdicts favour, or None). ``model``: an AnomalyModel to use instead of a new one.
     ``label_values``: the raw label per row (such as ``global``/``local``); when given, the result
     also holds ``by_value``: for each anomalous value its ``count`` and cumulative ``found_static`` /
     ``found_feedback`` lists."""
@@ -68,29 +60,31 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
     stop_check()
 
     # Static: the detector's own ranking, reviewed top-down.
-    base = np.asarray(model.score(frame).scores, dtype=np.float64)
+    scored = model.score(frame)
+    base = np.asarray(scored.scores, dtype=np.float64)
     static_order = np.argsort(-base, kind="stable")[:budget]
     hits = np.cumsum(y[static_order])
     ends = list(range(batch, budget, batch)) + [budget]
     found_static = [int(hits[e - 1]) for e in ends]
 
-    # Feedback: each round, the top `batch` unreviewed records of the current ranking get verdicts.
+    # Feedback: each round, ``next_batch`` (the GUI's queue) picks `batch` unreviewed records for verdicts.
     keys = record_keys(frame, schema)
     retrain_seconds: list[float] = []
     found_feedback: list[int] = []
     reviewed = np.zeros(n, dtype=bool)
     feedback_order: list[int] = []
+    favoured: list[str | None] = []
     with tempfile.TemporaryDirectory(prefix="anomaly-desk-sim-") as tmp:
         store = VerdictStore(Path(tmp) / "verdicts.sqlite", user="simulated-analyst")
         try:
             tp = time.perf_counter()
             result = retrain_with_verdicts(model, frame, schema, {}, should_stop=should_stop, refit=False,
-                                           params=params)
+                                           params=params, scored=scored)
             prepare_seconds = time.perf_counter() - tp
             found = 0
             for r, end in enumerate(ends):
                 stop_check()
-                take = _top_unreviewed(result.scores, reviewed, end - int(reviewed.sum()))
+                take = next_batch(result, reviewed, end - int(reviewed.sum()))
                 for i in take:
                     store.set_verdict(keys[i], "anomaly" if y[i] else "normal", reason="simulated")
                 reviewed[take] = True
@@ -106,6 +100,7 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
                 result = retrain_with_verdicts(model, frame, schema, verdicts, state=result.state,
                                                should_stop=should_stop, params=params, refit=refit)
                 retrain_seconds.append(result.seconds)
+                favoured.append(result.favoured[0] if result.favoured else None)
         finally:
             store.close()
     out = {
@@ -117,6 +112,7 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
         "retrain_seconds_max": float(np.max(retrain_seconds)) if retrain_seconds else 0.0,
         "fit_seconds": fit_seconds,
         "prepare_seconds": prepare_seconds,
+        "favoured": favoured,
         "detector": getattr(model, "detector_name_", None) or getattr(model, "detector", detector),
         "rows": n,
         "anomalies": int(y.sum()),

@@ -480,9 +480,12 @@ class Session(ReviewActions):
         if self.model is None:
             raise AnomalyDeskError("train a model first: there is nothing to retrain")
         frame = self.loaded.frame
+        # the first retrain reuses the training's scores of every row (scoring a large file again is
+        # the slow part); later ones warm-start from the previous state
         fb = retrain_with_verdicts(self.model, frame, self.schema, self.verdicts_by_row(), progress=progress,
                                    should_stop=should_stop, state=self.feedback_state,
-                                   cost_missed=self.costs[0], cost_review=self.costs[1])
+                                   cost_missed=self.costs[0], cost_review=self.costs[1],
+                                   scored=self.result if self.feedback_state is None else None)
         result = score_in_blocks(fb.model, frame, should_stop=should_stop) if fb.refitted else None
         order = np.argsort(fb.scores, kind="stable")
         return Retrained(id(frame), fb, result, severity_of(fb.scores, fb.scores[order]), order)
@@ -493,7 +496,7 @@ class Session(ReviewActions):
         before = int(self.flagged.sum()) if self.flagged is not None else 0
         self.model = fb.model
         self.feedback_state = fb.state
-        self.favoured = getattr(fb, "favoured", None) or None
+        self.favoured = fb.favoured[0] if fb.favoured else None  # the detector name the verdicts favour
         if outcome.result is not None:
             self.result = outcome.result
         self.base_z = np.asarray(fb.state.base_z, dtype=float)

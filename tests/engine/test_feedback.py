@@ -311,24 +311,6 @@ def test_retrain_cost_threshold_cancel_and_bad_rows():
         retrain_with_verdicts(model, frame, schema, {len(frame) + 5: "anomaly"})
 
 
-def test_pair_rarity_view_flags_novel_combinations_of_common_values():
-    from engine.feedback.rerank import _pair_rarity
-
-    rng = np.random.default_rng(5)
-    template = rng.integers(0, 20, 2000)
-    frame = pd.DataFrame({"company": [f"C{t}" for t in template], "account": [f"A{t}" for t in template],
-                          "amount": rng.gamma(2.0, 10.0, 2000)})
-    frame.loc[7, "account"] = "A3"  # both values common, never together
-    frame.loc[7, "company"] = "C11"
-    schema = infer_schema(frame)
-    view = _pair_rarity(frame, schema)
-    assert int(np.argmax(view)) == 7 and view[7] > 0 and np.median(view) == 0
-    model = AnomalyModel(detector="iforest").fit(frame, schema)
-    result = retrain_with_verdicts(model, frame, schema, {7: "anomaly", 0: "normal", 1: "normal"},
-                                   params={"views": True})
-    assert result.state.views is not None and result.state.view_weights[-1] > 0
-
-
 def test_column_profile_lifts_records_unusual_in_the_same_way():
     """Records whose company/account pair is never seen elsewhere: confirming two of them lifts the
     others (the per-pair rarity weight rises), whatever the one-hot width."""

@@ -1,0 +1,177 @@
+"""The re-ranker's behaviours from issue 18: normal verdicts count, exploration before the first anomaly,
+the verdicts choose the detector, never below the static ranking, and a state that round-trips without
+pickle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.errors import AnomalyDeskError
+from engine.feedback import FeedbackState, found_curve, next_batch, retrain_with_verdicts
+from engine.feedback.rerank import PICK_EXPLORE
+from engine.io import infer_schema
+from engine.pipeline import AnomalyModel
+from engine.simulation import simulate_review
+
+
+def _hidden_cluster(seed: int = 0):
+    """1500 normal rows, 60 normal rows extreme along ``a`` (what the detector flags first) and 30
+    anomalies in a tight cluster the detector ranks only moderately."""
+    rng = np.random.default_rng(seed)
+    normal = rng.normal(0, 1, (1500, 4))
+    extreme_normals = rng.normal(0, 1, (60, 4)) * np.array([6.0, 1, 1, 1])
+    anomalies = rng.normal([2.8, 2.8, 0, 0], 0.15, (30, 4))
+    frame = pd.DataFrame(np.vstack([normal, extreme_normals, anomalies]), columns=["a", "b", "c", "d"])
+    y = np.r_[np.zeros(1560, bool), np.ones(30, bool)]
+    return frame, infer_schema(frame), y
+
+
+def _rank(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(-scores, kind="stable"), kind="stable")
+
+
+def test_normal_verdicts_alone_lower_similar_records():
+    """No anomaly confirmed yet: ten records confirmed normal sink, and so do the records like them
+    (the other extreme-along-``a`` normals), while the hidden anomalies rise."""
+    frame, schema, y = _hidden_cluster()
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    first = retrain_with_verdicts(model, frame, schema, {})
+    order = np.argsort(-first.scores)
+    confirmed = [int(i) for i in order[:10]]
+    assert not y[confirmed].any()
+    result = retrain_with_verdicts(model, frame, schema, {i: "normal" for i in confirmed}, state=first.state)
+    assert (result.n_anomalies, result.n_normals) == (0, 10)
+    before, after = _rank(first.scores), _rank(result.scores)
+    assert after[confirmed].min() > 10  # the confirmed normals leave the top of the queue
+    alike = np.setdiff1d(np.arange(1500, 1560), confirmed)
+    alike = alike[before[alike] < 100]  # the other extreme normals the detector put near the top
+    assert len(alike) >= 5 and np.median(after[alike]) > np.median(before[alike])
+    hidden = np.flatnonzero(y)
+    assert np.median(after[hidden]) < np.median(before[hidden])
+
+
+def test_free_intercept_would_ignore_normal_verdicts():
+    """The fixed intercept is what lets normals alone count: with a free one the ranking barely moves."""
+    frame, schema, y = _hidden_cluster()
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    first = retrain_with_verdicts(model, frame, schema, {})
+    confirmed = {int(i): "normal" for i in np.argsort(-first.scores)[:10]}
+    fixed = retrain_with_verdicts(model, frame, schema, confirmed)
+    free = retrain_with_verdicts(model, frame, schema, confirmed, params={"free_bias": True})
+    moved = lambda r: np.abs(_rank(r.scores) - _rank(first.scores))[list(confirmed)].mean()  # noqa: E731
+    assert moved(fixed) > 2 * moved(free)
+
+
+def test_exploration_batch_spreads_over_detectors_and_regions():
+    frame, schema, y = _hidden_cluster()
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    first = retrain_with_verdicts(model, frame, schema, {})
+    reviewed = np.zeros(len(frame), dtype=bool)
+    top = next_batch(first, reviewed, 10)
+    np.testing.assert_array_equal(top, np.argsort(-first.scores, kind="stable")[:10])  # nothing known: the top
+    reviewed[top] = True
+    result = retrain_with_verdicts(model, frame, schema, {int(i): "normal" for i in top}, state=first.state)
+    batch = next_batch(result, reviewed, 10)
+    state = result.state
+    assert len(batch) == 10 and not reviewed[batch].any() and len(set(batch.tolist())) == 10
+    explored = batch[(state.picked[batch] & PICK_EXPLORE) > 0]
+    assert len(explored) == 5  # explore_share 0.5: half the batch explores, half is the re-ranked top
+    # the exploration picks come from the tops of several views, not one ranking
+    tops = {name: set(np.argsort(-state.views[:, j])[:50].tolist()) for j, name in enumerate(state.view_names)}
+    assert sum(bool(set(explored.tolist()) & t) for t in tops.values()) >= 2
+    # and from different regions: no two share half their forest regions, nor with a confirmed normal
+    nodes = state.nodes[explored]
+    shared = (nodes[:, None, :] == nodes[None, :, :]).mean(axis=2)
+    assert shared[~np.eye(len(explored), dtype=bool)].max() < 0.5
+    assert (state.nodes[top][:, None, :] == nodes[None, :, :]).mean(axis=2).max() < 0.5
+    off = retrain_with_verdicts(model, frame, schema, {int(i): "normal" for i in top},
+                                params={"explore": False, "guard": False})
+    np.testing.assert_array_equal(next_batch(off, reviewed, 10), np.argsort(-off.scores, kind="stable")[
+        ~np.isin(np.argsort(-off.scores, kind="stable"), top)][:10])
+
+
+def test_verdicts_choose_the_detector_that_ranks_them_best():
+    """The detector is fooled by rows extreme in one column; the anomalies are off the correlation of
+    two others, which the PCA view sees. Once enough of both are confirmed, PCA is favoured and named."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    t = rng.normal(0, 1, n)
+    frame = pd.DataFrame({"a": rng.normal(0, 1, n), "b": t + rng.normal(0, 0.05, n), "c": t + rng.normal(0, 0.05, n)})
+    frame.loc[:59, "a"] *= 8  # extreme but normal
+    odd = np.arange(100, 160)
+    frame.loc[odd, "c"] = -frame.loc[odd, "b"]  # anomalies: b and c disagree
+    y = np.zeros(n, dtype=bool)
+    y[odd] = True
+    schema = infer_schema(frame)
+    model = AnomalyModel(detector="ecod", seed=0).fit(frame, schema)
+    verdicts = {int(i): "normal" for i in range(30)} | {int(i): "anomaly" for i in odd[:15]}
+    result = retrain_with_verdicts(model, frame, schema, verdicts)
+    assert result.favoured is not None and result.favoured[0] == "pca" and result.favoured[1] > 0.3
+    assert "pca" in result.favoured_text
+    assert result.view_auc["pca"] > result.view_auc["ecod"]
+    few = retrain_with_verdicts(model, frame, schema, {0: "normal", int(odd[0]): "anomaly"})
+    assert few.view_weights["ecod"] > 0.9  # one verdict of each: the prior (the detector's own score) holds
+    many = retrain_with_verdicts(model, frame, schema, verdicts | {int(i): "anomaly" for i in odd[15:50]}
+                                 | {int(i): "normal" for i in range(30, 90)})
+    assert many.view_weights["pca"] > result.view_weights["pca"]  # more evidence, more weight
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_never_below_the_static_ranking_on_a_small_case(seed):
+    """A case the static ranking already does well on (the anomalies are the most extreme rows): the
+    queue with feedback finds as many at every batch, within one record (seed 1 buries three anomalies
+    among the normals; the static ranking meets one of them at review 55, feedback does not by 60)."""
+    rng = np.random.default_rng(seed)
+    normal = rng.normal(0, 1, (1200, 5))
+    anomalies = rng.normal(0, 1, (40, 5)) * 5.0
+    frame = pd.DataFrame(np.vstack([normal, anomalies]), columns=list("abcde"))
+    y = np.r_[np.zeros(1200, bool), np.ones(40, bool)]
+    r = simulate_review(frame, infer_schema(frame), y, detector="iforest", budget=60, batch=10, seed=seed)
+    assert all(f >= s - 1 for f, s in zip(r["found_feedback"], r["found_static"], strict=True))
+    assert r["found_feedback"][:4] == r["found_static"][:4]
+
+
+def test_guard_takes_from_the_static_ranking_when_feedback_picks_miss():
+    from engine.feedback.rerank import PICK_FEEDBACK, PICK_STATIC, _static_share
+
+    frame, schema, y = _hidden_cluster()
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    state = retrain_with_verdicts(model, frame, schema, {}).state
+    state.labelled = np.arange(40)
+    state.labelled_y = np.r_[np.ones(20, bool), np.zeros(20, bool)]
+    state.picked[:20] = PICK_STATIC  # the static ranking's own picks all hit
+    state.picked[20:40] = PICK_FEEDBACK  # the re-ranked ones all missed
+    assert _static_share(state) > 0.9
+    state.picked[:20], state.picked[20:40] = PICK_FEEDBACK, PICK_STATIC
+    assert _static_share(state) < 0.1
+
+
+def test_state_round_trips_through_plain_arrays_and_json(tmp_path):
+    frame, schema, y = _hidden_cluster()
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    verdicts = {int(i): ("anomaly" if y[i] else "normal") for i in range(1540, 1575)}
+    result = retrain_with_verdicts(model, frame, schema, verdicts)
+    next_batch(result, np.isin(np.arange(len(frame)), list(verdicts)), 10)
+    arrays, meta = result.state.to_arrays()
+    np.savez(tmp_path / "state.npz", **arrays)
+    (tmp_path / "state.json").write_text(json.dumps(meta))
+    with np.load(tmp_path / "state.npz", allow_pickle=False) as saved:
+        restored = FeedbackState.from_arrays(dict(saved), json.loads((tmp_path / "state.json").read_text()))
+    for k in arrays:
+        np.testing.assert_array_equal(getattr(restored, k) if k != "base_excluded" else
+                                      np.asarray(sorted(restored.base_excluded)), arrays[k])
+    assert restored.view_names == result.state.view_names and restored.params == result.state.params
+    again = retrain_with_verdicts(model, frame, schema, verdicts, state=restored)
+    assert again.state is restored  # reused, not prepared again
+    np.testing.assert_allclose(again.scores, result.scores, rtol=1e-6, atol=1e-6)
+    with pytest.raises(AnomalyDeskError):
+        FeedbackState.from_arrays(arrays, {"fingerprint": "x"})
+
+
+def test_found_curve_counts_confirmed_anomalies_per_review():
+    np.testing.assert_array_equal(found_curve(["normal", "anomaly", "unsure", "anomaly"]), [0, 1, 1, 2])
+    np.testing.assert_array_equal(found_curve(np.array([True, False, True])), [1, 1, 2])
