@@ -56,6 +56,11 @@ class _NeighborDetector(Detector):
         self.span_ = np.where(span > 0, span, 1.0)
         return np.ascontiguousarray((ref - self.low_) / self.span_)
 
+    def _fit_reference(self, fm, sample_weight, should_stop) -> None:
+        _check_stop(should_stop)
+        self.reference_ = self._reference(fm, sample_weight)
+        self.n_features_in_ = self.reference_.shape[1]
+
     @property
     def k_(self) -> int:
         return min(self.n_neighbors, self.reference_.shape[0] - 1)
@@ -118,9 +123,7 @@ class KNNDetector(_NeighborDetector):
                          seed=seed)
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
-        _check_stop(should_stop)
-        self.reference_ = self._reference(fm, sample_weight)
-        self.n_features_in_ = self.reference_.shape[1]
+        self._fit_reference(fm, sample_weight, should_stop)
         if progress:
             progress(1.0, f"kNN fitted ({self.reference_.shape[0]} reference rows)")
         return self
@@ -148,9 +151,7 @@ class LOFDetector(_NeighborDetector):
                          seed=seed)
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
-        _check_stop(should_stop)
-        self.reference_ = self._reference(fm, sample_weight)
-        self.n_features_in_ = self.reference_.shape[1]
+        self._fit_reference(fm, sample_weight, should_stop)
         # the reference rows' own k-distance and density, each leaving itself out
         self.k_distance_ = np.zeros(self.reference_.shape[0])
         dist, idx = self._neighbors(self.reference_)

@@ -6,17 +6,8 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from engine.reports import parts as rp
 from engine.reports.context import ReportContext
-from engine.reports.parts import (
-    ReportParts,
-    confirmed_rows,
-    counts_rows,
-    fmt_value,
-    metrics_rows,
-    rules_rows,
-    top_heading,
-    top_values,
-)
 
 STYLE = """
 body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;color:#222;max-width:60rem;margin:2rem auto;padding:0 1rem}
@@ -49,7 +40,7 @@ def _kv(rows) -> str:
     return "<table>" + "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
-def render_html(context: ReportContext, parts: ReportParts) -> str:
+def render_html(context: ReportContext, parts: rp.ReportParts) -> str:
     ds = context.dataset
     h: list[str] = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -83,36 +74,36 @@ def render_html(context: ReportContext, parts: ReportParts) -> str:
     h.append(_kv(parts.threshold_rows))
     h.append(_img(parts.histogram_png, "score histogram with the threshold"))
     h.append("<h2>Counts</h2>")
-    h.append(_kv(counts_rows(parts.counts)))
+    h.append(_kv(rp.counts_rows(parts.counts)))
     if parts.metrics:
         h.append(f"<h2>Detection quality</h2><p>Measured against {escape(parts.metrics_source)}.</p>")
-        h.append(_kv(metrics_rows(parts.metrics)))
+        h.append(_kv(rp.metrics_rows(parts.metrics)))
         if parts.roc_pr_png:
             h.append(_img(parts.roc_pr_png, "ROC and precision-recall curves"))
     h.append("<h2>Rules in force</h2>")
     if context.rules:
         h.append("<p>Records a rule matches are treated as normal: they are not flagged.</p>")
-        h.append(_table(rules_rows(context), header=("rule", "what it says", "records covered")))
+        h.append(_table(rp.rules_rows(context), header=("rule", "what it says", "records covered")))
     else:
         h.append("<p>No rules: every record at or above the threshold is flagged.</p>")
-    confirmed = confirmed_rows(context)
+    confirmed = rp.confirmed_rows(context)
     h.append(f"<h2>Confirmed anomalies ({len(confirmed)})</h2>")
     h.append(_table(confirmed, header=("record", "score", "note", "reason", "reviewer")) if confirmed
              else "<p>No record has been confirmed as an anomaly yet.</p>")
     empty = "No records above the threshold." if context.threshold is not None else "No records to show."
-    h.append(f"<h2>{escape(top_heading(context))}</h2>" + ("" if context.top_records else f"<p>{empty}</p>"))
+    h.append(f"<h2>{escape(rp.top_heading(context))}</h2>" + ("" if context.top_records else f"<p>{empty}</p>"))
     for i, (record, png) in enumerate(zip(context.top_records, parts.record_pngs, strict=False), start=1):
         verdict = record.verdict or "not reviewed"
         css = f"verdict-{escape(record.verdict)}" if record.verdict in ("anomaly", "normal") else ""
         h.append('<div class="record">')
-        h.append(f"<h3>{i}. record {escape(record.key)}: score {escape(fmt_value(record.score))}, "
+        h.append(f"<h3>{i}. record {escape(record.key)}: score {escape(rp.fmt_value(record.score))}, "
                  f"severity {record.severity:.1f}</h3>")
         h.append(f'<p>Verdict: <span class="{css}">{escape(verdict)}</span>'
                  + (f" · reason: {escape(record.reason)}" if record.reason else "")
                  + (f" · by {escape(record.reviewer)}" if record.reviewer else "") + "</p>")
         if record.note:
             h.append(f'<div class="notes">{escape(record.note)}</div>')
-        header, rows = top_values(record)
+        header, rows = rp.top_values(record)
         h.append(_table(rows, header=header))
         h.append(_img(png, f"feature contributions of record {record.key}"))
         h.append("</div>")

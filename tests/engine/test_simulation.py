@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import engine.simulation as simulation
 from engine.errors import AnomalyDeskError, Cancelled
-from engine.io import infer_schema
-
-
-def _hidden_cluster(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    normal = rng.normal(0, 1, (1500, 4))
-    extreme_normals = rng.normal(0, 1, (60, 4)) * np.array([6.0, 1, 1, 1])
-    anomalies = rng.normal([2.8, 2.8, 0, 0], 0.15, (30, 4))
-    frame = pd.DataFrame(np.vstack([normal, extreme_normals, anomalies]), columns=["a", "b", "c", "d"])
-    y = np.r_[np.zeros(1560, bool), np.ones(30, bool)]
-    return frame, infer_schema(frame), y
+from tests.conftest import hidden_cluster
 
 
 def test_feedback_finds_more_than_the_static_ranking():
-    frame, schema, y = _hidden_cluster()
+    frame, schema, y = hidden_cluster()
     # the static ranking reaches the hidden cluster only at the 5th batch; feedback needs a few batches after it
     r = simulation.simulate_review(frame, schema, y, detector="iforest", budget=80, batch=10, seed=0)
     assert r["reviewed"] == [10, 20, 30, 40, 50, 60, 70, 80]
@@ -36,7 +25,7 @@ def test_feedback_finds_more_than_the_static_ranking():
 
 
 def test_uses_the_verdict_store_and_reports_by_label_value(monkeypatch):
-    frame, schema, y = _hidden_cluster(1)
+    frame, schema, y = hidden_cluster(1)
     opened = []
 
     class RecordingStore(simulation.VerdictStore):
@@ -60,7 +49,7 @@ def test_uses_the_verdict_store_and_reports_by_label_value(monkeypatch):
 
 
 def test_bad_arguments_and_cancel():
-    frame, schema, y = _hidden_cluster()
+    frame, schema, y = hidden_cluster()
     with pytest.raises(AnomalyDeskError):
         simulation.simulate_review(frame, schema, y[:-1], detector="iforest")
     with pytest.raises(AnomalyDeskError):

@@ -16,18 +16,7 @@ from engine.feedback.rerank import PICK_EXPLORE
 from engine.io import infer_schema
 from engine.pipeline import AnomalyModel
 from engine.simulation import simulate_review
-
-
-def _hidden_cluster(seed: int = 0):
-    """1500 normal rows, 60 normal rows extreme along ``a`` (what the detector flags first) and 30
-    anomalies in a tight cluster the detector ranks only moderately."""
-    rng = np.random.default_rng(seed)
-    normal = rng.normal(0, 1, (1500, 4))
-    extreme_normals = rng.normal(0, 1, (60, 4)) * np.array([6.0, 1, 1, 1])
-    anomalies = rng.normal([2.8, 2.8, 0, 0], 0.15, (30, 4))
-    frame = pd.DataFrame(np.vstack([normal, extreme_normals, anomalies]), columns=["a", "b", "c", "d"])
-    y = np.r_[np.zeros(1560, bool), np.ones(30, bool)]
-    return frame, infer_schema(frame), y
+from tests.conftest import hidden_cluster
 
 
 def _rank(scores: np.ndarray) -> np.ndarray:
@@ -37,7 +26,7 @@ def _rank(scores: np.ndarray) -> np.ndarray:
 def test_normal_verdicts_alone_lower_similar_records():
     """No anomaly confirmed yet: ten records confirmed normal sink, and so do the records like them
     (the other extreme-along-``a`` normals), while the hidden anomalies rise."""
-    frame, schema, y = _hidden_cluster()
+    frame, schema, y = hidden_cluster()
     model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
     first = retrain_with_verdicts(model, frame, schema, {})
     order = np.argsort(-first.scores)
@@ -56,7 +45,7 @@ def test_normal_verdicts_alone_lower_similar_records():
 
 def test_free_intercept_would_ignore_normal_verdicts():
     """The fixed intercept is what lets normals alone count: with a free one the ranking barely moves."""
-    frame, schema, y = _hidden_cluster()
+    frame, schema, y = hidden_cluster()
     model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
     first = retrain_with_verdicts(model, frame, schema, {})
     confirmed = {int(i): "normal" for i in np.argsort(-first.scores)[:10]}
@@ -67,7 +56,7 @@ def test_free_intercept_would_ignore_normal_verdicts():
 
 
 def test_exploration_batch_spreads_over_detectors_and_regions():
-    frame, schema, y = _hidden_cluster()
+    frame, schema, y = hidden_cluster()
     model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
     first = retrain_with_verdicts(model, frame, schema, {})
     reviewed = np.zeros(len(frame), dtype=bool)
@@ -138,7 +127,7 @@ def test_never_below_the_static_ranking_on_a_small_case(seed):
 def test_guard_takes_from_the_static_ranking_when_feedback_picks_miss():
     from engine.feedback.rerank import PICK_FEEDBACK, PICK_STATIC, _static_share
 
-    frame, schema, y = _hidden_cluster()
+    frame, schema, y = hidden_cluster()
     model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
     state = retrain_with_verdicts(model, frame, schema, {}).state
     state.labelled = np.arange(40)
@@ -151,7 +140,7 @@ def test_guard_takes_from_the_static_ranking_when_feedback_picks_miss():
 
 
 def test_state_round_trips_through_plain_arrays_and_json(tmp_path):
-    frame, schema, y = _hidden_cluster()
+    frame, schema, y = hidden_cluster()
     model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
     verdicts = {int(i): ("anomaly" if y[i] else "normal") for i in range(1540, 1575)}
     result = retrain_with_verdicts(model, frame, schema, verdicts)
