@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import AnomalyDeskError, Cancelled
-from engine.feedback.views import EXTRA_VIEWS, auc_on_labelled, detector_views, view_weights
+from engine.feedback.views import EXTRA_VIEWS, auc_on_labelled, detector_views, robust_z, view_weights
 from engine.schema import Role, Schema
 from engine.scoring.severity import severity as severity_of
 
@@ -163,15 +163,6 @@ def _fingerprint(frame: pd.DataFrame) -> str:
 
     head = pd.util.hash_pandas_object(frame.iloc[:: max(1, len(frame) // 64)], index=False).to_numpy()
     return f"{len(frame)}:{'|'.join(map(str, frame.columns))}:{int(head.sum()) & 0xFFFFFFFFFFFF:x}"
-
-
-def _robust_z(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    med = np.median(x)
-    mad = 1.4826 * np.median(np.abs(x - med))
-    if not mad > 0:
-        mad = np.std(x) or 1.0
-    return (x - med) / mad
 
 
 def _ancestor_at_depth(children_left: np.ndarray, children_right: np.ndarray, depth: np.ndarray,
@@ -422,7 +413,7 @@ def prepare_state(X: np.ndarray, base_scores: np.ndarray, *, params: Mapping[str
     else:
         nodes, n_nodes = nodes
     state = FeedbackState(fingerprint=fingerprint, model_token=model_token, base_scores=base_scores,
-                          base_z=_robust_z(base_scores), nodes=nodes, n_nodes=n_nodes,
+                          base_z=robust_z(base_scores), nodes=nodes, n_nodes=n_nodes,
                           base_excluded=base_excluded, base_fit_seconds=base_fit_seconds, params=cfg,
                           base_name=base_name, profile=profile, picked=np.zeros(n, dtype=np.uint8))
     if cfg["views"] is not None:
@@ -531,7 +522,7 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
         X = np.asarray(fm.values, dtype=np.float32)
         exclude = np.zeros(n, dtype=bool)
         exclude[anomalies] = True
-        base_z = _robust_z(np.asarray(scored.scores, dtype=np.float64))
+        base_z = robust_z(np.asarray(scored.scores, dtype=np.float64))
         profile = None
         if cfg["profile"]:
             report(0.5, "profiling columns")

@@ -14,14 +14,21 @@ from engine.features import FeatureMatrix
 EXTRA_VIEWS: tuple[str, ...] = ("iforest", "ecod", "pca", "knn")
 
 
-def robust_z32(x: np.ndarray, clip: tuple[float, float] = (-5.0, 20.0)) -> np.ndarray:
-    """(x - median) / (1.4826 MAD), clipped, float32: views on one scale so they can be mixed."""
-    x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 MAD), the standard deviation when the MAD is 0: the one robust scale of the
+    re-ranker's scores and views."""
+    x = np.asarray(x, dtype=np.float64)
     med = np.median(x)
     mad = 1.4826 * np.median(np.abs(x - med))
     if not mad > 0:
         mad = float(np.std(x)) or 1.0
-    return np.clip((x - med) / mad, *clip).astype(np.float32)
+    return (x - med) / mad
+
+
+def robust_z32(x: np.ndarray, clip: tuple[float, float] = (-5.0, 20.0)) -> np.ndarray:
+    """``robust_z`` of the finite values, clipped, float32: views on one scale so they can be mixed."""
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.clip(robust_z(x), *clip).astype(np.float32)
 
 
 def _knn_distance(X: np.ndarray, *, k: int = 10, n_ref: int = 1000, seed: int = 0,
