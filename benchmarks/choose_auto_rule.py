@@ -30,6 +30,7 @@ FAMILIES = {"iforest": ("iforest",), "ecod": ("ecod",), "autoencoder": ("autoenc
             "knn": ("knn@n_neighbors=20", "knn@n_neighbors=5;scaling=minmax", "knn@n_neighbors=20;scaling=minmax"),
             "lof": ("lof@n_neighbors=20;scaling=minmax",)}
 COMBINATIONS = ("mean", "median", "max", "top2")
+STANDARDISATIONS = ("z", "rank", "tail")
 
 
 def auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -40,10 +41,12 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def standardise(s: np.ndarray, ref: np.ndarray, how: str) -> np.ndarray:
-    q25, med, q75 = np.percentile(ref, [25, 50, 75])
+    q25, med, q75, q999 = np.percentile(ref, [25, 50, 75, 99.9])
     scale = q75 - q25
     if not scale > 0:
         scale = float(np.std(ref)) or 1.0
+    if how == "tail":  # as engine.detectors.ensemble: a member flat up to its tail keeps its IQR scale
+        return (s - med) / (q999 - med if q999 > med else scale)
     if how == "rank":  # as engine.detectors.ensemble: past the highest fitted row, 1 + log1p(excess / IQR)
         top = ref.max()
         return np.where(s > top, 1.0 + np.log1p(np.maximum(s - top, 0.0) / scale),
@@ -63,7 +66,7 @@ def rules():
         members = tuple(m for part in pick for m in part)
         if len(members) < 2:
             continue
-        for how in ("z", "rank"):
+        for how in STANDARDISATIONS:
             for comb in COMBINATIONS:
                 yield members, how, comb
 
@@ -89,7 +92,7 @@ def main() -> int:
             d = data[(f, s)]
             y = d["y"]
             z = {}
-            for how in ("z", "rank"):
+            for how in STANDARDISATIONS:
                 for fam in FAMILIES.values():
                     for m in fam:
                         key = f"ours:{m}"

@@ -3,12 +3,13 @@
 No single unsupervised detector wins everywhere: isolation forests miss rows in sparse pockets between
 dense clusters, which nearest-neighbour distances see, and kNN misses what one extreme value gives
 away. Members and their combination depend on the table and on whether the training rows are a clean
-reference file (``RULES``). A table fitted on itself: the isolation forest and kNN, each standardised
-to a robust z-score ``(s - median) / IQR`` of its training scores, and a row scores as its most alarmed
-member (one member that sees the anomaly is enough). A clean reference file: kNN and LOF, each score
+reference file (``RULES``). A table fitted on itself: the isolation forest and kNN, each scaled by
+the reach of its training scores' tail, ``(s - median) / (q99.9 - median)``, and a row scores as its
+most alarmed member (one member that sees the anomaly is enough; scaling by the tail, not the IQR,
+keeps a member whose scores are heavy-tailed on this table from taking over every row). A clean reference file: kNN and LOF, each score
 turned into its rank among the training rows (past the highest, ``1 + log1p(excess / IQR)``, so rows
 beyond everything seen stay ordered), averaged. Mostly categorical tables: the autoencoder and ECOD,
-robust z-scores, their mean. Agreement weights (Spearman correlation of a member with the others on the
+robust z-scores ``(s - median) / IQR``, their mean. Agreement weights (Spearman correlation of a member with the others on the
 training rows) weight ``combination="mean"`` and the per-feature contributions. The measurements behind
 each choice are in docs/decisions.md.
 """
@@ -31,14 +32,15 @@ CATEGORICAL_SHARE = 0.5
 #: go together; trees and kernels over one-hot columns see no more than rare values, which ECOD scores)
 #: and ECOD. Measured in docs/decisions.md.
 RULES: dict[tuple[str, bool], tuple[tuple[str, ...], dict[str, dict], str, str]] = {
-    ("numeric", False): (("iforest", "knn"), {}, "z", "max"),
+    ("numeric", False): (("iforest", "knn"), {}, "tail", "max"),
     ("numeric", True): (("knn", "lof"), {"knn": {"n_neighbors": 5, "scaling": "minmax"}}, "rank", "mean"),
     ("categorical", False): (("autoencoder", "ecod"), {}, "z", "median"),
     ("categorical", True): (("autoencoder", "ecod"), {}, "z", "mean"),
 }
 COMBINATIONS = ("median", "mean", "max")
-STANDARDIZATIONS = ("z", "rank")
+STANDARDIZATIONS = ("z", "rank", "tail")
 _QUANTILES = np.linspace(0.0, 1.0, 1001)
+_TAIL = 999  # the index of the 99.9th percentile in _QUANTILES
 
 
 def categorical_share(fm) -> float:
@@ -73,7 +75,7 @@ class AutoDetector(Detector):
     Parameters: ``members`` (names; default from RULES by table type and ``reference``: whether the
     training rows are a clean reference file), ``member_params``
     ({name: params}), ``combination`` ("median", "mean": weighted by ``weighting``, or "max"; default
-    from RULES), ``standardize`` ("z" or "rank"; default from RULES),
+    from RULES), ``standardize`` ("z", "rank" or "tail"; default from RULES),
     ``weighting`` ("agreement" or "equal"),
     ``agreement_rows`` (training rows used to measure agreement), ``max_fit_rows`` (rows the members
     learn from), ``seed``, ``device``,
@@ -91,7 +93,7 @@ class AutoDetector(Detector):
         if combination is not None and combination not in COMBINATIONS:
             raise AnomalyDeskError(f"auto: combination must be 'median', 'mean' or 'max', not {combination!r}")
         if standardize is not None and standardize not in STANDARDIZATIONS:
-            raise AnomalyDeskError(f"auto: standardize must be 'z' or 'rank', not {standardize!r}")
+            raise AnomalyDeskError(f"auto: standardize must be 'z', 'rank' or 'tail', not {standardize!r}")
         if weighting not in ("agreement", "equal"):
             raise AnomalyDeskError(f"auto: weighting must be 'agreement' or 'equal', not {weighting!r}")
         self.combination, self.standardize, self.reference = combination, standardize, bool(reference)
@@ -203,11 +205,13 @@ class AutoDetector(Detector):
         return {name: det.decision_function(fm) for name, det in zip(self.member_names_, self.members_, strict=True)}
 
     def standardized(self, raw: dict[str, np.ndarray]) -> np.ndarray:
-        """Members' scores on one scale: ``z``, in IQRs above the training median; ``rank``, the share
-        of training rows scored lower (from 1001 quantiles), past the highest ``1 + log1p(excess / IQR)``."""
-        if self.standardize_ == "z":
+        """Members' scores on one scale: ``z``, in IQRs above the training median; ``tail``, in units of
+        the training median's distance to the 99.9th percentile; ``rank``, the share of training rows
+        scored lower (from 1001 quantiles), past the highest ``1 + log1p(excess / IQR)``."""
+        if self.standardize_ in ("z", "tail"):
+            scale = self.scale_ if self.standardize_ == "z" else self._tail_scale()
             return np.column_stack([(raw[name] - c) / k for name, c, k in
-                                    zip(self.member_names_, self.center_, self.scale_, strict=True)])
+                                    zip(self.member_names_, self.center_, scale, strict=True)])
         cols = []
         for name, q, k in zip(self.member_names_, self.quantiles_, self.scale_, strict=True):
             s = np.asarray(raw[name], dtype=np.float64)
@@ -215,6 +219,10 @@ class AutoDetector(Detector):
             r = np.interp(s, q[last], _QUANTILES[last], left=0.0)
             cols.append(np.where(s > q[-1], 1.0 + np.log1p(np.maximum(s - q[-1], 0.0) / k), r))
         return np.column_stack(cols)
+
+    def _tail_scale(self) -> np.ndarray:
+        reach = self.quantiles_[:, _TAIL] - self.center_
+        return np.where(reach > 0, reach, self.scale_)  # a member flat up to its tail keeps its IQR scale
 
     def combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         z = self.standardized(raw)
@@ -314,7 +322,7 @@ class AutoDetector(Detector):
         if det.combination_ not in COMBINATIONS or det.standardize_ not in STANDARDIZATIONS:
             raise AnomalyDeskError("auto: the model names an unknown combination or standardisation")
         det.quantiles_ = np.asarray(arrays.get("quantiles", np.zeros((n, 0))), dtype=np.float64)
-        if det.standardize_ == "rank" and (det.quantiles_.shape != (n, _QUANTILES.size)
+        if det.standardize_ in ("rank", "tail") and (det.quantiles_.shape != (n, _QUANTILES.size)
                                            or np.any(np.diff(det.quantiles_, axis=1) < 0)):
             raise AnomalyDeskError("auto: the members' score quantiles are missing or out of order")
         det.n_features_in_ = meta.get("n_features_in_")

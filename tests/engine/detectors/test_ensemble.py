@@ -130,7 +130,7 @@ def test_default_members_and_rule_follow_the_table_and_a_clean_reference_file():
     assert AutoDetector().combination is None  # resolved by table type when fitted
     fm, _ = planted()
     det = AutoDetector().fit(fm)
-    assert (det.standardize_, det.combination_) == ("z", "max")
+    assert (det.standardize_, det.combination_) == ("tail", "max")
     clean = AutoDetector(reference=True).fit(fm)
     assert (clean.standardize_, clean.combination_) == ("rank", "mean")
     assert (clean.members_[0].n_neighbors, clean.members_[0].scaling) == (5, "minmax")  # the rule's parameters
@@ -187,6 +187,22 @@ def test_categorical_heavy_tables_get_the_members_that_model_categories():
     names = AutoDetector()._member_names(fm)
     assert names == (list(RULES[("categorical", False)][0]) if torch_available() else ["iforest", "knn"])
     assert "autoencoder" not in AutoDetector(members=FAST)._member_names(fm)  # an explicit list wins
+
+
+def test_tail_standardisation_puts_every_members_top_tail_on_one_scale():
+    fm, y = planted()
+    det = AutoDetector(members=FAST, standardize="tail", combination="max", seed=0).fit(fm)
+    t = det.standardized(det.member_scores(fm))
+    # each member: 0 at its training median, 1 at its 99.9th percentile, whatever its IQR
+    np.testing.assert_allclose(np.median(t, axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(np.quantile(t, 0.999, axis=0), 1.0, atol=1e-6)
+    assert aucroc(y, det.decision_function(fm)) > 0.97
+    meta, arrays = det.get_state()
+    again = AutoDetector.from_state(json.loads(json.dumps(meta)), dict(arrays))
+    np.testing.assert_array_equal(again.decision_function(fm), det.decision_function(fm))
+    # a member flat up to its top 0.1% keeps its IQR scale rather than dividing by zero
+    det.quantiles_[0, 999] = det.center_[0]
+    assert np.isfinite(det.standardized(det.member_scores(fm))).all()
 
 
 def test_max_combination_follows_the_most_alarmed_member():
@@ -260,7 +276,7 @@ def test_default_auto_bundle_round_trip_scores_identically(tmp_path):
     frame.loc[:4, "amount"] *= 50.0
     model = AnomalyModel(detector="auto", params={"epochs": 2}).fit(frame, infer_schema(frame))
     det = model.detector_
-    assert (det.standardize_, det.combination_) == ("z", "max")
+    assert (det.standardize_, det.combination_) == ("tail", "max")
     assert det.member_names_ == ["iforest", "knn"] and det.members_[0].undo_log
     first = model.score(frame)
     model.save(tmp_path / "m")
