@@ -54,6 +54,7 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "balance": 0.5,  # class weights (n / 2 n_class) ** balance: 1 = balanced, 0 = one weight per verdict
     "explore": True,  # spread the next batch over detectors and regions while no anomaly is confirmed
     "explore_share": 0.5,  # share of such a batch taken by exploration (the rest: the re-ranked top)
+    "explore_until": 6,  # keep exploring until this many anomalies are confirmed (a cold queue, not only an empty one)
     "explore_overlap": 0.5,  # an exploration pick shares at most this share of regions with a normal / a pick
     "guard": True,  # share each batch between the re-ranked and the static ranking by their hit rates
     "guard_prior": 4.0,  # pseudo-counts: re-ranked picks start at 4 hits in 5, static-only ones at 1 in 5
@@ -623,7 +624,8 @@ def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.nd
     """Row indices to review next (best first): the GUI's queue and ``simulate-review`` both take this.
 
     - no verdicts yet: the top of the ranking;
-    - normals confirmed but no anomaly: exploration (``_explore``) over detectors and regions;
+    - normals confirmed but fewer than ``explore_until`` anomalies: part of the batch explores
+      (``_explore``) over detectors and regions;
     - otherwise (``guard``): a share of the batch from the static ranking (the detector's own scores)
       by how often its own picks have been anomalies against the re-ranked ranking's (``_static_share``),
       the rest from the re-ranked ranking; rows both would pick count for both.
@@ -650,7 +652,7 @@ def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.nd
     n_neg = len(state.labelled_y) - n_pos
     static_top = _top(state.base_z, cand, size)
     fb_top = _top(scores, cand, size)
-    if cfg["explore"] and n_neg and not n_pos:
+    if cfg["explore"] and n_neg and n_pos < int(cfg["explore_until"]):
         k_e = max(1, int(round(size * float(cfg["explore_share"]))))
         head = fb_top[: size - k_e]
         rest = np.setdiff1d(cand, head, assume_unique=True)

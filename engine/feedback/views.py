@@ -11,7 +11,7 @@ from engine.features import FeatureMatrix
 
 #: cheap detectors added as views when they are not already members (``knn`` is the mean distance to
 #: the k nearest of a sample of reference rows, see ``_knn_distance``)
-EXTRA_VIEWS: tuple[str, ...] = ("iforest", "ecod", "pca", "knn")
+EXTRA_VIEWS: tuple[str, ...] = ("iforest", "ecod", "pca", "knn", "lof")
 
 
 def robust_z(x: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ def detector_views(X: np.ndarray, members: dict[str, np.ndarray] | None, *, extr
     for name in extra:
         if name in names or name in members or name in skip:
             continue
-        if name == "ecod" and n > 200_000:  # 9 of the 27 s a 500k-row preparation took; auto has it as a member
+        if name in ("ecod", "lof") and n > 200_000:  # each would take most of a 500k-row preparation's 20 s
             continue
         if name == "knn":
             s = _knn_distance(X, seed=seed, n_ref=1000 if n <= 100_000 else 256)

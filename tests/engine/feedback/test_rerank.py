@@ -83,6 +83,29 @@ def test_exploration_batch_spreads_over_detectors_and_regions():
         ~np.isin(np.argsort(-off.scores, kind="stable"), top)][:10])
 
 
+def test_exploration_goes_on_while_the_queue_is_cold_and_stops_once_anomalies_are_found():
+    """A few anomalies among many normals still leave a cold queue: part of each batch keeps exploring
+    until ``explore_until`` anomalies are confirmed, then the batch is the re-ranked/static mix."""
+    frame, schema, y = hidden_cluster()
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    first = retrain_with_verdicts(model, frame, schema, {})
+    order = np.argsort(-first.scores, kind="stable")
+    normals = order[~y[order]][:20]
+    anomalies = np.flatnonzero(y)
+
+    def explored(n_anomalies, until):
+        verdicts = {int(i): "normal" for i in normals} | {int(i): "anomaly" for i in anomalies[:n_anomalies]}
+        result = retrain_with_verdicts(model, frame, schema, verdicts, params={"explore_until": until})
+        reviewed = np.zeros(len(frame), dtype=bool)
+        reviewed[list(verdicts)] = True
+        batch = next_batch(result, reviewed, 10)
+        return int(((result.state.picked[batch] & PICK_EXPLORE) > 0).sum())
+
+    assert explored(2, until=6) == 5  # 2 anomalies in 22 verdicts: still exploring
+    assert explored(6, until=6) == 0  # enough found: the learnt ranking takes over
+    assert explored(2, until=1) == 0  # the old rule: only before the first anomaly
+
+
 def test_verdicts_choose_the_detector_that_ranks_them_best():
     """The detector is fooled by rows extreme in one column; the anomalies are off the correlation of
     two others, which the PCA view sees. Once enough of both are confirmed, PCA is favoured and named."""
