@@ -177,12 +177,14 @@ def adbench(files: list[str], seeds: list[int], protocol: str, cache: Path, cach
             auc.setdefault("auto", []).append(got)
             sec.setdefault("auto", []).append(took)
             sec.setdefault("auto cpu", []).append(cpu)
+            now = {}  # this seed's peers (a peer missing from the cache for this seed is left out)
             for p in PEERS:
                 if f"pyod:{p}" in data and "y" in data:
-                    auc.setdefault(p, []).append(aucroc(data["y"], data[f"pyod:{p}"]))
+                    now[p] = aucroc(data["y"], data[f"pyod:{p}"])
+                    auc.setdefault(p, []).append(now[p])
                     sec.setdefault(p, []).append(float(data[f"t:pyod:{p}"]))
             print(f"# {name} {protocol} seed {seed}: auto {100 * got:.2f} ({took:.1f}s, cpu {cpu:.1f}s); "
-                  + ", ".join(f"{p} {100 * v[-1]:.2f}" for p, v in auc.items() if p != "auto"), flush=True)
+                  + ", ".join(f"{p} {100 * v:.2f}" for p, v in now.items()), flush=True)
         out["auc"][name] = {k: float(np.mean(v)) for k, v in auc.items()}
         out["sec"][name] = {k: float(np.mean(v)) for k, v in sec.items()}
         out.setdefault("per_seed", {})[name] = auc
