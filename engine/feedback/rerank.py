@@ -626,6 +626,7 @@ def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.nd
     - no verdicts yet: the top of the ranking;
     - normals confirmed but fewer than ``explore_until`` anomalies: part of the batch explores
       (``_explore``) over detectors and regions;
+    - only anomalies so far (``guard``): the static top, which has not missed yet;
     - otherwise (``guard``): a share of the batch from the static ranking (the detector's own scores)
       by how often its own picks have been anomalies against the re-ranked ranking's (``_static_share``),
       the rest from the re-ranked ranking; rows both would pick count for both.
@@ -659,6 +660,8 @@ def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.nd
         picks = _explore(state, scores, rest, k_e)
         state.picked[picks] |= PICK_EXPLORE
         batch = np.concatenate([head, picks])
+    elif cfg["guard"] and n_pos and not n_neg:
+        batch = static_top  # every verdict an anomaly: the static top is working and there is no contrast yet
     elif cfg["guard"] and n_pos + n_neg:
         k_s = int(round(size * _static_share(state)))
         batch = list(dict.fromkeys(int(i) for i in static_top[:k_s]))

@@ -106,6 +106,19 @@ def test_exploration_goes_on_while_the_queue_is_cold_and_stops_once_anomalies_ar
     assert explored(2, until=1) == 0  # the old rule: only before the first anomaly
 
 
+def test_while_every_verdict_is_an_anomaly_the_next_batch_is_the_static_top():
+    """Nothing has missed yet and there is no normal to contrast with: the detector's own ranking goes on."""
+    frame, schema, y = hidden_cluster()
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    first = retrain_with_verdicts(model, frame, schema, {})
+    static = np.argsort(-first.state.base_z, kind="stable")
+    found = np.flatnonzero(y)[:5]
+    result = retrain_with_verdicts(model, frame, schema, {int(i): "anomaly" for i in found}, state=first.state)
+    reviewed = np.zeros(len(frame), dtype=bool)
+    reviewed[found] = True
+    np.testing.assert_array_equal(next_batch(result, reviewed, 10), static[~reviewed[static]][:10])
+
+
 def test_verdicts_choose_the_detector_that_ranks_them_best():
     """The detector is fooled by rows extreme in one column; the anomalies are off the correlation of
     two others, which the PCA view sees. Once enough of both are confirmed, PCA is favoured and named."""
