@@ -6,11 +6,12 @@ away. Members and their combination depend on the table and on whether the train
 reference file (``RULES``). A table fitted on itself: the isolation forest and kNN, each scaled by
 the reach of its training scores' tail, ``(s - median) / (q99.9 - median)``, and a row scores as its
 most alarmed member (one member that sees the anomaly is enough; scaling by the tail, not the IQR,
-keeps a member whose scores are heavy-tailed on this table from taking over every row). A clean reference file: kNN and LOF, each score
-turned into its rank among the training rows (past the highest, ``1 + log1p(excess / IQR)``, so rows
-beyond everything seen stay ordered), averaged. Mostly categorical tables: the autoencoder and ECOD,
-robust z-scores ``(s - median) / IQR``, their mean. Agreement weights (Spearman correlation of a member with the others on the
-training rows) weight ``combination="mean"`` and the per-feature contributions. The measurements behind
+keeps a member whose scores are heavy-tailed on this table from taking over every row). A clean
+reference file: kNN and LOF, each score turned into its rank among the training rows (past the
+highest, ``1 + log1p(excess / IQR)``, so rows beyond everything seen stay ordered), averaged. Mostly
+categorical tables: the autoencoder and ECOD, robust z-scores ``(s - median) / IQR``, their mean.
+Agreement weights (Spearman correlation of a member with the others on the training rows) weight
+``combination="mean"`` and the per-feature contributions. The measurements behind
 each choice are in docs/decisions.md.
 """
 

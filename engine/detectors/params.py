@@ -207,9 +207,8 @@ PARAMS: dict[str, tuple[Param, ...]] = {
               "max (the most alarmed member)", choices=("median", "mean", "max"), optional=True),
         Param("standardize", "str", None,
               "how each member's score is made comparable (empty: chosen like the combination): z, a robust "
-              "z-score of its training scores, tail, scaled by the reach of their top 0.1%, or rank, its rank among "
-              "them", choices=("z", "rank", "tail"),
-              optional=True),
+              "z-score of its training scores, tail, scaled by the reach of their top 0.1%, or rank, its rank "
+              "among them", choices=("z", "rank", "tail"), optional=True),
         Param("reference", "bool", False, "the training rows are a clean reference file (set by the app when "
               "training on one): members and combination follow the reference-file rule", form=False),
         Param("agreement_rows", "int", 20000, "training rows used to measure the members' agreement", low=2),

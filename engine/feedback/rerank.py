@@ -52,9 +52,9 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "tau": 0.03,  # fixed intercept: the share of rows the verdict model treats as the anomalous top
     "free_bias": False,  # learn the intercept instead (then normal verdicts alone move little)
     "balance": 0.5,  # class weights (n / 2 n_class) ** balance: 1 = balanced, 0 = one weight per verdict
-    "explore": True,  # spread the next batch over detectors and regions while no anomaly is confirmed
+    "explore": True,  # spread the next batch over detectors and regions while few anomalies are confirmed
     "explore_share": 0.5,  # share of such a batch taken by exploration (the rest: the re-ranked top)
-    "explore_until": 6,  # keep exploring until this many anomalies are confirmed (a cold queue, not only an empty one)
+    "explore_until": 6,  # explore until this many anomalies are confirmed (a cold queue, not only an empty one)
     "explore_overlap": 0.5,  # an exploration pick shares at most this share of regions with a normal / a pick
     "guard": True,  # share each batch between the re-ranked and the static ranking by their hit rates
     "guard_prior": 4.0,  # pseudo-counts: re-ranked picks start at 4 hits in 5, static-only ones at 1 in 5
