@@ -22,15 +22,18 @@ import numpy as np
 from scipy.stats import rankdata
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from adbench_scores import DEFAULT_CACHE, FILES, PEERS, read  # noqa: E402
+
+from engine.detectors import ensemble  # noqa: E402
 
 FAMILIES = {"iforest": ("iforest",), "ecod": ("ecod",), "autoencoder": ("autoencoder",),
             "knn": ("knn@n_neighbors=20", "knn@n_neighbors=5;scaling=minmax", "knn@n_neighbors=20;scaling=minmax"),
             "lof": ("lof@n_neighbors=20;scaling=minmax",)}
 COMBINATIONS = ("mean", "median", "max", "top2")
-STANDARDISATIONS = ("z", "rank", "tail")
+STANDARDISATIONS = ensemble.STANDARDIZATIONS
 
 
 def auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -41,17 +44,8 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 
 
 def standardise(s: np.ndarray, ref: np.ndarray, how: str) -> np.ndarray:
-    q25, med, q75, q999 = np.percentile(ref, [25, 50, 75, 99.9])
-    scale = q75 - q25
-    if not scale > 0:
-        scale = float(np.std(ref)) or 1.0
-    if how == "tail":  # as engine.detectors.ensemble: a member flat up to its tail keeps its IQR scale
-        return (s - med) / (q999 - med if q999 > med else scale)
-    if how == "rank":  # as engine.detectors.ensemble: past the highest fitted row, 1 + log1p(excess / IQR)
-        top = ref.max()
-        return np.where(s > top, 1.0 + np.log1p(np.maximum(s - top, 0.0) / scale),
-                        np.searchsorted(np.sort(ref), s, side="right") / ref.size)
-    return (s - med) / scale
+    """A member's scores standardised against the rows it was fitted on, exactly as ``auto`` does."""
+    return ensemble.standardise(s, *ensemble.calibration(ref), how)
 
 
 def combine(z: np.ndarray, how: str) -> np.ndarray:

@@ -44,6 +44,33 @@ _QUANTILES = np.linspace(0.0, 1.0, 1001)
 _TAIL = 999  # the index of the 99.9th percentile in _QUANTILES
 
 
+def calibration(train_scores: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """What standardising a member needs from its training scores: their median, their IQR (the standard
+    deviation, or 1, where the IQR is 0) and their 1001 quantiles."""
+    ref = np.asarray(train_scores, dtype=np.float64)
+    q25, med, q75 = np.percentile(ref, [25, 50, 75])
+    scale = q75 - q25
+    if not scale > 0:
+        scale = float(np.std(ref)) or 1.0
+    return float(med), float(scale), np.quantile(ref, _QUANTILES)
+
+
+def standardise(scores: np.ndarray, center: float, scale: float, quantiles: np.ndarray, how: str) -> np.ndarray:
+    """One member's scores on the ensemble's scale (``how``): ``z``, in IQRs above the training median;
+    ``tail``, in units of the median's distance to the 99.9th percentile (a member flat up to its tail
+    keeps the IQR); ``rank``, the share of training rows scored lower, past the highest
+    ``1 + log1p(excess / IQR)`` so rows beyond everything seen stay ordered."""
+    s = np.asarray(scores, dtype=np.float64)
+    if how == "z":
+        return (s - center) / scale
+    if how == "tail":
+        reach = quantiles[_TAIL] - center
+        return (s - center) / (reach if reach > 0 else scale)
+    last = np.r_[quantiles[1:] != quantiles[:-1], True]  # a repeated quantile takes its highest level
+    r = np.interp(s, quantiles[last], _QUANTILES[last], left=0.0)
+    return np.where(s > quantiles[-1], 1.0 + np.log1p(np.maximum(s - quantiles[-1], 0.0) / scale), r)
+
+
 def categorical_share(fm) -> float:
     """Share of the original feature columns that are categorical (0 for a plain numeric matrix)."""
     n_cols = len(getattr(fm, "source_columns", []) or [])
@@ -164,16 +191,10 @@ class AutoDetector(Detector):
         self.member_names_ = names
         train = [det.decision_function(fm) for det in self.members_]
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        self.center_ = np.empty(n)
-        self.scale_ = np.empty(n)
-        for i, s in enumerate(train):
-            ref = s if w is None else s[w > 0]
-            q25, med, q75 = np.percentile(ref, [25, 50, 75])
-            scale = q75 - q25
-            if not scale > 0:
-                scale = float(np.std(ref)) or 1.0
-            self.center_[i], self.scale_[i] = med, scale
-        self.quantiles_ = np.vstack([np.quantile(s if w is None else s[w > 0], _QUANTILES) for s in train])
+        calibrated = [calibration(s if w is None else s[w > 0]) for s in train]
+        self.center_ = np.array([c for c, _, _ in calibrated])
+        self.scale_ = np.array([k for _, k, _ in calibrated])
+        self.quantiles_ = np.vstack([q for _, _, q in calibrated])
         z = np.column_stack([(s - c) / k for s, c, k in zip(train, self.center_, self.scale_, strict=True)])
         self.weights_ = self._agreement_weights(z) if self.weighting == "agreement" else np.full(n, 1.0 / n)
         # the combined training scores, so the pipeline need not run every member over them again
@@ -206,24 +227,9 @@ class AutoDetector(Detector):
         return {name: det.decision_function(fm) for name, det in zip(self.member_names_, self.members_, strict=True)}
 
     def standardized(self, raw: dict[str, np.ndarray]) -> np.ndarray:
-        """Members' scores on one scale: ``z``, in IQRs above the training median; ``tail``, in units of
-        the training median's distance to the 99.9th percentile; ``rank``, the share of training rows
-        scored lower (from 1001 quantiles), past the highest ``1 + log1p(excess / IQR)``."""
-        if self.standardize_ in ("z", "tail"):
-            scale = self.scale_ if self.standardize_ == "z" else self._tail_scale()
-            return np.column_stack([(raw[name] - c) / k for name, c, k in
-                                    zip(self.member_names_, self.center_, scale, strict=True)])
-        cols = []
-        for name, q, k in zip(self.member_names_, self.quantiles_, self.scale_, strict=True):
-            s = np.asarray(raw[name], dtype=np.float64)
-            last = np.r_[q[1:] != q[:-1], True]  # a repeated quantile takes its highest level
-            r = np.interp(s, q[last], _QUANTILES[last], left=0.0)
-            cols.append(np.where(s > q[-1], 1.0 + np.log1p(np.maximum(s - q[-1], 0.0) / k), r))
-        return np.column_stack(cols)
-
-    def _tail_scale(self) -> np.ndarray:
-        reach = self.quantiles_[:, _TAIL] - self.center_
-        return np.where(reach > 0, reach, self.scale_)  # a member flat up to its tail keeps its IQR scale
+        """Members' scores on one scale (``standardise``), one column per member."""
+        return np.column_stack([standardise(raw[name], c, k, q, self.standardize_) for name, c, k, q in
+                                zip(self.member_names_, self.center_, self.scale_, self.quantiles_, strict=True)])
 
     def combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         z = self.standardized(raw)
