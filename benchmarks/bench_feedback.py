@@ -18,7 +18,7 @@ found by the static ranking of the detector (the peer, measured in the same run)
   scoring are not part of either figure, and ``auto`` would spend minutes fitting an autoencoder).
 
 Usage: .venv/bin/python benchmarks/bench_feedback.py [--seeds 0 1 2] [--only NAME ...] [--no-ledger]
-       [--ledger-rows 100000] [--scale-rows 500000] [--detector auto] [--json OUT.json]
+       [--ledger-rows 100000] [--scale-rows 500000] [--detector auto] [--rerank KEY=VALUE ...] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -60,18 +60,38 @@ def _load(path: Path):
     return loaded.frame, schema, label_vector(loaded.frame, schema), label_values(loaded.frame, schema)
 
 
-def _simulate(path: Path, detector: str, seed: int, values: bool = False) -> dict:
+def _simulate(path: Path, detector: str, seed: int, values: bool = False, rerank: dict | None = None) -> dict:
     from engine.simulation import simulate_review
 
     frame, schema, y, raw = _load(path)
     t0 = time.perf_counter()
     r = simulate_review(frame, schema, y, detector=detector, budget=BUDGET, batch=BATCH, seed=seed,
-                        label_values=raw if values else None)
+                        label_values=raw if values else None, params=rerank)
     r["seconds"] = time.perf_counter() - t0
     pad = BUDGET // BATCH - len(r["found_static"])  # files with fewer rows than the budget
     for k in ("found_static", "found_feedback"):
         r[k] = r[k] + r[k][-1:] * pad
     return r
+
+
+def _rerank_settings(items: list[str]) -> dict | None:
+    """``KEY=VALUE`` pairs (JSON values; a bare word is a string) checked against ``RERANK_DEFAULTS``."""
+    from engine.feedback.rerank import RERANK_DEFAULTS
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in RERANK_DEFAULTS:
+            raise SystemExit(f"--rerank {item!r}: expected KEY=VALUE with KEY one of {sorted(RERANK_DEFAULTS)}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+        if key in ("views", "levels") and isinstance(out[key], list):
+            out[key] = tuple(out[key])
+    if out:
+        print(f"re-ranker settings: {out}")
+    return out or None
 
 
 def _scale(rows: int, tmp: Path, csv: str | None = None) -> dict:
@@ -116,8 +136,12 @@ def main(argv=None) -> int:
     ap.add_argument("--scale-rows", type=int, default=500_000, help="0 to skip the scale test")
     ap.add_argument("--scale-csv", help="a ledger made before with the generator (--rows 500000), to skip making it")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--rerank", action="append", default=[], metavar="KEY=VALUE",
+                    help="a re-ranker setting other than its default (RERANK_DEFAULTS), e.g. explore_until=1 or "
+                         "'views=[\"iforest\",\"ecod\"]'; JSON values, repeatable")
     args = ap.parse_args(argv)
     wanted = lambda name: not args.only or name in args.only  # noqa: E731
+    rerank = _rerank_settings(args.rerank)
 
     print(f"detector {args.detector}, budget {BUDGET}, batch {BATCH}, seeds {args.seeds}; static = the same "
           "detector's ranking without feedback (peer, same run); per seed, found at 100 | at 300")
@@ -138,7 +162,8 @@ def main(argv=None) -> int:
             if not path.exists():
                 print(f"{name:<15} missing {path}")
                 continue
-            runs = [_simulate(path, args.detector, seed, values=name == "ledger") for seed in args.seeds]
+            runs = [_simulate(path, args.detector, seed, values=name == "ledger", rerank=rerank)
+                    for seed in args.seeds]
             results[name] = runs
             s = np.array([r["found_static"] for r in runs], dtype=float)
             f = np.array([r["found_feedback"] for r in runs], dtype=float)
