@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import AnomalyDeskError, Cancelled
-from engine.feedback import VerdictStore, next_batch, record_keys, retrain_with_verdicts
+from engine.feedback import VerdictStore, found_curve, next_batch, record_keys, retrain_with_verdicts
 from engine.schema import Schema
 
 
@@ -63,7 +63,7 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
     scored = model.score(frame)
     base = np.asarray(scored.scores, dtype=np.float64)
     static_order = np.argsort(-base, kind="stable")[:budget]
-    hits = np.cumsum(y[static_order])
+    hits = found_curve(y[static_order])
     ends = list(range(batch, budget, batch)) + [budget]
     found_static = [int(hits[e - 1]) for e in ends]
 
@@ -126,8 +126,8 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
         by_value = {}
         for v in sorted(set(values[y])):
             is_v = values == v
-            s_hits = np.cumsum(is_v[static_order])
-            f_hits = np.cumsum(is_v[fb_order]) if len(fb_order) else np.zeros(0, dtype=int)
+            s_hits = found_curve(is_v[static_order])
+            f_hits = found_curve(is_v[fb_order])
             by_value[v] = {"count": int(is_v.sum()),
                            "found_static": [int(s_hits[e - 1]) for e in ends],
                            "found_feedback": [int(f_hits[e - 1]) for e in ends if e <= len(f_hits)]}

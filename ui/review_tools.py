@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.feedback import found_curve
 from engine.rules import OPERATORS, SYMBOLS, Condition, Rule, RuleError
 from ui.plots import ANOMALY, LINE, line_plot_item
 from ui.widgets import counted
@@ -255,7 +256,7 @@ def confirmed_per_review(audit) -> np.ndarray:
 def static_found(static_scores: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """What the static ranking finds in its first 1..n reviews: labelled anomalies among its top k."""
     order = np.argsort(-np.nan_to_num(np.asarray(static_scores, dtype=float), nan=-np.inf), kind="stable")[:n]
-    return np.cumsum(np.asarray(labels, dtype=bool)[order]).astype(np.int64)
+    return found_curve(np.asarray(labels, dtype=bool)[order])
 
 
 class ReviewProgressPlot(pg.PlotWidget):
