@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import math
 
-from cli.evaluate import json_safe
 from cli.train import StderrProgress, check_device
 from engine.errors import AnomalyDeskError
+from engine.safe_json import jsonable
 
 
 def register(sub) -> None:
@@ -100,7 +100,7 @@ def run(args) -> int:
                                         progress=progress)
             studies.append(study.summary())
         out["contamination"] = studies
-    out = json_safe(out)
+    out = jsonable(out)
     if args.json:
         if not args.details:
             for d in out["detectors"]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 from cli.train import StderrProgress, add_param_option, check_device, detector_params
 from engine.detectors import DETECTOR_NAMES
+from engine.safe_json import jsonable
 
 
 def register(sub) -> None:
@@ -25,17 +25,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def json_safe(value):
-    """``value`` with NaN/inf floats as None (strict JSON has no NaN), recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def run(args) -> int:
     from engine.evaluation import evaluate
 
@@ -44,7 +33,7 @@ def run(args) -> int:
     result = evaluate(args.csv, args.label_column, normal_value=args.normal_value, train_csv=args.train_csv,
                       detector=args.detector, params=params, seed=args.seed, device=args.device,
                       progress=StderrProgress())
-    result = json_safe(result)
+    result = jsonable(result)
     if args.json:
         print(json.dumps(result))
         return 0

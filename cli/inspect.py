@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cli.evaluate import json_safe
 from engine import io as engine_io
+from engine.safe_json import jsonable
 
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
@@ -25,7 +25,7 @@ def register(sub) -> None:
 def inspect_file(path: str) -> dict[str, Any]:
     """The ``inspect --json`` object for a file (raises engine.errors.DataError when it is unusable)."""
     loaded, schema = engine_io.load(path)
-    return json_safe({
+    return jsonable({
         "file": loaded.path, "rows": len(loaded.frame), "n_columns": len(loaded.frame.columns),
         "encoding": loaded.encoding, "delimiter": loaded.delimiter, "compression": loaded.compression,
         "columns": [c.to_dict() for c in schema.columns], "label_column": schema.label_column,

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import AnomalyDeskError, Cancelled
+from engine.safe_json import jsonable
 from engine.schema import Schema
 
 DEFAULT_SHARES: tuple[float, ...] = (0.0, 0.05, 0.10, 0.30, 0.50)
@@ -140,7 +141,7 @@ def state_size(detector) -> tuple[int, int]:
     """(numbers in the saved state, bytes of the saved state) of a fitted detector."""
     meta, arrays = detector.get_state()
     values = 0
-    nbytes = len(json.dumps(_plain(meta)).encode())
+    nbytes = len(json.dumps(jsonable(meta)).encode())
     for a in arrays.values():
         a = np.asarray(a)
         values += int(a.size)
@@ -159,10 +160,6 @@ def _finite(scores: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(scores), lo, np.clip(scores, lo, hi))
 
 
-def _plain(value):
-    from engine.pipeline import _jsonable
-
-    return _jsonable(value)
 
 
 def _labels_for(labels, labelled, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from engine.errors import AnomalyDeskError, ModelFileError, NotFittedError, SchemaMismatchError
 from engine.features import Preprocessor
+from engine.safe_json import jsonable
 from engine.schema import Role, Schema
 from engine.scoring.severity import severity as severity_of
 
@@ -206,7 +207,7 @@ class AnomalyModel:
                "preprocessing": self.preprocessor_.to_dict(),
                "training": {"fit_seconds": float(self.fit_seconds_), "rows": int(self.rows_),
                             "device": self.device_, "history": self.history_}}
-        return save_bundle(directory, _jsonable(doc), out)
+        return save_bundle(directory, jsonable(doc), out)
 
     @classmethod
     def load(cls, directory: str | Path) -> AnomalyModel:
@@ -273,22 +274,6 @@ def _history_of(detector) -> Any:
     h = getattr(detector, "history_", None)
     if h is None:
         return None
-    return _jsonable(h.to_dict() if hasattr(h, "to_dict") else h)
+    return jsonable(h.to_dict() if hasattr(h, "to_dict") else h)
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types (numpy scalars/arrays, tuples and NaN made JSON-safe)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        return f if np.isfinite(f) else None
-    return value

@@ -1,4 +1,5 @@
-"""Reading JSON that came from someone else (model bundles, safetensors headers, projects).
+"""JSON in and out: reading JSON that came from someone else (model bundles, safetensors headers,
+projects), and ``jsonable`` for what we write.
 
 The standard parser trusts its input: 100,000 nested brackets end in ``RecursionError``, a
 100,000-digit integer in ``ValueError`` (or minutes of CPU before Python 3.11's digit limit), and
@@ -13,6 +14,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from engine.errors import ModelFileError
 
@@ -96,3 +99,22 @@ def load_json(path: str | Path, *, max_bytes: int, what: str = "JSON") -> Any:
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     return loads(raw, path, max_bytes=max_bytes, what=what)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` in plain JSON types, recursively: numpy scalars and arrays as numbers and lists, tuples
+    as lists, keys as strings, and NaN / infinities as None (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    return value

@@ -92,3 +92,17 @@ def test_hostile_project_is_refused_in_one_line(tmp_path, text, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "unexpected" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_jsonable_gives_strict_json_types():
+    import json
+
+    import numpy as np
+
+    from engine.safe_json import jsonable
+
+    value = {1: (np.float32(0.5), np.int64(3), np.bool_(True)), "a": np.array([1.0, np.nan]),
+             "b": [float("inf"), None, "x"]}
+    out = jsonable(value)
+    assert out == {"1": [0.5, 3, True], "a": [1.0, None], "b": [None, None, "x"]}
+    json.dumps(out, allow_nan=False)  # strict JSON: no NaN or Infinity left
