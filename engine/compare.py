@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.errors import AnomalyDeskError, Cancelled
+from engine.errors import AnomalyDeskError, Cancelled, stop_if_asked
 from engine.safe_json import jsonable
 from engine.schema import Schema
 
@@ -123,11 +123,6 @@ class Comparison:
                 "detectors": [r.summary() for r in self.runs],
                 "disagreements": [d.summary(with_rows) for d in self.disagreements],
                 "failures": dict(self.failures)}
-
-
-def _check_stop(should_stop: StopCallback | None) -> None:
-    if should_stop is not None and should_stop():
-        raise Cancelled("the comparison was cancelled")
 
 
 def _thin(x: np.ndarray, y: np.ndarray, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +230,7 @@ def compare_detectors(frame: pd.DataFrame, schema: Schema, detectors: Sequence[s
     failures: dict[str, str] = {}
     k = len(detectors)
     for i, name in enumerate(detectors):
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "the comparison was cancelled")
         base = i / k
 
         def fit_progress(fraction, message="", _base=base, _name=name, **metrics):
@@ -246,7 +241,7 @@ def compare_detectors(frame: pd.DataFrame, schema: Schema, detectors: Sequence[s
             model = AnomalyModel(detector=name, params=dict(params.get(name, {})), device=device, seed=seed)
             model.fit(train, schema, progress=fit_progress, should_stop=should_stop,
                       known_good=train_frame is not None)
-            _check_stop(should_stop)
+            stop_if_asked(should_stop, "the comparison was cancelled")
             if progress:
                 progress(base + 0.92 / k, f"{name}: scoring {len(frame):,} rows", detector=name)
             start = time.perf_counter()
@@ -364,7 +359,7 @@ def contamination_study(frame: pd.DataFrame, schema: Schema, labels, detector: s
     points: list[ContaminationPoint] = []
     todo = len(shares)
     for i, share in enumerate(shares):
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "the comparison was cancelled")
         k = int(round(share * n_train))
         point = ContaminationPoint(share=share, anomalies=k, normals=n_train - k)
         points.append(point)
@@ -389,7 +384,7 @@ def contamination_study(frame: pd.DataFrame, schema: Schema, labels, detector: s
 
         model = AnomalyModel(detector=detector, params=dict(params or {}), device=device, seed=seed)
         model.fit(train, schema, progress=fit_progress, should_stop=should_stop)
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "the comparison was cancelled")
         s = model.score(eval_frame).scores
         point.aucroc, point.aucpr = aucroc(eval_y, s), aucpr(eval_y, s)
         point.fit_seconds = float(model.fit_seconds_)
@@ -491,7 +486,7 @@ def replay(frame: pd.DataFrame, models: dict[str, Any], labels, thresholds: dict
     order = np.arange(len(frame)) if order is None else np.asarray(order, dtype=np.int64)
     totals = {name: np.zeros(4, dtype=np.int64) for name in models}
     for start, stop in _steps(len(order), step):
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "the comparison was cancelled")
         rows = order[start:stop]
         chunk = frame.iloc[rows]
         yy = y[rows]

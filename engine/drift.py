@@ -120,7 +120,7 @@ class DriftMonitor:
         self.rng = np.random.default_rng(seed)
 
     def add(self, frame: pd.DataFrame, scores: np.ndarray | None = None) -> None:
-        from engine.features import _apply_log, _as_float
+        from engine.features import apply_log, as_float
 
         self.rows += len(frame)
         if scores is not None and self.threshold is not None:
@@ -128,12 +128,12 @@ class DriftMonitor:
         for c, p in self.numeric.items():
             if c not in frame.columns:
                 continue
-            x = _as_float(frame[c])
+            x = as_float(frame[c])
             x = x[~np.isnan(x)]
             self.present[c] += len(x)
             if p.get("min") is not None and p.get("max") is not None:
                 self.outside[c] += int(((x < p["min"]) | (x > p["max"])).sum())
-            z = (_apply_log(x, p["transform"]) - p["center"]) / (p["scale"] or 1.0)
+            z = (apply_log(x, p["transform"]) - p["center"]) / (p["scale"] or 1.0)
             room = SAMPLE_PER_COLUMN - self.kept[c]
             if room <= 0:
                 continue
@@ -159,7 +159,7 @@ class DriftMonitor:
             if share - before >= NEW_LEVELS_EXCESS and share >= NEW_LEVELS_RATIO * before:
                 rep.columns.append(ColumnDrift(c, "new values", f"{100 * share:.1f}% of the rows hold values the "
                                                f"model has no level for ({100 * before:.1f}% in training)"))
-        from engine.features import _invert_log
+        from engine.features import invert_log
 
         for c, p in self.numeric.items():
             present = self.present[c]
@@ -169,8 +169,8 @@ class DriftMonitor:
             shift = float(np.median(z)) if len(z) else 0.0
             if abs(shift) >= MEDIAN_SHIFT:
                 scale = p["scale"] or 1.0
-                new = float(_invert_log(np.array([p["center"] + shift * scale]), p["transform"])[0])
-                old = float(_invert_log(np.array([p["center"]]), p["transform"])[0])
+                new = float(invert_log(np.array([p["center"] + shift * scale]), p["transform"])[0])
+                old = float(invert_log(np.array([p["center"]]), p["transform"])[0])
                 rep.columns.append(ColumnDrift(c, "shifted", f"median {_num(new)} where training had {_num(old)} "
                                                f"({abs(shift):.1f} spreads {'higher' if shift > 0 else 'lower'})"))
             outside = self.outside[c] / present

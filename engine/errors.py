@@ -64,3 +64,10 @@ class NotFittedError(AnomalyDeskError, ValueError):
 
 class Cancelled(AnomalyDeskError):  # noqa: N818 - reads as "raise Cancelled"
     """A long job stopped because ``should_stop()`` returned true."""
+
+
+def stop_if_asked(should_stop, message: str) -> None:
+    """Raise ``Cancelled(message)`` when the caller's ``should_stop()`` (if any) returns true: the one
+    check every long job makes between steps."""
+    if should_stop is not None and should_stop():
+        raise Cancelled(message)

@@ -162,7 +162,7 @@ class FeatureMatrix:
                 f"categorical={len(self.categories)}, features={self.n_features})")
 
 
-def _as_float(series: pd.Series) -> np.ndarray:
+def as_float(series: pd.Series) -> np.ndarray:
     x = np.array(pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
     x[~np.isfinite(x)] = np.nan  # inf is as unusable as missing
     return x
@@ -225,7 +225,7 @@ class Preprocessor:
         for c in columns:
             role = self.roles_[c]
             if role == Role.NUMERIC.value:
-                self.numeric_[c] = self._fit_numeric(_as_float(frame[c]))
+                self.numeric_[c] = self._fit_numeric(as_float(frame[c]))
             elif role == Role.DATETIME.value:
                 parts = _datetime_parts(frame[c])
                 missing = np.isnan(parts["hour"])
@@ -243,7 +243,7 @@ class Preprocessor:
         transform = "none"
         if self.log_transform == "auto" and finite.size and _heavy_tail(finite):
             transform = "log1p" if finite.min() >= 0 else "signed_log1p"
-        t = _apply_log(x, transform)
+        t = apply_log(x, transform)
         center, scale = _robust_center_scale(t) if finite.size else (0.0, 1.0)
         return {"transform": transform, "center": center, "scale": scale,
                 "indicator": bool(np.isnan(x).any()),
@@ -298,9 +298,9 @@ class Preprocessor:
             role = self.roles_[c]
             if role == Role.NUMERIC.value:
                 spec = self.numeric_[c]
-                x = _as_float(frame[c])
+                x = as_float(frame[c])
                 miss = np.isnan(x)
-                z = (_apply_log(x, spec["transform"]) - spec["center"]) / spec["scale"]
+                z = (apply_log(x, spec["transform"]) - spec["center"]) / spec["scale"]
                 z[miss] = 0.0  # the median
                 num_blocks.append(np.clip(z, -_CLIP, _CLIP))
                 num_names.append(c)
@@ -382,7 +382,7 @@ class Preprocessor:
                 z = expected[:, pos] * spec["scale"] + spec["center"]
                 # within the values the training rows had: a network extrapolates linearly for rows
                 # unlike any it learnt, and "expected -700" for a count of 1 to 255 explains nothing
-                value = _invert_log(z, spec["transform"])
+                value = invert_log(z, spec["transform"])
                 lo, hi = spec.get("min"), spec.get("max")
                 out[c] = value if lo is None or hi is None else np.clip(value, lo, hi)
                 pos += 1 + int(spec["indicator"])
@@ -446,7 +446,7 @@ class Preprocessor:
         return p
 
 
-def _apply_log(x: np.ndarray, transform: str) -> np.ndarray:
+def apply_log(x: np.ndarray, transform: str) -> np.ndarray:
     if transform == "log1p":
         return np.log1p(np.maximum(x, 0.0))
     if transform == "signed_log1p":
@@ -454,7 +454,7 @@ def _apply_log(x: np.ndarray, transform: str) -> np.ndarray:
     return x.astype(np.float64, copy=True)
 
 
-def _invert_log(z: np.ndarray, transform: str) -> np.ndarray:
+def invert_log(z: np.ndarray, transform: str) -> np.ndarray:
     z = np.clip(z, -700, 700)
     if transform == "log1p":
         return np.expm1(np.maximum(z, 0.0))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.errors import AnomalyDeskError, Cancelled
+from engine.errors import AnomalyDeskError, stop_if_asked
 from engine.feedback import VerdictStore, found_curve, next_batch, record_keys, retrain_with_verdicts
 from engine.schema import Schema
 
@@ -48,8 +48,7 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
     budget = min(budget, n)
 
     def stop_check() -> None:
-        if should_stop is not None and should_stop():
-            raise Cancelled("simulated review was cancelled")
+        stop_if_asked(should_stop, "simulated review was cancelled")
 
     t0 = time.perf_counter()
     if model is None:

@@ -12,17 +12,12 @@ from typing import ClassVar
 import numpy as np
 
 from engine.detectors.base import Detector, Explained, column_shares, encoded_values, shares_of_columns
-from engine.errors import AnomalyDeskError, Cancelled
+from engine.errors import AnomalyDeskError, stop_if_asked
 
 _EULER = 0.5772156649015329
 
 
-def _check_stop(should_stop) -> None:
-    if should_stop is not None and should_stop():
-        raise Cancelled("training cancelled")
-
-
-def _weights(sample_weight, n: int) -> np.ndarray | None:
+def checked_weights(sample_weight, n: int) -> np.ndarray | None:
     if sample_weight is None:
         return None
     w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
@@ -35,7 +30,7 @@ def _weights(sample_weight, n: int) -> np.ndarray | None:
     return w
 
 
-def _weighted_rows(x: np.ndarray, w: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+def weighted_rows(x: np.ndarray, w: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
     """Rows to fit on for methods without native weights: weight 0 drops a row; unequal weights
     resample the kept rows (with replacement) in proportion to their weight."""
     if w is None:
@@ -59,7 +54,7 @@ def unlogged_values(fm) -> np.ndarray:
     return x
 
 
-def _fitted_input(det: Detector, fm, matrix=encoded_values) -> np.ndarray:
+def fitted_input(det: Detector, fm, matrix=encoded_values) -> np.ndarray:
     """The matrix a fitted detector scores, refused when its width is not the one it was fitted on."""
     det._check_fitted()
     x = matrix(fm)
@@ -121,13 +116,13 @@ class IsolationForestDetector(Detector):
         from sklearn.ensemble import IsolationForest
 
         x = self._matrix(fm)
-        w = _weights(sample_weight, x.shape[0])
-        _check_stop(should_stop)
+        w = checked_weights(sample_weight, x.shape[0])
+        stop_if_asked(should_stop, "training cancelled")
         rng = np.random.default_rng(self.seed)
-        x_fit = _weighted_rows(x, w, rng)
+        x_fit = weighted_rows(x, w, rng)
         forest = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
                                  max_features=self.max_features, random_state=self.seed).fit(x_fit)
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "training cancelled")
         lefts, rights, feats, thrs, counts, offsets = [], [], [], [], [], [0]
         subsample = forest._max_features != x_fit.shape[1]
         for tree, features in zip(forest.estimators_, forest.estimators_features_, strict=True):
@@ -154,7 +149,7 @@ class IsolationForestDetector(Detector):
         return self
 
     def _walk(self, fm, with_contrib: bool):
-        x = _fitted_input(self, fm, self._matrix)
+        x = fitted_input(self, fm, self._matrix)
         n = x.shape[0]
         depth_sum = np.zeros(n)
         contrib = np.zeros((n, x.shape[1])) if with_contrib else None
@@ -247,16 +242,16 @@ class OCSVMDetector(Detector):
         from sklearn.svm import OneClassSVM
 
         x = encoded_values(fm)
-        w = _weights(sample_weight, x.shape[0])
+        w = checked_weights(sample_weight, x.shape[0])
         rng = np.random.default_rng(self.seed)
         keep = np.arange(x.shape[0]) if w is None else np.flatnonzero(w > 0)
         if keep.size > self.max_train_rows:
             p = None if w is None else w[keep] / w[keep].sum()
             keep = np.sort(rng.choice(keep, size=self.max_train_rows, replace=False, p=p))
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "training cancelled")
         svm = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma)
         svm.fit(x[keep], sample_weight=None if w is None else w[keep])
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "training cancelled")
         self.support_vectors_ = np.asarray(svm.support_vectors_, dtype=np.float64)
         self.dual_coef_ = np.asarray(svm.dual_coef_, dtype=np.float64).reshape(-1)
         self.intercept_ = float(np.asarray(svm.intercept_).reshape(-1)[0])
@@ -276,7 +271,7 @@ class OCSVMDetector(Detector):
             yield start, x[start:start + size]
 
     def decision_function(self, fm) -> np.ndarray:
-        x = _fitted_input(self, fm)
+        x = fitted_input(self, fm)
         out = np.empty(x.shape[0])
         for start, xb in self._chunks(x):
             k = np.exp(-self.gamma_ * self._sq_dist(xb))
@@ -284,7 +279,7 @@ class OCSVMDetector(Detector):
         return out
 
     def feature_contributions(self, fm) -> np.ndarray:
-        x = _fitted_input(self, fm)
+        x = fitted_input(self, fm)
         sv = self.support_vectors_
         per_feature = np.empty_like(x)
         log_a = np.log(np.maximum(self.dual_coef_, 1e-300))
@@ -340,10 +335,10 @@ class PCADetector(Detector):
         self.variance, self.floor, self.standardize, self.seed = variance, floor, standardize, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "training cancelled")
         x = encoded_values(fm)
         n, d = x.shape
-        w = _weights(sample_weight, n)
+        w = checked_weights(sample_weight, n)
         w = np.ones(n) if w is None else w
         w = w / w.sum()
         mean = w @ x
@@ -351,7 +346,7 @@ class PCADetector(Detector):
         std = np.sqrt(w @ (xc ** 2)) if self.standardize else np.ones(d)
         std = np.where(std > 1e-9, std, 1.0)
         z = xc / std * np.sqrt(w)[:, None]
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "training cancelled")
         _, s, vt = np.linalg.svd(z, full_matrices=False)
         var = s ** 2
         top = float(var.max()) if var.size else 1.0
@@ -367,7 +362,7 @@ class PCADetector(Detector):
         return self
 
     def _z(self, fm) -> np.ndarray:
-        x = _fitted_input(self, fm)
+        x = fitted_input(self, fm)
         return (x - self.mean_) / self.scale_
 
     def decision_function(self, fm) -> np.ndarray:
@@ -447,13 +442,13 @@ class ECODDetector(Detector):
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
         x = encoded_values(fm)
         n, d = x.shape
-        w = _weights(sample_weight, n)
+        w = checked_weights(sample_weight, n)
         w = np.ones(n) if w is None else w
         values, cumw, offsets, skew_sign = [], [], [0], np.zeros(d)
         total = float(w.sum())
         for j in range(d):
             if j % 64 == 0:
-                _check_stop(should_stop)
+                stop_if_asked(should_stop, "training cancelled")
             col = x[:, j]
             uniq, inv = np.unique(col, return_inverse=True)
             cw = np.cumsum(np.bincount(inv, weights=w, minlength=uniq.size))

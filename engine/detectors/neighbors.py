@@ -18,8 +18,8 @@ from typing import ClassVar
 import numpy as np
 
 from engine.detectors.base import Detector, column_shares, encoded_values
-from engine.detectors.classical import _check_stop, _fitted_input, _weighted_rows, _weights, unlogged_values
-from engine.errors import AnomalyDeskError
+from engine.detectors.classical import checked_weights, fitted_input, unlogged_values, weighted_rows
+from engine.errors import AnomalyDeskError, stop_if_asked
 
 _CHUNK = 4096
 
@@ -43,9 +43,9 @@ class _NeighborDetector(Detector):
 
     def _reference(self, fm, sample_weight) -> np.ndarray:
         x = self._raw(fm)
-        w = _weights(sample_weight, x.shape[0])
+        w = checked_weights(sample_weight, x.shape[0])
         rng = np.random.default_rng(self.seed)
-        ref = _weighted_rows(x, w, rng)
+        ref = weighted_rows(x, w, rng)
         if ref.shape[0] > self.max_reference_rows:
             ref = ref[np.sort(rng.choice(ref.shape[0], size=self.max_reference_rows, replace=False))]
         if ref.shape[0] < 2:
@@ -57,7 +57,7 @@ class _NeighborDetector(Detector):
         return np.ascontiguousarray((ref - self.low_) / self.span_)
 
     def _fit_reference(self, fm, sample_weight, should_stop) -> None:
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "training cancelled")
         self.reference_ = self._reference(fm, sample_weight)
         self.n_features_in_ = self.reference_.shape[1]
 
@@ -81,7 +81,7 @@ class _NeighborDetector(Detector):
         return dist, idx
 
     def _matrix(self, fm) -> np.ndarray:
-        x = _fitted_input(self, fm, self._raw)
+        x = fitted_input(self, fm, self._raw)
         return (x - self.low_) / self.span_
 
     def feature_contributions(self, fm) -> np.ndarray:
@@ -156,7 +156,7 @@ class LOFDetector(_NeighborDetector):
         self.k_distance_ = np.zeros(self.reference_.shape[0])
         dist, idx = self._neighbors(self.reference_)
         self.k_distance_ = dist[:, -1].copy()
-        _check_stop(should_stop)
+        stop_if_asked(should_stop, "training cancelled")
         self.lrd_ = self._lrd(dist, idx)
         if progress:
             progress(1.0, f"LOF fitted ({self.reference_.shape[0]} reference rows)")

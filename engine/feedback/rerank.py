@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.errors import AnomalyDeskError, Cancelled
+from engine.errors import AnomalyDeskError, stop_if_asked
 from engine.feedback.views import EXTRA_VIEWS, auc_on_labelled, detector_views, robust_z, view_weights
 from engine.schema import Role, Schema
 from engine.scoring.severity import severity as severity_of
@@ -518,8 +518,7 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
     anomalies, normals = _verdict_arrays(verdicts, n)
 
     def report(frac: float, msg: str) -> None:
-        if should_stop is not None and should_stop():
-            raise Cancelled("retraining with verdicts was cancelled")
+        stop_if_asked(should_stop, "retraining with verdicts was cancelled")
         if progress is not None:
             progress(frac, msg, anomalies=len(anomalies), normals=len(normals))
 

@@ -174,7 +174,7 @@ def _open_text_stream(path: Path, compression: str | None, name: str):
         raise
 
 
-def _sniff_like(path: Path, name: str) -> LoadedFile:
+def sniff_like(path: Path, name: str) -> LoadedFile:
     """Dialect and conversion plan from the head of a file, for streaming it."""
     _check_path(path, name)
     with _open_binary(path) as f:
@@ -229,7 +229,7 @@ def iter_csv_chunks(path: str | Path, chunk_rows: int = 200_000,
     """
     name = str(path)
     path = Path(path)
-    own = _sniff_like(path, name)  # this file's own dialect and header, whatever ``like`` says
+    own = sniff_like(path, name)  # this file's own dialect and header, whatever ``like`` says
     names = list(own.column_plan)
     if like is not None:  # convert shared columns exactly as the reference file was converted
         own.column_plan.update({n: _merge_plan(own.column_plan[n], p) for n, p in like.column_plan.items()
@@ -258,12 +258,12 @@ def iter_csv_chunks(path: str | Path, chunk_rows: int = 200_000,
                 pending_rows += batch.num_rows
                 while pending_rows >= chunk_rows:
                     table = pa.Table.from_batches(pending)
-                    yield _chunk_frame(table.slice(0, chunk_rows), own, start)
+                    yield chunk_frame(table.slice(0, chunk_rows), own, start)
                     start += chunk_rows
                     rest = table.slice(chunk_rows)
                     pending, pending_rows = rest.to_batches(), rest.num_rows
             if pending_rows:
-                yield _chunk_frame(pa.Table.from_batches(pending), own, start)
+                yield chunk_frame(pa.Table.from_batches(pending), own, start)
     except pa.ArrowInvalid as exc:
         detail = str(exc).splitlines()[0]
         hint = ("; the file is not UTF-8 further on: pass like=read_csv(file) so its encoding is known"
@@ -277,7 +277,7 @@ def iter_csv_chunks(path: str | Path, chunk_rows: int = 200_000,
         raise DataError(f"the {compression} file is damaged ({exc})", file=name) from None
 
 
-def _chunk_frame(table: pa.Table, like: LoadedFile, start: int) -> pd.DataFrame:
+def chunk_frame(table: pa.Table, like: LoadedFile, start: int) -> pd.DataFrame:
     table, _, _ = _apply_plan(table, like.column_plan)
     frame = _to_frame(table)
     _clean_values(frame)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from engine.errors import Cancelled
+from engine.errors import stop_if_asked
 
 DEFAULT_BLOCK_ROWS = 20_000
 PAUSE_S = 0.002  # between blocks: the GUI thread gets the GIL (the switch interval alone does not
@@ -37,8 +37,7 @@ def score_in_blocks(model, frame: pd.DataFrame, *, block_rows: int = DEFAULT_BLO
         return model.score(frame)
     parts = []
     for start in range(0, n, block_rows):
-        if should_stop is not None and should_stop():
-            raise Cancelled("scoring was cancelled")
+        stop_if_asked(should_stop, "scoring was cancelled")
         parts.append(model.score(frame.iloc[start:start + block_rows]))
         if progress is not None:
             progress(min(1.0, (start + block_rows) / n), f"scored {min(n, start + block_rows):,} of {n:,} records")

@@ -131,9 +131,9 @@ def _read_partitions(path: Path, blocksize: int):
             # partitions of about ``blocksize`` bytes (uncompressed), whole row groups each
             ddf = dd.read_parquet(str(path), split_row_groups="adaptive", blocksize=blocksize)
             return ddf.to_delayed(), False
-        from engine.io.reader import NULL_VALUES, _sniff_like
+        from engine.io.reader import NULL_VALUES, sniff_like
 
-        like = _sniff_like(path, str(path))
+        like = sniff_like(path, str(path))
         ddf = dd.read_csv(str(path), dtype=str, keep_default_na=False,
                           na_values=NULL_VALUES, sep=like.delimiter, encoding=like.encoding,
                           # a compressed file cannot be split at byte offsets: one partition
@@ -146,14 +146,14 @@ def _convert_csv_partition(frame: pd.DataFrame, path: str, start: int) -> pd.Dat
     """Text columns of a partition converted with the file's conversion plan (engine.io.reader)."""
     import pyarrow as pa
 
-    from engine.io.reader import _chunk_frame, _sniff_like
+    from engine.io.reader import chunk_frame, sniff_like
 
     like = _LIKE.get(path)
     if like is None:
-        like = _LIKE[path] = _sniff_like(Path(path), path)
+        like = _LIKE[path] = sniff_like(Path(path), path)
     table = pa.Table.from_pandas(frame.astype(object), preserve_index=False,
                                  schema=pa.schema([(str(c), pa.string()) for c in frame.columns]))
-    return _chunk_frame(table, like, start)
+    return chunk_frame(table, like, start)
 
 
 def _score_partition(frame: pd.DataFrame, model_bytes: ModelBytes, index: int, start: int | None, path: str,

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from engine.atomic import atomic_output
-from engine.errors import Cancelled, DataError
+from engine.errors import DataError, stop_if_asked
 from engine.io.source import open_input
 from engine.model_reuse import (
     SchemaDifferences,
@@ -240,8 +240,7 @@ def score_file(model: Any, csv_path: str | Path, out_path: str | Path, *, chunk_
             ThreadPoolExecutor(1, thread_name_prefix="write-behind") as writes:
         written = None  # the previous chunk's write, done in the background while this chunk scores
         for chunk in read_ahead(iter_chunks(csv_path, chunk_rows)):
-            if should_stop is not None and should_stop():
-                raise Cancelled("scoring cancelled: no scores file written")
+            stop_if_asked(should_stop, "scoring cancelled: no scores file written")
             if diff is None:
                 diff = compare_schema(model, chunk.columns, file=str(csv_path))
                 check_values(model, chunk, diff, first=True)
