@@ -155,8 +155,6 @@ def _finite(scores: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(scores), lo, np.clip(scores, lo, hi))
 
 
-
-
 def _labels_for(labels, labelled, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(y over the labelled rows, their indices) from a full label vector or verdicts on some rows."""
     if labels is None:
