@@ -103,7 +103,7 @@ def _read(args):
     """(frame, schema, path): the whole file, or with ``--sample N`` a uniform sample drawn while streaming
     it (engine.sampling), its schema inferred from the sample."""
     from engine.io import infer_schema, load
-    from engine.scoring.table import is_parquet
+    from engine.io.parquet import is_parquet
 
     if args.sample is None and not is_parquet(args.csv):
         loaded, schema = load(args.csv)

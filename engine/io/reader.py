@@ -103,9 +103,9 @@ def read_csv(path: str | Path, skip_bad_rows: bool = False) -> LoadedFile:
     concerned are treated as missing. Rows with the wrong number of fields raise BadRowsError (listing
     them), or with ``skip_bad_rows`` are left out and listed in ``skipped_rows`` and ``problems``.
     """
-    if str(path).lower().endswith((".parquet", ".pq")):  # Parquet: engine.parquet_io
-        from engine.parquet_io import load_parquet
+    from engine.io.parquet import is_parquet, load_parquet
 
+    if is_parquet(path):  # a file or a folder of parts, with its own column types
         return load_parquet(path)
     try:
         return _read_csv(str(path), Path(path), skip_bad_rows)

@@ -29,7 +29,8 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import AnomalyDeskError, DataError
-from engine.scoring.table import ScoresWriter, is_parquet
+from engine.io.parquet import is_parquet
+from engine.scoring.table import ScoresWriter
 
 DEFAULT_BLOCKSIZE = 32 << 20  # bytes of CSV per partition (about 500k ledger rows)
 _MODELS: dict[str, Any] = {}  # worker-process cache: bundle digest -> model

@@ -22,6 +22,7 @@ import pandas as pd
 
 from engine.atomic import atomic_output
 from engine.errors import DataError, stop_if_asked
+from engine.io.parquet import is_parquet
 from engine.io.source import open_input
 from engine.model_reuse import (
     SchemaDifferences,
@@ -30,7 +31,7 @@ from engine.model_reuse import (
     compare_schema,
     model_threshold,
 )
-from engine.scoring.table import ScoresWriter, is_parquet, scores_table
+from engine.scoring.table import ScoresWriter, scores_table
 
 ProgressCallback = Callable[..., None]
 StopCallback = Callable[[], bool]
@@ -97,7 +98,7 @@ def count_data_rows(path: str | Path, block: int = 1 << 24) -> int:
     """Lines after the header (for the progress bar; quoted line breaks make it an estimate); the row
     count from the footers of a Parquet file or folder."""
     if is_parquet(path):
-        from engine.parquet_io import parquet_rows
+        from engine.io.parquet import parquet_rows
 
         return parquet_rows(path)
     lines, last = 0, b"\n"
@@ -127,7 +128,7 @@ def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
     path = Path(path)
     if is_parquet(path):
-        from engine.parquet_io import iter_parquet_chunks
+        from engine.io.parquet import iter_parquet_chunks
 
         yield from iter_parquet_chunks(path, chunk_rows)
         return

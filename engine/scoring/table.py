@@ -28,13 +28,6 @@ LEAD = ("key", "score", "severity", "flagged")
 OPTIONAL_LEAD = ("rule",)  # the rule that treated a record as normal (score --project)
 ORIGINAL_SUFFIX = " (original)"
 FEATURE_COLUMN = re.compile(r"^(feature|share)_(\d+)$")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-def is_parquet(path: str | Path) -> bool:
-    """A Parquet file (by its suffix) or a folder of Parquet parts."""
-    path = Path(path)
-    return path.suffix.lower() in PARQUET_SUFFIXES or (path.is_dir() and any(path.glob("*.parquet")))
 
 
 def feature_column(kind: str, rank: int) -> str:

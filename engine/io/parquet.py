@@ -2,7 +2,7 @@
 
 Parquet carries its own column types, so there is no dialect or type sniffing: columns come as pandas
 gives them from Arrow. Used by streamed and cluster scoring; ``read_parquet`` gives a whole file for
-loading into the window (engine.io.read_csv dispatches here by suffix).
+loading into the window (engine.io.load dispatches here by ``is_parquet``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,13 @@ import pyarrow.dataset as pads
 
 from engine.errors import DataError
 
-#: for file dialogs: the Parquet pattern to offer beside CSV
-PARQUET_FILTER = "Parquet files (*.parquet *.pq)"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_parquet(path: str | Path) -> bool:
+    """A Parquet file (by its suffix) or a folder of Parquet parts."""
+    path = Path(path)
+    return path.suffix.lower() in PARQUET_SUFFIXES or (path.is_dir() and any(path.glob("*.parquet")))
 
 
 def _dataset(path: str | Path) -> pads.Dataset:
@@ -75,7 +80,7 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
 def load_parquet(path: str | Path):
     """A Parquet file or folder as engine.io's LoadedFile (what File > Open and ``load`` give for a CSV):
     the frame with Parquet's own types, no dialect and no conversion plan. engine.io.read_csv dispatches
-    here for a .parquet path."""
+    here for a .parquet / .pq path or a folder of parts."""
     from engine.io import LoadedFile
 
     frame = read_parquet(path)
