@@ -28,7 +28,7 @@ def test_a_file_and_a_folder_of_parts_load_with_parquets_own_types(tmp_path):
         loaded, schema = load(path)
         assert len(loaded.frame) == 40 and loaded.encoding == "parquet"
         assert sorted(loaded.frame["id"]) == list(range(40))
-        assert loaded.frame["amount"].dtype == "float64" and "amount" in schema.feature_columns()
+        assert loaded.frame["amount"].dtype == "float64" and "amount" in schema.feature_columns
 
 
 def test_a_damaged_parquet_file_is_a_clear_error_naming_it(tmp_path):
