@@ -194,7 +194,7 @@ class AutoDetector(Detector):
         self.center_ = np.array([c for c, _, _ in calibrated])
         self.scale_ = np.array([k for _, k, _ in calibrated])
         self.quantiles_ = np.vstack([q for _, _, q in calibrated])
-        z = np.column_stack([(s - c) / k for s, c, k in zip(train, self.center_, self.scale_, strict=True)])
+        z = np.column_stack([standardise(s, c, k, q, "z") for s, (c, k, q) in zip(train, calibrated, strict=True)])
         self.weights_ = self._agreement_weights(z) if self.weighting == "agreement" else np.full(n, 1.0 / n)
         # the combined training scores, so the pipeline need not run every member over them again
         self.train_scores_ = self.combine(dict(zip(names, train, strict=True)))

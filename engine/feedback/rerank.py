@@ -11,9 +11,10 @@ Per retrain (cheap, everything heavy is prepared once and kept in ``FeedbackStat
    fixed intercept at the top-``tau`` quantile, so normal verdicts alone already lower their regions;
    beside it, once a few of each class are in, an extra-trees classifier on the same reviewed rows
    (over the detector's score, the views and the profile) adds its log-odds: the non-linear part;
-3. ``next_batch`` picks what to review next: spread over detectors and regions while no anomaly is
-   confirmed (exploration), then shared between the re-ranked and the static ranking by how often each
-   has found anomalies so far (the guard that keeps feedback from falling below static).
+3. ``next_batch`` picks what to review next: partly spread over detectors and regions while fewer than
+   ``explore_until`` anomalies are confirmed (exploration), then shared between the re-ranked and the
+   static ranking by how often each has found anomalies so far (the guard that keeps feedback from
+   falling below static).
 The figures behind each setting are in docs/decisions.md."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Detector views for the re-ranker: the scores of the ensemble's members and of a few cheap detectors
-not in it (isolation forest, ECOD, PCA, k nearest neighbours), computed once per file, so the verdicts
+not in it (isolation forest, ECOD, PCA, k nearest neighbours, LOF), computed once per file, so the verdicts
 can choose the detector that ranks them best. The best single detector per file is well above the
 ensemble on average, but which one is unknown until the analyst has confirmed a few records."""
 
