@@ -12,7 +12,8 @@ Per retrain (cheap, everything heavy is prepared once and kept in ``FeedbackStat
    beside it, once a few of each class are in, an extra-trees classifier on the same reviewed rows
    (over the detector's score, the views and the profile) adds its log-odds: the non-linear part;
 3. ``next_batch`` picks what to review next: partly spread over detectors and regions while fewer than
-   ``explore_until`` anomalies are confirmed (exploration), then shared between the re-ranked and the
+   ``explore_until`` anomalies are confirmed and no view yet separates them from the confirmed normals
+   (exploration), then shared between the re-ranked and the
    static ranking by how often each has found anomalies so far (the guard that keeps feedback from
    falling below static).
 The figures behind each setting are in docs/decisions.md."""
@@ -58,6 +59,7 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "explore": True,  # spread the next batch over detectors and regions while few anomalies are confirmed
     "explore_share": 0.5,  # share of such a batch taken by exploration (the rest: the re-ranked top)
     "explore_until": 6,  # explore until this many anomalies are confirmed (a cold queue, not only an empty one)
+    "explore_separated": 0.95,  # ...unless a view already ranks the verdicts this well (AUC)
     "explore_overlap": 0.5,  # an exploration pick shares at most this share of regions with a normal / a pick
     "guard": True,  # share each batch between the re-ranked and the static ranking by their hit rates
     "guard_prior": 4.0,  # pseudo-counts: re-ranked picks start at 4 hits in 5, static-only ones at 1 in 5
@@ -635,6 +637,14 @@ def _explore(state: FeedbackState, scores: np.ndarray, cand: np.ndarray, size: i
     return np.asarray(picked, dtype=np.int64)
 
 
+def _separated(state: FeedbackState) -> bool:
+    """Whether the detector's score or a view already ranks the confirmed anomalies above the confirmed
+    normals (AUC >= ``explore_separated``): then the queue knows where to look and exploring only costs
+    reviews (mammography: 84.3 -> 87.3 at 100 reviews; kdd_test, whose views do not separate, keeps it)."""
+    auc = state.view_auc
+    return auc is not None and len(auc) > 0 and float(np.max(auc)) >= float(state.params["explore_separated"])
+
+
 def _static_share(state: FeedbackState) -> float:
     """Share of the next batch taken from the static ranking: by the hit rates (Laplace-smoothed) of the
     rows only the static ranking picked and of those only the re-ranked one picked."""
@@ -653,8 +663,8 @@ def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.nd
     """Row indices to review next (best first): the GUI's queue and ``simulate-review`` both take this.
 
     - no verdicts yet: the top of the ranking;
-    - normals confirmed but fewer than ``explore_until`` anomalies: part of the batch explores
-      (``_explore``) over detectors and regions;
+    - normals confirmed but fewer than ``explore_until`` anomalies, and no view separates the verdicts yet
+      (``_separated``): part of the batch explores (``_explore``) over detectors and regions;
     - only anomalies so far (``guard``): the static top, which has not missed yet;
     - otherwise (``guard``): a share of the batch from the static ranking (the detector's own scores)
       by how often its own picks have been anomalies against the re-ranked ranking's (``_static_share``),
@@ -682,7 +692,7 @@ def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.nd
     n_neg = len(state.labelled_y) - n_pos
     static_top = _top(state.base_z, cand, size)
     fb_top = _top(scores, cand, size)
-    if cfg["explore"] and n_neg and n_pos < int(cfg["explore_until"]):
+    if cfg["explore"] and n_neg and n_pos < int(cfg["explore_until"]) and not _separated(state):
         k_e = max(1, int(round(size * float(cfg["explore_share"]))))
         head = fb_top[: size - k_e]
         rest = np.setdiff1d(cand, head, assume_unique=True)

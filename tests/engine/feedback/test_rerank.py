@@ -106,6 +106,30 @@ def test_exploration_goes_on_while_the_queue_is_cold_and_stops_once_anomalies_ar
     assert explored(2, until=1) == 0  # the old rule: only before the first anomaly
 
 
+def test_exploration_stops_once_a_view_separates_the_verdicts():
+    """Two anomalies against twenty ordinary normals: every view already ranks them apart (AUC 1), so the
+    queue knows where to look and the batch does not explore; against the extreme normals the detector
+    put on top, no view separates them and the batch explores."""
+    frame, schema, y = hidden_cluster()
+    model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
+    first = retrain_with_verdicts(model, frame, schema, {})
+    order = np.argsort(-first.scores, kind="stable")
+    anomalies = [int(i) for i in order[y[order]][:2]]
+
+    def explored(normals):
+        verdicts = {int(i): "normal" for i in normals} | {i: "anomaly" for i in anomalies}
+        result = retrain_with_verdicts(model, frame, schema, verdicts, state=first.state)
+        reviewed = np.zeros(len(frame), dtype=bool)
+        reviewed[list(verdicts)] = True
+        batch = next_batch(result, reviewed, 10)
+        return float(np.max(result.state.view_auc)), int(((result.state.picked[batch] & PICK_EXPLORE) > 0).sum())
+
+    ordinary = order[~y[order]][-20:]  # the records every detector finds most normal
+    assert explored(ordinary) == (1.0, 0)
+    auc, n_explored = explored(order[~y[order]][:20])  # the extreme normals on top of the queue
+    assert auc < 0.95 and n_explored == 5
+
+
 def test_while_every_verdict_is_an_anomaly_the_next_batch_is_the_static_top():
     """Nothing has missed yet and there is no normal to contrast with: the detector's own ranking goes on."""
     frame, schema, y = hidden_cluster()
