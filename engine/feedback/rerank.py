@@ -13,9 +13,8 @@ Per retrain (cheap, everything heavy is prepared once and kept in ``FeedbackStat
    (over the detector's score, the views and the profile) adds its log-odds: the non-linear part;
 3. ``next_batch`` picks what to review next: partly spread over detectors and regions while fewer than
    ``explore_until`` anomalies are confirmed and no view yet separates them from the confirmed normals
-   (exploration), then shared between the re-ranked and the
-   static ranking by how often each has found anomalies so far (the guard that keeps feedback from
-   falling below static).
+   (exploration), then shared between the re-ranked and the static ranking by how often each has found
+   anomalies so far (the guard that keeps feedback from falling below static).
 The figures behind each setting are in docs/decisions.md."""
 
 from __future__ import annotations
