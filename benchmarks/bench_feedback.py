@@ -115,7 +115,7 @@ def _scale(rows: int, tmp: Path, csv: str | None = None) -> dict:
     verdicts: dict[int, str] = {}
     retrains = []
     for r in range(6):
-        take = next_batch(result, reviewed, BATCH)
+        take = next_batch(result.state, result.scores, reviewed, BATCH)
         if r == 5:  # the last round also confirms anomalies found elsewhere, so the verdict classifier runs
             least = int(result.state.params["classifier_min"])
             take = np.union1d(take, np.flatnonzero(y & ~reviewed)[:least])

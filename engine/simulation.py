@@ -83,7 +83,7 @@ builds the region forest and column profile the later retrains reuse), ``fit_sec
             found = 0
             for r, end in enumerate(ends):
                 stop_check()
-                take = next_batch(result, reviewed, end - int(reviewed.sum()))
+                take = next_batch(result.state, result.scores, reviewed, end - int(reviewed.sum()))
                 for i in take:
                     store.set_verdict(keys[i], "anomaly" if y[i] else "normal", reason="simulated")
                 reviewed[take] = True

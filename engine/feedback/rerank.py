@@ -658,8 +658,10 @@ def _static_share(state: FeedbackState) -> float:
     return float(ps ** power / (ps ** power + pf ** power))
 
 
-def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.ndarray:
-    """Row indices to review next (best first): the GUI's queue and ``simulate-review`` both take this.
+def next_batch(state: FeedbackState, scores: np.ndarray, reviewed: np.ndarray, size: int) -> np.ndarray:
+    """Row indices to review next (best first), from the last retrain's ``state`` and ``scores``
+    (``FeedbackResult.state`` / ``.scores``): the window's "Next batch" (``Session.next_batch``) and
+    ``simulate-review`` both take this. Records the picks' provenance in ``state.picked`` for the guard.
 
     - no verdicts yet: the top of the ranking;
     - normals confirmed but fewer than ``explore_until`` anomalies, and no view separates the verdicts yet
@@ -669,8 +671,7 @@ def next_batch(result: FeedbackResult, reviewed: np.ndarray, size: int) -> np.nd
       by how often its own picks have been anomalies against the re-ranked ranking's (``_static_share``),
       the rest from the re-ranked ranking; rows both would pick count for both.
     ``reviewed``: boolean mask (or row indices) of records that already have a verdict."""
-    state = result.state
-    scores = np.asarray(result.scores, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
     n = len(scores)
     mask = np.zeros(n, dtype=bool)
     r = np.asarray(reviewed)

@@ -13,6 +13,7 @@ from engine.session.model import VERDICT_FROM_RETRAIN, Session
 from engine.session.outcomes import (
            EVENTS,
            Loaded,
+           NextBatch,
            Retrain,
            Retrained,
            Suggestion,
@@ -21,5 +22,5 @@ from engine.session.outcomes import (
            verdict_db_path,
 )
 
-__all__ = ["EVENTS", "VERDICT_FROM_RETRAIN", "Loaded", "Retrain", "Retrained", "Session", "Suggestion", "Trained",
+__all__ = ["EVENTS", "VERDICT_FROM_RETRAIN", "Loaded", "NextBatch", "Retrain", "Retrained", "Session", "Suggestion", "Trained",
            "default_data_dir", "verdict_db_path"]

@@ -31,6 +31,7 @@ from engine.session import state
 from engine.session.outcomes import (
     Events,
     Loaded,
+    NextBatch,
     ProgressCallback,
     Retrain,
     Retrained,
@@ -489,6 +490,32 @@ class Session(ReviewActions):
         result = score_in_blocks(fb.model, frame, should_stop=should_stop) if fb.refitted else None
         order = np.argsort(fb.scores, kind="stable")
         return Retrained(id(frame), fb, result, severity_of(fb.scores, fb.scores[order]), order)
+
+    def next_batch(self, size: int = 10) -> NextBatch:
+        """The records to review next, best first. After a retrain: the review loop's pick
+        (``engine.feedback.next_batch``: exploration while the queue is cold, the guard against the
+        static ranking); before one, the highest-scored records. Records with a verdict (unsure too)
+        and records a rule covers are skipped."""
+        from engine.feedback import next_batch
+        from engine.feedback.rerank import PICK_EXPLORE, PICK_FEEDBACK, PICK_STATIC
+
+        if self.scores is None:
+            raise AnomalyDeskError("train a model first: there is nothing to review yet")
+        n = len(self.scores)
+        done = np.zeros(n, dtype=bool)
+        done[list(self.verdict_records_by_row())] = True
+        if self.ruled is not None and len(self.ruled) == n:
+            done |= self.ruled
+        state = self.feedback_state
+        if state is None or len(state.base_z) != n:
+            cand = np.flatnonzero(~done)
+            records = cand[np.lexsort((cand, -self.scores[cand]))][: max(0, int(size))]
+            return NextBatch(records, explored=0, static_only=0, favoured=None)
+        records = next_batch(state, self.scores, done, size)
+        bits = state.picked[records]
+        explored = int((bits & PICK_EXPLORE > 0).sum())
+        static_only = int(((bits & PICK_STATIC > 0) & (bits & PICK_FEEDBACK == 0) & (bits & PICK_EXPLORE == 0)).sum())
+        return NextBatch(records, explored=explored, static_only=static_only, favoured=self.favoured)
 
     def adopt_retrain(self, outcome: Retrained) -> None:
         self._check_frame(outcome.frame_id)

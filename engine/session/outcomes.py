@@ -83,6 +83,32 @@ class Retrained:
 
 
 @dataclass(frozen=True)
+class NextBatch:
+    """What ``Session.next_batch`` picked, and why, for the queue's line."""
+
+    records: np.ndarray  # row indices, best first
+    explored: int  # picks spread over other detectors and regions (the queue is still cold)
+    static_only: int  # picks the guard took from the detector's own ranking
+    favoured: str | None  # the detector the verdicts favour, when both classes are in
+
+    @property
+    def text(self) -> str:
+        n = len(self.records)
+        if not n:
+            return "every record has a verdict or is covered by a rule"
+        parts = [f"the next {n} to review"]
+        rest = n - self.explored - self.static_only
+        if self.explored:
+            parts.append(f"{rest} from the top of the queue, {self.explored} exploring other detectors and "
+                         "regions (few anomalies confirmed yet)")
+        elif self.static_only:
+            parts.append(f"{rest} from the re-ranked queue, {self.static_only} from the detector's own ranking")
+        if self.favoured:
+            parts.append(f"the verdicts favour {self.favoured}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class Retrain:
     """What the last "Retrain with verdicts" did, for the views (and the saved state)."""
 

@@ -287,3 +287,29 @@ def test_set_user_changes_the_reviewer_of_the_next_verdicts_only(session, ledger
     session.verdict(session.keys[1], "normal")
     assert session.store.get(str(session.keys[0])).user == "tester"
     assert session.store.get(str(session.keys[1])).user == "someone else"
+
+
+def test_next_batch_skips_reviewed_and_ruled_records_and_explores_a_cold_queue(session, ledger):
+    """Before a retrain the next batch is the top of the queue; after ten normal verdicts and a retrain,
+    half of it explores (the review loop's ``next_batch``); a verdict (unsure too) or a rule takes a
+    record out of the next batch."""
+    from engine.feedback.rerank import PICK_EXPLORE
+    from engine.rules import Condition, Rule
+
+    s = session
+    s.load(ledger)
+    s.train(detector="iforest", seed=0, n_estimators=30)
+    first = s.next_batch(10)
+    np.testing.assert_array_equal(first.records, np.argsort(-s.scores, kind="stable")[:10])
+    assert first.explored == 0 and first.text == "the next 10 to review"
+    s.verdict([s.keys[r] for r in first.records], "normal")  # the analyst finds nothing in the top ten
+    s.retrain()
+    batch = s.next_batch(10)
+    assert len(batch.records) == 10 and not np.isin(batch.records, first.records).any()
+    assert batch.explored == 5 and "5 exploring other detectors and regions" in batch.text
+    assert int((s.feedback_state.picked[batch.records] & PICK_EXPLORE > 0).sum()) == 5
+    s.verdict(s.keys[batch.records[0]], "unsure")
+    account = str(s.frame["account"].iat[int(batch.records[1])])
+    s.add_rule(Rule(name="normal account", conditions=(Condition("account", "equals", account),)))
+    again = s.next_batch(10).records
+    assert batch.records[0] not in again and not s.ruled[again].any()

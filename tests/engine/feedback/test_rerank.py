@@ -60,11 +60,11 @@ def test_exploration_batch_spreads_over_detectors_and_regions():
     model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
     first = retrain_with_verdicts(model, frame, schema, {})
     reviewed = np.zeros(len(frame), dtype=bool)
-    top = next_batch(first, reviewed, 10)
+    top = next_batch(first.state, first.scores, reviewed, 10)
     np.testing.assert_array_equal(top, np.argsort(-first.scores, kind="stable")[:10])  # nothing known: the top
     reviewed[top] = True
     result = retrain_with_verdicts(model, frame, schema, {int(i): "normal" for i in top}, state=first.state)
-    batch = next_batch(result, reviewed, 10)
+    batch = next_batch(result.state, result.scores, reviewed, 10)
     state = result.state
     assert len(batch) == 10 and not reviewed[batch].any() and len(set(batch.tolist())) == 10
     explored = batch[(state.picked[batch] & PICK_EXPLORE) > 0]
@@ -79,7 +79,7 @@ def test_exploration_batch_spreads_over_detectors_and_regions():
     assert (state.nodes[top][:, None, :] == nodes[None, :, :]).mean(axis=2).max() < 0.5
     off = retrain_with_verdicts(model, frame, schema, {int(i): "normal" for i in top},
                                 params={"explore": False, "guard": False})
-    np.testing.assert_array_equal(next_batch(off, reviewed, 10), np.argsort(-off.scores, kind="stable")[
+    np.testing.assert_array_equal(next_batch(off.state, off.scores, reviewed, 10), np.argsort(-off.scores, kind="stable")[
         ~np.isin(np.argsort(-off.scores, kind="stable"), top)][:10])
 
 
@@ -98,7 +98,7 @@ def test_exploration_goes_on_while_the_queue_is_cold_and_stops_once_anomalies_ar
         result = retrain_with_verdicts(model, frame, schema, verdicts, params={"explore_until": until})
         reviewed = np.zeros(len(frame), dtype=bool)
         reviewed[list(verdicts)] = True
-        batch = next_batch(result, reviewed, 10)
+        batch = next_batch(result.state, result.scores, reviewed, 10)
         return int(((result.state.picked[batch] & PICK_EXPLORE) > 0).sum())
 
     assert explored(2, until=6) == 5  # 2 anomalies in 22 verdicts: still exploring
@@ -121,7 +121,7 @@ def test_exploration_stops_once_a_view_separates_the_verdicts():
         result = retrain_with_verdicts(model, frame, schema, verdicts, state=first.state)
         reviewed = np.zeros(len(frame), dtype=bool)
         reviewed[list(verdicts)] = True
-        batch = next_batch(result, reviewed, 10)
+        batch = next_batch(result.state, result.scores, reviewed, 10)
         return float(np.max(result.state.view_auc)), int(((result.state.picked[batch] & PICK_EXPLORE) > 0).sum())
 
     ordinary = order[~y[order]][-20:]  # the records every detector finds most normal
@@ -140,7 +140,7 @@ def test_while_every_verdict_is_an_anomaly_the_next_batch_is_the_static_top():
     result = retrain_with_verdicts(model, frame, schema, {int(i): "anomaly" for i in found}, state=first.state)
     reviewed = np.zeros(len(frame), dtype=bool)
     reviewed[found] = True
-    np.testing.assert_array_equal(next_batch(result, reviewed, 10), static[~reviewed[static]][:10])
+    np.testing.assert_array_equal(next_batch(result.state, result.scores, reviewed, 10), static[~reviewed[static]][:10])
 
 
 def test_verdicts_choose_the_detector_that_ranks_them_best():
@@ -249,7 +249,7 @@ def test_state_round_trips_through_plain_arrays_and_json(tmp_path):
     model = AnomalyModel(detector="iforest", seed=0).fit(frame, schema)
     verdicts = {int(i): ("anomaly" if y[i] else "normal") for i in range(1540, 1575)}
     result = retrain_with_verdicts(model, frame, schema, verdicts)
-    next_batch(result, np.isin(np.arange(len(frame)), list(verdicts)), 10)
+    next_batch(result.state, result.scores, np.isin(np.arange(len(frame)), list(verdicts)), 10)
     arrays, meta = result.state.to_arrays()
     np.savez(tmp_path / "state.npz", **arrays)
     (tmp_path / "state.json").write_text(json.dumps(meta))
