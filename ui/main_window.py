@@ -37,6 +37,7 @@ from ui.workers import JobError, JobManager
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "resources" / "sample_journal_entries.csv"
 PROJECT_SUFFIX = ".adproj"
 MAX_RECENT = 8
+REVIEW_BATCH = 10  # records per "Next batch", as in simulate-review and bench_feedback
 TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD, TAB_COMPARE = range(5)
 CSV_FILTER = ("Data files (*.csv *.csv.gz *.txt *.tsv *.parquet *.pq);;CSV files (*.csv *.csv.gz *.txt *.tsv);;"
               "Parquet files (*.parquet *.pq);;All files (*)")  # engine.io.load reads both
@@ -176,6 +177,7 @@ class MainWindow(QMainWindow):
         self.review_panel.note_entered.connect(self.set_note)
         self.review_panel.reason_chosen.connect(self.set_reason)
         self.review_panel.retrain_requested.connect(self.start_retrain)
+        self.review_panel.next_batch_requested.connect(self.show_next_batch)
         self.review_panel.cancel_retrain_requested.connect(self.cancel_retrain)
         self.review_panel.current_record_changed.connect(self.views.show_record)
         self.error_plot.record_clicked.connect(self.select_record)
@@ -213,6 +215,7 @@ class MainWindow(QMainWindow):
         review_menu = mb.addMenu("&Review")
         self.act_retrain = self._action(review_menu, "&Retrain with verdicts", self.start_retrain, "Ctrl+R")
         self.act_undo = self._action(review_menu, "&Undo last verdict", self.undo_verdict, "Ctrl+Z")
+        self.act_next_batch = self._action(review_menu, "Next &batch to review", self.show_next_batch, "Ctrl+B")
         review_menu.addSeparator()
         self.act_export_verdicts = self._action(review_menu, "Export &verdicts (CSV)…", self.choose_export_verdicts)
         self.act_import_verdicts = self._action(review_menu, "&Import verdicts (CSV)…", self.choose_import_verdicts)
@@ -296,8 +299,9 @@ class MainWindow(QMainWindow):
         has_model = s.model is not None and s.scores is not None
         for act in (self.act_save, self.act_save_as):
             act.setEnabled(has_file)
-        for act in (self.act_export, self.act_apply, self.act_save_model, self.act_retrain):
+        for act in (self.act_export, self.act_apply, self.act_save_model, self.act_retrain, self.act_next_batch):
             act.setEnabled(has_model)
+        self.review_panel.next_batch_button.setEnabled(has_model)
         self.act_export_verdicts.setEnabled(s.store is not None)
         self.act_import_verdicts.setEnabled(s.store is not None)
         self.review_panel.retrain_button.setEnabled(has_model and not self.jobs.slot("retrain").busy)
@@ -442,6 +446,17 @@ class MainWindow(QMainWindow):
         if key is not None and self.guard("Reason not saved", self.session.set_reason, key, reason):
             self.status_label.setText(f"Reason saved on record {record + 1:,}." if reason else
                                       f"Reason cleared on record {record + 1:,}.")
+
+    def show_next_batch(self) -> None:
+        """Show only the next REVIEW_BATCH records the review loop picks (``Session.next_batch``)."""
+        batch = self.guard("Next batch", self.session.next_batch, REVIEW_BATCH)
+        if batch is None or batch is True:
+            return
+        self.tabs.setCurrentIndex(TAB_REVIEW)
+        self.review_panel.show_records(batch.records, batch.text)
+        if len(batch.records):
+            self.review_panel.select_record(int(batch.records[0]))
+        self.review_panel.view.setFocus()
 
     def undo_verdict(self) -> None:
         if self.session.store is None:

@@ -60,6 +60,7 @@ class ReviewPanel(QWidget):
     note_entered = Signal(str)
     reason_chosen = Signal(str)  # a reason for the selected record (saved at once, that record only)
     retrain_requested = Signal()
+    next_batch_requested = Signal()
     cancel_retrain_requested = Signal()
     current_record_changed = Signal(int)  # record index, -1 when none
 
@@ -190,6 +191,13 @@ class ReviewPanel(QWidget):
         self.retrain_button, self.retrain_cancel, self.retrain_progress = job_controls(
             "Retrain with verdicts", self.retrain_requested, self.cancel_retrain_requested, name="retrain")
         self.retrain_button.setEnabled(False)  # until a model is trained
+        self.next_batch_button = QPushButton("Next batch")
+        self.next_batch_button.setObjectName("nextBatch")
+        self.next_batch_button.setToolTip(
+            "show only the next 10 records to review (Ctrl+B): after a retrain, the review loop's pick, which "
+            "explores other detectors and regions while few anomalies are confirmed")
+        self.next_batch_button.setEnabled(False)  # until a model is trained
+        self.next_batch_button.clicked.connect(self.next_batch_requested)
         self.retrain_progress.setMaximumWidth(160)
         self.retrain_status = QLabel("")
         # long texts wrap instead of widening the panel (the splitter would squeeze the detail view)
@@ -210,6 +218,7 @@ class ReviewPanel(QWidget):
         bottom.addWidget(self.retrain_status, 1)
         bottom.addWidget(self.retrain_progress)
         bottom.addWidget(self.auto_retrain)
+        bottom.addWidget(self.next_batch_button)
         bottom.addWidget(self.retrain_button)
         bottom.addWidget(self.retrain_cancel)
 

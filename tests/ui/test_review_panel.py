@@ -139,6 +139,31 @@ def test_retrain_with_verdicts_rescores_and_keeps_the_analysts_place(qtbot, trai
         w.start_retrain()
 
 
+def test_next_batch_shows_the_records_the_review_loop_picks_and_moves_on_after_verdicts(qtbot, trained_window):
+    """Next batch before a retrain: the ten top-scored records. The analyst reviews them and retrains;
+    Ctrl+B then shows ten others, none reviewed, and the line says how the batch was made."""
+    w = trained_window
+    panel = w.review_panel
+    assert panel.next_batch_button.isEnabled() and w.act_next_batch.isEnabled()
+    panel.next_batch_button.click()
+    first = [int(r) for r in w.queue.visible]
+    assert sorted(first) == sorted(np.argsort(-w.session.scores, kind="stable")[:10].tolist())
+    assert panel.subset_label.isVisible() and "the next 10 to review" in panel.subset_label.text()
+    assert panel.current_record() in first and panel.view.hasFocus()
+    for _ in range(10):  # the analyst's verdicts, with the ground truth, down the batch
+        key(qtbot, w, Qt.Key.Key_A if w.labels[panel.current_record()] else Qt.Key.Key_N)
+    assert w.queue.counts()["reviewed"] == 10
+    with qtbot.waitSignal(w.retrained, timeout=120_000):
+        panel.retrain_button.click()
+    w.act_next_batch.trigger()
+    second = [int(r) for r in w.queue.visible]
+    assert len(second) == 10 and not set(second) & set(first)
+    assert not (w.queue.verdicts[second] > 0).any()
+    assert panel.subset_label.text().startswith("Showing 10 record(s): the next 10 to review")
+    panel.subset_clear.click()
+    assert len(w.queue.visible) == w.queue.n
+
+
 def test_three_verdicts_at_the_top_keep_the_rest_of_the_queue_flagged(qtbot, trained_window):
     """A, A, N on the first three records and Retrain: the cut from those three alone would flag only
     the two confirmed anomalies; the queue keeps the rule in force (the default) on the new scores."""
