@@ -1,8 +1,8 @@
 """Screenshots of the main screens, taken from the real window offscreen (README images).
 
 Usage: QT_QPA_PLATFORM=offscreen .venv/bin/python -m ui.screenshots [OUT_DIR] [--ecg CSV]
-Writes data.png, train.png, review.png, threshold.png and heartbeat.png (a 140-point ECG beat beside
-its reconstruction) into OUT_DIR (default docs/screenshots), and compare.png, compare_contamination.png
+Writes data.png, train.png, review.png, review_next_batch.png, threshold.png and heartbeat.png (a
+140-point ECG beat beside its reconstruction) into OUT_DIR (default docs/screenshots), and compare.png, compare_contamination.png
 and compare_playback.png (the Compare screen on the ECG file). ``--only compare`` renders just those.
 """
 
@@ -101,6 +101,9 @@ def main(argv=None) -> int:
     panel.note_edit.setText("posting key never used with this account")
     panel.select_row(2)
     shot("review")
+    window.show_next_batch()  # the review loop's pick after the retrain, with its line above the queue
+    shot("review_next_batch")
+    panel.show_records(None)
 
     window.tabs.setCurrentIndex(TAB_THRESHOLD)
     tp = window.threshold_panel
