@@ -15,6 +15,10 @@ is the analyst's rule (``engine.thresholds.ThresholdRule``) applied to the score
 
 Rules from verdicts (``engine.rules``, saved in the project): ``flagged == (scores >= threshold) & ~ruled``,
 where ``ruled`` marks the records a rule treats as normal; with no rules it is ``scores >= threshold``.
+
+What to review next (``next_batch``) is the review loop's pick from the last retrain's state, the same
+pick ``simulate-review`` measures. That state (its region table alone up to 40 MB) is not saved with a
+project, so a reopened project's next batch is the top of the re-ranked queue until its next retrain.
 """
 
 from __future__ import annotations
