@@ -2,8 +2,8 @@
 
 Usage: QT_QPA_PLATFORM=offscreen .venv/bin/python -m ui.screenshots [OUT_DIR] [--ecg CSV]
 Writes data.png, train.png, review.png, review_next_batch.png, threshold.png and heartbeat.png (a
-140-point ECG beat beside its reconstruction) into OUT_DIR (default docs/screenshots), and compare.png, compare_contamination.png
-and compare_playback.png (the Compare screen on the ECG file). ``--only compare`` renders just those.
+140-point ECG beat beside its reconstruction) into OUT_DIR (default docs/screenshots), and compare.png,
+compare_contamination.png and compare_playback.png (the Compare screen on the ECG file). ``--only compare`` renders just those.
 """
 
 from __future__ import annotations

@@ -507,7 +507,7 @@ class Session(ReviewActions):
             raise AnomalyDeskError("train a model first: there is nothing to review yet")
         n = len(self.scores)
         done = np.zeros(n, dtype=bool)
-        done[list(self.verdict_records_by_row())] = True
+        done[list(self.verdicts_by_row())] = True  # unsure counts: it was reviewed
         if self.ruled is not None and len(self.ruled) == n:
             done |= self.ruled
         state = self.feedback_state

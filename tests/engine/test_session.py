@@ -299,6 +299,7 @@ def test_next_batch_skips_reviewed_and_ruled_records_and_explores_a_cold_queue(s
     s = session
     s.load(ledger)
     s.train(detector="iforest", seed=0, n_estimators=30)
+    s.set_note(s.keys[int(np.argmax(s.scores))], "looks odd, check tomorrow")  # a note is not a verdict
     first = s.next_batch(10)
     np.testing.assert_array_equal(first.records, np.argsort(-s.scores, kind="stable")[:10])
     assert first.explored == 0 and first.text == "the next 10 to review"
