@@ -136,3 +136,24 @@ def test_a_row_with_too_many_fields_is_located(model, tmp_path):
     with pytest.raises(DataError, match=r"in.csv, row 101: has 5 fields where the header has 4"):
         score_file(model, src, tmp_path / "out.csv", chunk_rows=40)
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(("busy", "load", "idle"), [(0.1, 1.2, 2), (1.7, 0.0, 1), (None, 1.2, 1), (None, 0.2, 2)])
+def test_idle_cores_counts_the_work_running_now_not_what_just_ended(monkeypatch, busy, load, idle):
+    """On 2 cores: a load average of 1.2 left by a training that has ended does not hold scoring to one
+    thread when the cores are idle now; where /proc/stat cannot be read the load average decides."""
+    import os
+
+    from engine.scoring import files
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(files, "busy_cores", lambda cores: busy)
+    assert files.idle_cores() == idle
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/stat"), reason="Linux /proc/stat only")
+def test_busy_cores_reads_the_machine_now():
+    from engine.scoring.files import busy_cores
+
+    assert 0.0 <= busy_cores(2, window=0.05) <= 2.0
