@@ -38,7 +38,7 @@ def register(sub) -> None:
                    help="contributing features listed per record (default 3)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="batches scored side by side, one thread each (default: the cores not already busy, "
-                        "by the 1-minute load average); for more than one machine use --cluster")
+                        "measured over a tenth of a second); for more than one machine use --cluster")
     p.add_argument("--cluster", metavar="local:N|ADDRESS",
                    help="score on Dask: local:N starts N worker processes here; tcp://host:8786 uses a "
                         "running scheduler (needs the 'cluster' extra)")
