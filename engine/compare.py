@@ -30,6 +30,7 @@ from engine.errors import AnomalyDeskError, Cancelled, stop_if_asked
 from engine.safe_json import jsonable
 from engine.schema import Schema
 
+CANCELLED = "the comparison was cancelled"
 DEFAULT_SHARES: tuple[float, ...] = (0.0, 0.05, 0.10, 0.30, 0.50)
 CURVE_POINTS = 200  # curves are thinned to about this many points for plots and JSON
 
@@ -228,7 +229,7 @@ def compare_detectors(frame: pd.DataFrame, schema: Schema, detectors: Sequence[s
     failures: dict[str, str] = {}
     k = len(detectors)
     for i, name in enumerate(detectors):
-        stop_if_asked(should_stop, "the comparison was cancelled")
+        stop_if_asked(should_stop, CANCELLED)
         base = i / k
 
         def fit_progress(fraction, message="", _base=base, _name=name, **metrics):
@@ -239,7 +240,7 @@ def compare_detectors(frame: pd.DataFrame, schema: Schema, detectors: Sequence[s
             model = AnomalyModel(detector=name, params=dict(params.get(name, {})), device=device, seed=seed)
             model.fit(train, schema, progress=fit_progress, should_stop=should_stop,
                       known_good=train_frame is not None)
-            stop_if_asked(should_stop, "the comparison was cancelled")
+            stop_if_asked(should_stop, CANCELLED)
             if progress:
                 progress(base + 0.92 / k, f"{name}: scoring {len(frame):,} rows", detector=name)
             start = time.perf_counter()
@@ -357,7 +358,7 @@ def contamination_study(frame: pd.DataFrame, schema: Schema, labels, detector: s
     points: list[ContaminationPoint] = []
     todo = len(shares)
     for i, share in enumerate(shares):
-        stop_if_asked(should_stop, "the comparison was cancelled")
+        stop_if_asked(should_stop, CANCELLED)
         k = int(round(share * n_train))
         point = ContaminationPoint(share=share, anomalies=k, normals=n_train - k)
         points.append(point)
@@ -382,7 +383,7 @@ def contamination_study(frame: pd.DataFrame, schema: Schema, labels, detector: s
 
         model = AnomalyModel(detector=detector, params=dict(params or {}), device=device, seed=seed)
         model.fit(train, schema, progress=fit_progress, should_stop=should_stop)
-        stop_if_asked(should_stop, "the comparison was cancelled")
+        stop_if_asked(should_stop, CANCELLED)
         s = model.score(eval_frame).scores
         point.aucroc, point.aucpr = aucroc(eval_y, s), aucpr(eval_y, s)
         point.fit_seconds = float(model.fit_seconds_)
@@ -484,7 +485,7 @@ def replay(frame: pd.DataFrame, models: dict[str, Any], labels, thresholds: dict
     order = np.arange(len(frame)) if order is None else np.asarray(order, dtype=np.int64)
     totals = {name: np.zeros(4, dtype=np.int64) for name in models}
     for start, stop in _steps(len(order), step):
-        stop_if_asked(should_stop, "the comparison was cancelled")
+        stop_if_asked(should_stop, CANCELLED)
         rows = order[start:stop]
         chunk = frame.iloc[rows]
         yy = y[rows]

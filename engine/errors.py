@@ -66,6 +66,9 @@ class Cancelled(AnomalyDeskError):  # noqa: N818 - reads as "raise Cancelled"
     """A long job stopped because ``should_stop()`` returned true."""
 
 
+TRAINING_CANCELLED = "training cancelled"  # what every detector's fit says when it stops
+
+
 def stop_if_asked(should_stop, message: str) -> None:
     """Raise ``Cancelled(message)`` when the caller's ``should_stop()`` (if any) returns true: the one
     check every long job makes between steps."""

@@ -26,7 +26,7 @@ from torch import nn
 
 from engine.detectors.params import ACTIVATIONS as ACTIVATION_NAMES
 from engine.detectors.params import OPTIMIZERS, SCHEDULES
-from engine.errors import stop_if_asked
+from engine.errors import TRAINING_CANCELLED, stop_if_asked
 
 ProgressCallback = Callable[..., None]
 StopCallback = Callable[[], bool]
@@ -216,7 +216,7 @@ def train(model: nn.Module, batch_loss: Callable[[nn.Module, dict[str, torch.Ten
         names: list[str] = ["train_loss"]
         sums: torch.Tensor | None = None
         for b in range(n_batches):
-            stop_if_asked(should_stop, "training cancelled")
+            stop_if_asked(should_stop, TRAINING_CANCELLED)
             idx = perm[b * bs: (b + 1) * bs if b < n_batches - 1 else n_train]
             batch = {k: v[idx] for k, v in data.items()}
             w = None if weights is None else weights[idx]

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from engine.detectors.base import Detector, Explained, column_shares, encoded_values, shares_of_columns
-from engine.errors import AnomalyDeskError, stop_if_asked
+from engine.errors import TRAINING_CANCELLED, AnomalyDeskError, stop_if_asked
 
 _EULER = 0.5772156649015329
 
@@ -117,12 +117,12 @@ class IsolationForestDetector(Detector):
 
         x = self._matrix(fm)
         w = checked_weights(sample_weight, x.shape[0])
-        stop_if_asked(should_stop, "training cancelled")
+        stop_if_asked(should_stop, TRAINING_CANCELLED)
         rng = np.random.default_rng(self.seed)
         x_fit = weighted_rows(x, w, rng)
         forest = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
                                  max_features=self.max_features, random_state=self.seed).fit(x_fit)
-        stop_if_asked(should_stop, "training cancelled")
+        stop_if_asked(should_stop, TRAINING_CANCELLED)
         lefts, rights, feats, thrs, counts, offsets = [], [], [], [], [], [0]
         subsample = forest._max_features != x_fit.shape[1]
         for tree, features in zip(forest.estimators_, forest.estimators_features_, strict=True):
@@ -248,10 +248,10 @@ class OCSVMDetector(Detector):
         if keep.size > self.max_train_rows:
             p = None if w is None else w[keep] / w[keep].sum()
             keep = np.sort(rng.choice(keep, size=self.max_train_rows, replace=False, p=p))
-        stop_if_asked(should_stop, "training cancelled")
+        stop_if_asked(should_stop, TRAINING_CANCELLED)
         svm = OneClassSVM(kernel="rbf", nu=self.nu, gamma=self.gamma)
         svm.fit(x[keep], sample_weight=None if w is None else w[keep])
-        stop_if_asked(should_stop, "training cancelled")
+        stop_if_asked(should_stop, TRAINING_CANCELLED)
         self.support_vectors_ = np.asarray(svm.support_vectors_, dtype=np.float64)
         self.dual_coef_ = np.asarray(svm.dual_coef_, dtype=np.float64).reshape(-1)
         self.intercept_ = float(np.asarray(svm.intercept_).reshape(-1)[0])
@@ -335,7 +335,7 @@ class PCADetector(Detector):
         self.variance, self.floor, self.standardize, self.seed = variance, floor, standardize, seed
 
     def fit(self, fm, *, sample_weight=None, progress=None, should_stop=None):
-        stop_if_asked(should_stop, "training cancelled")
+        stop_if_asked(should_stop, TRAINING_CANCELLED)
         x = encoded_values(fm)
         n, d = x.shape
         w = checked_weights(sample_weight, n)
@@ -346,7 +346,7 @@ class PCADetector(Detector):
         std = np.sqrt(w @ (xc ** 2)) if self.standardize else np.ones(d)
         std = np.where(std > 1e-9, std, 1.0)
         z = xc / std * np.sqrt(w)[:, None]
-        stop_if_asked(should_stop, "training cancelled")
+        stop_if_asked(should_stop, TRAINING_CANCELLED)
         _, s, vt = np.linalg.svd(z, full_matrices=False)
         var = s ** 2
         top = float(var.max()) if var.size else 1.0
@@ -448,7 +448,7 @@ class ECODDetector(Detector):
         total = float(w.sum())
         for j in range(d):
             if j % 64 == 0:
-                stop_if_asked(should_stop, "training cancelled")
+                stop_if_asked(should_stop, TRAINING_CANCELLED)
             col = x[:, j]
             uniq, inv = np.unique(col, return_inverse=True)
             cw = np.cumsum(np.bincount(inv, weights=w, minlength=uniq.size))

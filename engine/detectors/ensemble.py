@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.detectors import torch_available
 from engine.detectors.base import Detector, Explained, encoded_values
-from engine.errors import AnomalyDeskError, stop_if_asked
+from engine.errors import TRAINING_CANCELLED, AnomalyDeskError, stop_if_asked
 
 CATEGORICAL_SHARE = 0.5
 #: (members, their parameters, standardisation, combination) by table type and by whether the training
@@ -184,7 +184,7 @@ class AutoDetector(Detector):
                 if progress:
                     progress((_i + float(fraction)) / n, f"{_name}: {message}", **metrics)
 
-            stop_if_asked(should_stop, "training cancelled")
+            stop_if_asked(should_stop, TRAINING_CANCELLED)
             det.fit(fit_fm, sample_weight=fit_weight, progress=member_progress, should_stop=should_stop)
             self.members_.append(det)
         self.member_names_ = names

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.detectors.base import Detector, column_shares, encoded_values
 from engine.detectors.classical import checked_weights, fitted_input, unlogged_values, weighted_rows
-from engine.errors import AnomalyDeskError, stop_if_asked
+from engine.errors import TRAINING_CANCELLED, AnomalyDeskError, stop_if_asked
 
 _CHUNK = 4096
 
@@ -57,7 +57,7 @@ class _NeighborDetector(Detector):
         return np.ascontiguousarray((ref - self.low_) / self.span_)
 
     def _fit_reference(self, fm, sample_weight, should_stop) -> None:
-        stop_if_asked(should_stop, "training cancelled")
+        stop_if_asked(should_stop, TRAINING_CANCELLED)
         self.reference_ = self._reference(fm, sample_weight)
         self.n_features_in_ = self.reference_.shape[1]
 
@@ -156,7 +156,7 @@ class LOFDetector(_NeighborDetector):
         self.k_distance_ = np.zeros(self.reference_.shape[0])
         dist, idx = self._neighbors(self.reference_)
         self.k_distance_ = dist[:, -1].copy()
-        stop_if_asked(should_stop, "training cancelled")
+        stop_if_asked(should_stop, TRAINING_CANCELLED)
         self.lrd_ = self._lrd(dist, idx)
         if progress:
             progress(1.0, f"LOF fitted ({self.reference_.shape[0]} reference rows)")
