@@ -275,5 +275,3 @@ def _history_of(detector) -> Any:
     if h is None:
         return None
     return jsonable(h.to_dict() if hasattr(h, "to_dict") else h)
-
-

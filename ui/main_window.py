@@ -37,7 +37,6 @@ from ui.workers import JobError, JobManager
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "resources" / "sample_journal_entries.csv"
 PROJECT_SUFFIX = ".adproj"
 MAX_RECENT = 8
-REVIEW_BATCH = 10  # records per "Next batch", as in simulate-review and bench_feedback
 TAB_DATA, TAB_TRAIN, TAB_REVIEW, TAB_THRESHOLD, TAB_COMPARE = range(5)
 CSV_FILTER = ("Data files (*.csv *.csv.gz *.txt *.tsv *.parquet *.pq);;CSV files (*.csv *.csv.gz *.txt *.tsv);;"
               "Parquet files (*.parquet *.pq);;All files (*)")  # engine.io.load reads both
@@ -448,8 +447,9 @@ class MainWindow(QMainWindow):
                                       f"Reason cleared on record {record + 1:,}.")
 
     def show_next_batch(self) -> None:
-        """Show only the next REVIEW_BATCH records the review loop picks (``Session.next_batch``)."""
-        batch = self.guard("Next batch", self.session.next_batch, REVIEW_BATCH)
+        """Show only the records the review loop picks next (``Session.next_batch``, ten as in
+        simulate-review)."""
+        batch = self.guard("Next batch", self.session.next_batch)
         if batch is None or batch is True:
             return
         self.tabs.setCurrentIndex(TAB_REVIEW)

@@ -594,7 +594,7 @@ def retrain_with_verdicts(model, frame: pd.DataFrame, schema: Schema, verdicts: 
                           view_weights=weights, view_auc=aucs)
 
 
-def _top(scores: np.ndarray, cand: np.ndarray, k: int) -> np.ndarray:
+def top_rows(scores: np.ndarray, cand: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` candidates with the highest scores, best first (ties by row)."""
     if k <= 0 or not len(cand):
         return cand[:0]
@@ -610,7 +610,7 @@ def _explore(state: FeedbackState, scores: np.ndarray, cand: np.ndarray, size: i
     cols = [scores, state.base_z] + ([state.views[:, j] for j in range(state.views.shape[1])]
                                      if state.views is not None else [])
     depth = 5 * size
-    lists = [_top(np.asarray(c, dtype=np.float64), cand, depth) for c in cols]
+    lists = [top_rows(np.asarray(c, dtype=np.float64), cand, depth) for c in cols]
     limit = float(state.params["explore_overlap"]) * state.nodes.shape[1]
     normals = state.labelled[~state.labelled_y]
     against = state.nodes[normals[-200:]]
@@ -632,7 +632,7 @@ def _explore(state: FeedbackState, scores: np.ndarray, cand: np.ndarray, size: i
                 break
     if len(picked) < size:  # every list exhausted by the overlap rule: fill from the ranking
         rest = np.setdiff1d(cand, picked)
-        picked.extend(int(i) for i in _top(scores, rest, size - len(picked)))
+        picked.extend(int(i) for i in top_rows(scores, rest, size - len(picked)))
     return np.asarray(picked, dtype=np.int64)
 
 
@@ -690,8 +690,8 @@ def next_batch(state: FeedbackState, scores: np.ndarray, reviewed: np.ndarray, s
         state.picked = np.zeros(n, dtype=np.uint8)
     n_pos = int(state.labelled_y.sum())
     n_neg = len(state.labelled_y) - n_pos
-    static_top = _top(state.base_z, cand, size)
-    fb_top = _top(scores, cand, size)
+    static_top = top_rows(state.base_z, cand, size)
+    fb_top = top_rows(scores, cand, size)
     if cfg["explore"] and n_neg and n_pos < int(cfg["explore_until"]) and not _separated(state):
         k_e = max(1, int(round(size * float(cfg["explore_share"]))))
         head = fb_top[: size - k_e]
@@ -721,6 +721,15 @@ def next_batch(state: FeedbackState, scores: np.ndarray, reviewed: np.ndarray, s
     state.picked[np.intersect1d(batch, static_top)] |= PICK_STATIC
     state.picked[np.intersect1d(batch, fb_top)] |= PICK_FEEDBACK
     return batch
+
+
+def batch_sources(state: FeedbackState, batch: np.ndarray) -> tuple[int, int]:
+    """(exploration picks, picks only the static ranking made) among ``batch``, from ``state.picked``:
+    what the queue's line says about how ``next_batch`` made the batch."""
+    bits = state.picked[np.asarray(batch, dtype=np.int64)]
+    explored = (bits & PICK_EXPLORE) > 0
+    static_only = ((bits & PICK_STATIC) > 0) & ((bits & PICK_FEEDBACK) == 0) & ~explored
+    return int(explored.sum()), int(static_only.sum())
 
 
 def found_curve(labels_in_review_order) -> np.ndarray:

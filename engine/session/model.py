@@ -501,7 +501,7 @@ class Session(ReviewActions):
         static ranking); before one, the highest-scored records. Records with a verdict (unsure too)
         and records a rule covers are skipped."""
         from engine.feedback import next_batch
-        from engine.feedback.rerank import PICK_EXPLORE, PICK_FEEDBACK, PICK_STATIC
+        from engine.feedback.rerank import batch_sources, top_rows
 
         if self.scores is None:
             raise AnomalyDeskError("train a model first: there is nothing to review yet")
@@ -512,13 +512,10 @@ class Session(ReviewActions):
             done |= self.ruled
         state = self.feedback_state
         if state is None or len(state.base_z) != n:
-            cand = np.flatnonzero(~done)
-            records = cand[np.lexsort((cand, -self.scores[cand]))][: max(0, int(size))]
+            records = top_rows(self.scores, np.flatnonzero(~done), int(size))
             return NextBatch(records, explored=0, static_only=0, favoured=None)
         records = next_batch(state, self.scores, done, size)
-        bits = state.picked[records]
-        explored = int((bits & PICK_EXPLORE > 0).sum())
-        static_only = int(((bits & PICK_STATIC > 0) & (bits & PICK_FEEDBACK == 0) & (bits & PICK_EXPLORE == 0)).sum())
+        explored, static_only = batch_sources(state, records)
         return NextBatch(records, explored=explored, static_only=static_only, favoured=self.favoured)
 
     def adopt_retrain(self, outcome: Retrained) -> None:
