@@ -8,7 +8,8 @@ Per retrain (cheap, everything heavy is prepared once and kept in ``FeedbackStat
    shrunk towards the detector's own score until enough verdicts are in);
 2. *learn from every verdict*: a logistic model on the reviewed rows with that mixture as a fixed
    offset, one ridge-penalised weight per isolation-forest region and per column-profile feature, and a
-   fixed intercept at the top-``tau`` quantile, so normal verdicts alone already lower their regions;
+   intercept fixed at the top-``tau`` quantile, so normal verdicts alone already lower their regions
+   (learnt from the verdicts once ``free_bias_from`` of each class are in);
    beside it, once a few of each class are in, an extra-trees classifier on the same reviewed rows
    (over the detector's score, the views and the profile) adds its log-odds: the non-linear part;
 3. ``next_batch`` picks what to review next: partly spread over detectors and regions while fewer than
@@ -53,7 +54,7 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "evidence": 20.0,  # verdicts (of the smaller class) at which the views get half the mixture
     "sharpness": 40.0,  # softmax sharpness over the views' AUC on the verdicts
     "tau": 0.03,  # fixed intercept: the share of rows the verdict model treats as the anomalous top
-    "free_bias": False,  # learn the intercept instead (then normal verdicts alone move little)
+    "free_bias_from": 4,  # ...until this many verdicts of each class are in; then the intercept is learnt
     "balance": 0.5,  # class weights (n / 2 n_class) ** balance: 1 = balanced, 0 = one weight per verdict
     "explore": True,  # spread the next batch over detectors and regions while few anomalies are confirmed
     "explore_share": 0.5,  # share of such a batch taken by exploration (the rest: the re-ranked top)
@@ -218,14 +219,15 @@ def _region_embedding(X: np.ndarray, *, exclude: np.ndarray, n_trees: int, level
 
 def _learn_node_weights(nodes: np.ndarray, n_nodes: int, offset: np.ndarray, idx: np.ndarray, y: np.ndarray,
                         l2: float, dense: np.ndarray | None = None, l2_dense: float | np.ndarray = 1.0,
-                        nonneg_from: int | None = None, intercept: float | None = None,
-                        balance: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+                        nonneg_from: int | None = None, intercept: float = 0.0, learn_intercept: bool = False,
+                        balance: float = 1.0) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Logistic loss on the labelled rows ``idx`` with ``offset`` (the detector's score there) fixed,
     one free weight per forest region (ridge-penalised) and one per column of ``dense`` (the column
     profile). A confirmed anomaly lifts the regions it shares with other records, a confirmed normal
     lowers them (the active-anomaly-discovery idea, as a regularised logistic model rather than AAD's
     hinge). ``intercept`` fixed (AAD's quantile) lets normal verdicts alone move regions, where a
-    free intercept would absorb them. Returns (node weights, dense weights or None)."""
+    free intercept would absorb them; ``learn_intercept`` starts from it and fits it to the verdicts.
+    Returns (node weights, dense weights or None, intercept)."""
     from scipy.optimize import minimize
     from scipy.sparse import csr_matrix
     from scipy.special import expit
@@ -245,12 +247,11 @@ def _learn_node_weights(nodes: np.ndarray, n_nodes: int, offset: np.ndarray, idx
     sign = np.where(y, 1.0, -1.0)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     cw = np.where(y, 0.5 * len(y) / max(n_pos, 1), 0.5 * len(y) / max(n_neg, 1)) ** float(balance)
-    free = intercept is None
-    b0 = 0.0 if free else float(intercept)
+    free, b0 = bool(learn_intercept), float(intercept)
 
     def loss(theta):
         beta, a = theta[:m], theta[m:m + n_dense]
-        b = theta[-1] if free else b0
+        b = b0 + theta[-1] if free else b0
         kb = K @ beta
         margin = sign * (offset + kb + D @ a + b)
         val = float(np.sum(cw * np.logaddexp(0.0, -margin)) + 0.5 * beta @ kb + 0.5 * np.sum(pen * a * a))
@@ -269,7 +270,7 @@ def _learn_node_weights(nodes: np.ndarray, n_nodes: int, offset: np.ndarray, idx
                        bounds=bounds, options={"maxiter": 200})
     weights = np.zeros(n_nodes, dtype=np.float32)
     weights[touched] = (Z.T @ res.x[:m]) / float(l2)
-    return weights, (res.x[m:m + n_dense] if n_dense else None)
+    return weights, (res.x[m:m + n_dense] if n_dense else None), b0 + (float(res.x[-1]) if free else 0.0)
 
 
 def _scaled_profile(cols: list[np.ndarray]) -> np.ndarray:
@@ -453,17 +454,26 @@ def rank_with_verdicts(state: FeedbackState, anomalies: np.ndarray, normals: np.
     state.node_weights = state.profile_weights = None
     if not len(idx):
         return z.copy()
-    intercept = None if cfg["free_bias"] else -prior * float(np.quantile(z, 1.0 - float(cfg["tau"])))
+    intercept = -prior * float(np.quantile(z, 1.0 - float(cfg["tau"])))
     dense = state.profile if cfg["profile"] else None
-    w, a = _learn_node_weights(state.nodes, state.n_nodes, prior * z[idx], idx, y, float(cfg["l2"]),
-                               dense=dense, l2_dense=float(cfg["l2_profile"]),
-                               nonneg_from=0 if cfg["profile_nonneg"] else None, intercept=intercept,
-                               balance=float(cfg["balance"]))
+    w, a, _ = _learn_node_weights(state.nodes, state.n_nodes, prior * z[idx], idx, y, float(cfg["l2"]),
+                                  dense=dense, l2_dense=float(cfg["l2_profile"]),
+                                  nonneg_from=0 if cfg["profile_nonneg"] else None, intercept=intercept,
+                                  learn_intercept=_learns_intercept(cfg, y), balance=float(cfg["balance"]))
     learnt = w[state.nodes].sum(axis=1, dtype=np.float64)
     if a is not None:
         learnt += dense @ a.astype(np.float32)
     state.node_weights, state.profile_weights = w, a
     return z + learnt / prior + _classifier_term(state, idx, y)
+
+
+def _learns_intercept(cfg: Mapping[str, Any], y: np.ndarray) -> bool:
+    """Whether the verdicts are enough to fit the intercept: ``free_bias_from`` of each class. Before
+    that the top-``tau`` quantile stands in for the share of anomalies; after it, the verdicts' own
+    share does (yeast, a third anomalies: the fixed one read six normals in the top ten as a region to
+    bury and the second batch fell to 2 hits in 10 against the static ranking's 4)."""
+    least = cfg["free_bias_from"]
+    return least is not None and min(int(y.sum()), int((~y).sum())) >= int(least)
 
 
 def _classifier_term(state: FeedbackState, idx: np.ndarray, y: np.ndarray) -> np.ndarray | float:
