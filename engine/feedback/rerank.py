@@ -54,7 +54,7 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "evidence": 20.0,  # verdicts (of the smaller class) at which the views get half the mixture
     "sharpness": 40.0,  # softmax sharpness over the views' AUC on the verdicts
     "tau": 0.03,  # fixed intercept: the share of rows the verdict model treats as the anomalous top
-    "free_bias_from": 4,  # ...until this many verdicts of each class are in; then the intercept is learnt
+    "free_bias_from": 4,  # ...until this many verdicts of each class are in; then learnt, never above it
     "balance": 0.5,  # class weights (n / 2 n_class) ** balance: 1 = balanced, 0 = one weight per verdict
     "explore": True,  # spread the next batch over detectors and regions while few anomalies are confirmed
     "explore_share": 0.5,  # share of such a batch taken by exploration (the rest: the re-ranked top)
@@ -226,8 +226,8 @@ def _learn_node_weights(nodes: np.ndarray, n_nodes: int, offset: np.ndarray, idx
     profile). A confirmed anomaly lifts the regions it shares with other records, a confirmed normal
     lowers them (the active-anomaly-discovery idea, as a regularised logistic model rather than AAD's
     hinge). ``intercept`` fixed (AAD's quantile) lets normal verdicts alone move regions, where a
-    free intercept would absorb them; ``learn_intercept`` starts from it and fits it to the verdicts.
-    Returns (node weights, dense weights or None, intercept)."""
+    free intercept would absorb them; ``learn_intercept`` fits it to the verdicts, at most the fixed
+    value. Returns (node weights, dense weights or None, intercept)."""
     from scipy.optimize import minimize
     from scipy.sparse import csr_matrix
     from scipy.special import expit
@@ -259,10 +259,10 @@ def _learn_node_weights(nodes: np.ndarray, n_nodes: int, offset: np.ndarray, idx
         parts = [K @ (g + beta), D.T @ g + pen * a] + ([[g.sum()]] if free else [])
         return val, np.concatenate(parts)
 
-    bounds = None
-    if nonneg_from is not None and n_dense:  # dense columns from this one on may only raise a score
-        bounds = ([(None, None)] * (m + nonneg_from) + [(0.0, None)] * (n_dense - nonneg_from)
-                  + [(None, None)] * (1 if free else 0))
+    # dense columns from ``nonneg_from`` on may only raise a score; a learnt intercept may only fall
+    # below the fixed one (the verdicts may say anomalies are rarer at the top than tau assumes)
+    nf = n_dense if nonneg_from is None else nonneg_from
+    bounds = ([(None, None)] * (m + nf) + [(0.0, None)] * (n_dense - nf) + [(None, 0.0)] * (1 if free else 0))
     # one BLAS thread: the products are a few hundred wide, and threads that spin on a busy machine
     # made each retrain 25 times slower (1.7 s against 46 s for 30 retrains on cardio at load 13)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -469,9 +469,9 @@ def rank_with_verdicts(state: FeedbackState, anomalies: np.ndarray, normals: np.
 
 def _learns_intercept(cfg: Mapping[str, Any], y: np.ndarray) -> bool:
     """Whether the verdicts are enough to fit the intercept: ``free_bias_from`` of each class. Before
-    that the top-``tau`` quantile stands in for the share of anomalies; after it, the verdicts' own
-    share does (yeast, a third anomalies: the fixed one read six normals in the top ten as a region to
-    bury and the second batch fell to 2 hits in 10 against the static ranking's 4)."""
+    that the top-``tau`` quantile stands in for the share of anomalies; after it, the verdicts may lower
+    it (yeast, a third anomalies: the fixed one read six normals in the top ten as a region to bury and
+    the second batch fell to 2 hits in 10 against the static ranking's 4)."""
     least = cfg["free_bias_from"]
     return least is not None and min(int(y.sum()), int((~y).sum())) >= int(least)
 

@@ -81,7 +81,7 @@ def test_intercept_is_fitted_to_the_verdicts_once_four_of_each_class_are_in():
 
     gap_fixed, b_fixed = imbalance(False)
     gap_learnt, b_learnt = imbalance(True)
-    assert b_fixed == fixed and b_learnt != fixed
+    assert b_fixed == fixed and b_learnt < fixed  # the verdicts lower it; it never rises above the fixed one
     assert abs(gap_learnt) < 0.05 < abs(gap_fixed)
 
 
