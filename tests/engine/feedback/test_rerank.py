@@ -56,9 +56,9 @@ def test_free_intercept_would_ignore_normal_verdicts():
 
 
 def test_intercept_is_fitted_to_the_verdicts_once_four_of_each_class_are_in():
-    """Before: fixed at the top-tau quantile. After: the verdict model's (class-weighted) mean prediction
-    on the reviewed rows equals their anomaly share, so a third anomalies among them is not read as six
-    normals to bury."""
+    """Before: fixed at the top-tau quantile. After: lowered until the verdict model's (class-weighted)
+    mean prediction on the reviewed rows equals their anomaly share, so a third anomalies among them is
+    not read as eight normals to bury."""
     from scipy.special import expit
 
     from engine.feedback.rerank import RERANK_DEFAULTS, _learn_node_weights, _learns_intercept
