@@ -450,7 +450,7 @@ class MainWindow(QMainWindow):
         """Show only the records the review loop picks next (``Session.next_batch``, ten as in
         simulate-review)."""
         batch = self.guard("Next batch", self.session.next_batch)
-        if batch is None or batch is True:
+        if batch is None:  # the error was shown
             return
         self.tabs.setCurrentIndex(TAB_REVIEW)
         self.review_panel.show_records(batch.records, batch.text)

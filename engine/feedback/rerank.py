@@ -9,7 +9,7 @@ Per retrain (cheap, everything heavy is prepared once and kept in ``FeedbackStat
 2. *learn from every verdict*: a logistic model on the reviewed rows with that mixture as a fixed
    offset, one ridge-penalised weight per isolation-forest region and per column-profile feature, and a
    intercept fixed at the top-``tau`` quantile, so normal verdicts alone already lower their regions
-   (learnt from the verdicts once ``free_bias_from`` of each class are in);
+   (learnt from the verdicts once ``learn_intercept_from`` of each class are in);
    beside it, once a few of each class are in, an extra-trees classifier on the same reviewed rows
    (over the detector's score, the views and the profile) adds its log-odds: the non-linear part;
 3. ``next_batch`` picks what to review next: partly spread over detectors and regions while fewer than
@@ -54,7 +54,7 @@ RERANK_DEFAULTS: dict[str, Any] = {
     "evidence": 20.0,  # verdicts (of the smaller class) at which the views get half the mixture
     "sharpness": 40.0,  # softmax sharpness over the views' AUC on the verdicts
     "tau": 0.03,  # fixed intercept: the share of rows the verdict model treats as the anomalous top
-    "free_bias_from": 4,  # ...until this many verdicts of each class are in; then learnt, never above it
+    "learn_intercept_from": 4,  # ...until this many verdicts of each class are in; then learnt, at most that
     "balance": 0.5,  # class weights (n / 2 n_class) ** balance: 1 = balanced, 0 = one weight per verdict
     "explore": True,  # spread the next batch over detectors and regions while few anomalies are confirmed
     "explore_share": 0.5,  # share of such a batch taken by exploration (the rest: the re-ranked top)
@@ -468,11 +468,11 @@ def rank_with_verdicts(state: FeedbackState, anomalies: np.ndarray, normals: np.
 
 
 def _learns_intercept(cfg: Mapping[str, Any], y: np.ndarray) -> bool:
-    """Whether the verdicts are enough to fit the intercept: ``free_bias_from`` of each class. Before
-    that the top-``tau`` quantile stands in for the share of anomalies; after it, the verdicts may lower
-    it (yeast, a third anomalies: the fixed one read six normals in the top ten as a region to bury and
+    """Whether the verdicts are enough to fit the intercept: ``learn_intercept_from`` of each class.
+    Before that the top-``tau`` quantile stands in for the share of anomalies; after it, the verdicts may
+    lower it (yeast, a third anomalies: the fixed one read six normals in the top ten as a region to bury and
     the second batch fell to 2 hits in 10 against the static ranking's 4)."""
-    least = cfg["free_bias_from"]
+    least = cfg["learn_intercept_from"]
     return least is not None and min(int(y.sum()), int((~y).sum())) >= int(least)
 
 

@@ -50,7 +50,7 @@ def test_free_intercept_would_ignore_normal_verdicts():
     first = retrain_with_verdicts(model, frame, schema, {})
     confirmed = {int(i): "normal" for i in np.argsort(-first.scores)[:10]}
     fixed = retrain_with_verdicts(model, frame, schema, confirmed)
-    free = retrain_with_verdicts(model, frame, schema, confirmed, params={"free_bias_from": 0})
+    free = retrain_with_verdicts(model, frame, schema, confirmed, params={"learn_intercept_from": 0})
     moved = lambda r: np.abs(_rank(r.scores) - _rank(first.scores))[list(confirmed)].mean()  # noqa: E731
     assert moved(fixed) > 2 * moved(free)
 
@@ -69,7 +69,7 @@ def test_intercept_is_fitted_to_the_verdicts_once_four_of_each_class_are_in():
     idx = np.argsort(-state.base_z)[:12]
     y = np.arange(12) % 3 == 0  # 4 anomalies, 8 normals among the top twelve
     assert _learns_intercept(RERANK_DEFAULTS, y) and not _learns_intercept(RERANK_DEFAULTS, y[:9])
-    assert not _learns_intercept({**RERANK_DEFAULTS, "free_bias_from": None}, y)
+    assert not _learns_intercept({**RERANK_DEFAULTS, "learn_intercept_from": None}, y)
     fixed = -float(np.quantile(state.base_z, 1 - RERANK_DEFAULTS["tau"]))
 
     def imbalance(learn: bool) -> tuple[float, float]:
